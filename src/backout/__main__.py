@@ -1,0 +1,3 @@
+from backout.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""The action interface: what a step kind must provide."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Options(BaseModel):
+    """Base for action/check/source options: closed and immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an action may use: where it runs, its time budget, its environment."""
+
+    workdir: Path
+    timeout: float
+    env: Mapping[str, str] = field(default_factory=dict)
+    redact: Callable[[str], str] = str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    summary: str
+    output: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Action(ABC):
+    """A step kind. ``templated = False`` means option strings are never rendered."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[BaseModel]]
+    templated: ClassVar[bool] = True
+
+    @abstractmethod
+    def execute(self, options: Any, ctx: Context) -> Outcome:
+        """Do the work within ``ctx.timeout``; report failure as ``Outcome(ok=False)``."""
+
+    @abstractmethod
+    def describe(self, options: Any) -> str:
+        """One line for runbooks and ``--dry-run``."""
+
+
+def resolve(workdir: Path, path: str) -> Path:
+    """Relative paths in plans resolve against the plan file's folder."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else workdir / candidate

@@ -1,0 +1,56 @@
+"""``run:`` — an argv list, each element templated on its own, never through a shell."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from backout.actions.base import Action, Context, Options, Outcome, resolve
+from backout.proc import run_process
+
+
+class RunOptions(Options):
+    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
+    exit_codes: list[int] = Field(default_factory=lambda: [0], description="Exit codes that mean success.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {"argv": value}
+        if isinstance(value, str):
+            raise ValueError(
+                "run: takes a list [program, arg, ...], not a string; "
+                f"write run: {shlex.split(value)!r}, or use shell: if you need a shell"
+            )
+        return value
+
+
+def argv_with_local_program(argv: list[str], ctx: Context) -> list[str]:
+    """``./bin/x`` and ``bin/x`` are relative to the plan file; bare names use PATH."""
+    program = argv[0]
+    if "/" in program and not program.startswith("/"):
+        return [str(resolve(ctx.workdir, program)), *argv[1:]]
+    return argv
+
+
+class RunAction(Action):
+    kind = "run"
+    Options = RunOptions
+
+    def execute(self, options: RunOptions, ctx: Context) -> Outcome:
+        cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
+        result = run_process(argv_with_local_program(options.argv, ctx), cwd=cwd,
+                             timeout=ctx.timeout, env={**ctx.env, **options.env})
+        output = ctx.redact(result.output)
+        if result.timed_out:
+            return Outcome(False, f"timed out after {ctx.timeout:g}s", output)
+        ok = result.exit_code in options.exit_codes
+        return Outcome(ok, f"exit code {result.exit_code}", output, {"exit_code": result.exit_code})
+
+    def describe(self, options: RunOptions) -> str:
+        return "run " + shlex.join(options.argv)

@@ -1,0 +1,229 @@
+"""The verbs, as plain functions taking settings (alembic's ``command.py`` is the model).
+
+The CLI, and later the REST API and UI, are thin layers over these; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from backout.actions.base import Context
+from backout.engine.create import create_run
+from backout.engine.environment import RunEnvironment, resolve_secrets
+from backout.engine.journal import Observer
+from backout.engine.lease import claim_for_resume
+from backout.engine.runner import Decision, Execution, empty_view, execute, plan_of
+from backout.engine.states import RUN_TERMINAL
+from backout.engine.view import Event, fold
+from backout.errors import ActionError, BackoutError, Issue, PlanError, UsageError
+from backout.probes import SOURCES
+from backout.redact import Redactor
+from backout.reports import (
+    DryRunReport,
+    DryRunStep,
+    RunReport,
+    SnapshotReport,
+    run_report,
+)
+from backout.settings import Settings
+from backout.spec.lint import lint
+from backout.spec.loader import LoadedPlan, load_plan, registries
+from backout.spec.runbook import render_runbook
+from backout.spec.schema import plan_schema
+from backout.spec.templating import render_value
+from backout.store import leases, repo
+from backout.store.db import Store, open_store
+
+SOURCE_TIMEOUT_S = 10.0
+
+
+# --- plans ------------------------------------------------------------------------------
+def validate(paths: Sequence[str | Path], strict: bool = False) -> dict[str, list[Issue]]:
+    """Issues per file: load errors, then lint warnings (errors too when ``strict``)."""
+    results: dict[str, list[Issue]] = {}
+    for path in paths:
+        try:
+            loaded = load_plan(path)
+        except PlanError as exc:
+            results[str(path)] = exc.issues
+            continue
+        issues = lint(loaded)
+        if strict:
+            issues = [Issue(i.file, i.line, i.col, i.field, i.message, i.hint, "error")
+                      for i in issues]
+        results[str(path)] = issues
+    return results
+
+
+def schema() -> dict[str, Any]:
+    return plan_schema()
+
+
+def init(path: str | Path, force: bool = False) -> Path:
+    target = Path(path)
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists", hint="choose another name or pass --force")
+    from importlib.resources import files
+
+    target.write_text((files("backout.spec") / "starter.yaml").read_text(encoding="utf-8"))
+    return target
+
+
+def show(path: str | Path) -> str:
+    return render_runbook(load_plan(path))
+
+
+# --- baseline ---------------------------------------------------------------------------
+def read_baseline(loaded: LoadedPlan) -> dict[str, str]:
+    secrets = resolve_secrets(loaded.plan, loaded.base_dir)
+    redactor = Redactor(secrets.values())
+    ctx = Context(loaded.base_dir, SOURCE_TIMEOUT_S, {}, redactor)
+    values: dict[str, str] = {}
+    for name, source in loaded.plan.baseline.items():
+        probe = SOURCES.get(source.kind)
+        try:
+            values[name] = redactor(probe.read(probe.Options.model_validate(source.options), ctx))
+        except ActionError as exc:
+            raise ActionError(f"baseline {name!r}: {exc.message}",
+                              hint="is the good release live? fix the source and retry") from exc
+    return values
+
+
+def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
+    loaded = load_plan(path)
+    if not loaded.plan.baseline:
+        raise UsageError(f"{path}: the plan declares no `baseline:` values to record",
+                         hint="add e.g. `baseline: {release: {readlink: releases/current}}`")
+    values = read_baseline(loaded)
+    store = open_store(settings.database_url)
+    with store.session() as session:
+        row = repo.add_snapshot(session, loaded.plan.service_name, loaded.plan.plan,
+                                loaded.version, time.time(), settings.actor, values)
+        report = SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
+    store.dispose()
+    return report
+
+
+# --- runs -------------------------------------------------------------------------------
+def run(settings: Settings, path: str | Path, observer: Observer | None = None,
+        strict: bool = False) -> RunReport:
+    """Execute the plan's backout now, to the end (or until it needs attention)."""
+    loaded = load_plan(path)
+    _refuse_lint_errors(loaded, strict)
+    store = open_store(settings.database_url)
+    try:
+        owner = leases.new_owner()
+        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl)
+        view = execute(Execution(store, row, loaded.plan, owner, settings.actor,
+                                 settings.lease_ttl, observer=observer))
+        return run_report(row, view)
+    finally:
+        store.dispose()
+
+
+def _refuse_lint_errors(loaded: LoadedPlan, strict: bool) -> None:
+    errors = [i for i in lint(loaded) if i.severity == "error" or strict]
+    if errors:
+        raise PlanError(errors)
+
+
+def dry_run(settings: Settings, path: str | Path) -> DryRunReport:
+    """Render every step with the latest baseline; execute nothing, write nothing."""
+    loaded = load_plan(path)
+    plan = loaded.plan
+    store = open_store(settings.database_url)
+    with store.session() as session:
+        snap = repo.latest_snapshot(session, plan.service_name)
+        baseline = dict(snap.values) if snap else {}
+    store.dispose()
+    problems: list[str] = []
+    try:
+        secrets = resolve_secrets(plan, loaded.base_dir)
+    except UsageError as exc:
+        problems.append(exc.message)
+        secrets = {}
+    env = RunEnvironment(loaded.base_dir, baseline, secrets,
+                         {"id": "DRY-RUN", "plan": plan.plan, "service": plan.service_name,
+                          "actor": settings.actor})
+    redactor = env.redactor
+    steps = [DryRunStep(i + 1, s.name, s.kind, redactor.value(_render(s, env, problems)),
+                        s.timeout, s.retries, s.idempotent, s.on_failure)
+             for i, s in enumerate(plan.steps)]
+    checks = [{"number": i + 1, "name": c.name, "check": c.kind, "within_s": c.within,
+               "rendered": redactor.value(_render(c, env, problems))}
+              for i, c in enumerate(plan.verify)]
+    return DryRunReport(plan.plan, plan.service_name, snap.id if snap else None, baseline,
+                        steps, checks, problems)
+
+
+def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
+    section = "steps" if hasattr(item, "retries") else "verify"
+    kind = registries()[section].get(item.kind)
+    if not getattr(kind, "templated", True):
+        return item.options
+    try:
+        return render_value(item.options, env.scope())
+    except BackoutError as exc:
+        problems.append(f"{item.name}: {exc.message}")
+        return item.options
+
+
+def resume(settings: Settings, run_id: str, decisions: dict[int, Decision] | None = None,
+           observer: Observer | None = None) -> RunReport:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            row = repo.get_run(session, run_id)
+        plan, _ = plan_of(row)
+        for index in (decisions or {}):
+            if not 0 <= index < len(plan.steps):
+                raise UsageError(f"step {index + 1} does not exist; the plan has "
+                                 f"{len(plan.steps)} steps", run_id=row.id)
+        if row.status in {s.value for s in RUN_TERMINAL}:
+            return _report(store, row.id)
+        owner = leases.new_owner()
+        with store.session() as session:
+            claim_for_resume(session, row.service, row.id, owner, settings.lease_ttl)
+        view = execute(Execution(store, row, plan, owner, settings.actor, settings.lease_ttl,
+                                 decisions=dict(decisions or {}), observer=observer))
+        return run_report(row, view)
+    finally:
+        store.dispose()
+
+
+def _report(store: Store, run_id: str) -> RunReport:
+    with store.session() as session:
+        row = repo.get_run(session, run_id)
+        events = repo.load_events(session, row.id)
+    plan, _ = plan_of(row)
+    return run_report(row, fold(empty_view(row, plan), events))
+
+
+def status(settings: Settings, run_id: str) -> RunReport:
+    store = open_store(settings.database_url)
+    try:
+        return _report(store, run_id)
+    finally:
+        store.dispose()
+
+
+def runs(settings: Settings, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            return [repo.run_summary(row) for row in repo.list_runs(session, service, limit)]
+    finally:
+        store.dispose()
+
+
+def journal(settings: Settings, run_id: str) -> list[Event]:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            row = repo.get_run(session, run_id)
+            return repo.load_events(session, row.id)
+    finally:
+        store.dispose()

@@ -1,0 +1,66 @@
+"""Create a run: check what it needs, claim the service, write the first journal event —
+all in one transaction, so a refused run leaves nothing behind."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from backout.engine.environment import resolve_secrets
+from backout.engine.lease import claim_for_new_run
+from backout.engine.states import RunStatus
+from backout.engine.view import Event
+from backout.errors import UsageError
+from backout.spec.loader import LoadedPlan
+from backout.spec.templating import references, walk_strings
+from backout.store import repo
+from backout.store.db import Store
+from backout.store.models import RunRow, SnapshotRow
+
+
+def baseline_keys_used(loaded: LoadedPlan) -> set[str]:
+    keys: set[str] = set()
+    for item in [*loaded.plan.steps, *loaded.plan.verify]:
+        for _, text in walk_strings(item.options):
+            keys |= references(text)[1]
+    return keys
+
+
+def check_baseline(loaded: LoadedPlan, snapshot: SnapshotRow | None) -> None:
+    needed = baseline_keys_used(loaded)
+    if not needed:
+        return
+    service = loaded.plan.service_name
+    if snapshot is None:
+        raise UsageError(
+            f"no baseline snapshot for service {service!r}; the plan uses "
+            f"{', '.join(f'baseline.{k}' for k in sorted(needed))}",
+            hint=f"run `backout snapshot {loaded.path}` while the good release is live")
+    missing = needed - set(snapshot.values)
+    if missing:
+        raise UsageError(
+            f"the latest snapshot of {service!r} (#{snapshot.id}) lacks "
+            f"{', '.join(sorted(missing))}", hint="take a new snapshot with `backout snapshot`")
+
+
+def create_run(store: Store, loaded: LoadedPlan, actor: str, owner: str, lease_ttl: float) -> RunRow:
+    plan = loaded.plan
+    resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
+    now = time.time()
+    run_id = uuid.uuid4().hex[:12]
+    with store.session() as session:
+        snapshot = repo.latest_snapshot(session, plan.service_name, before=now)
+        check_baseline(loaded, snapshot)
+        claim_for_new_run(session, plan.service_name, run_id, owner, lease_ttl)
+        row = RunRow(
+            id=run_id, plan=plan.plan, service=plan.service_name, plan_file=str(loaded.path),
+            plan_version=loaded.version, status=RunStatus.PENDING.value, actor=actor,
+            plan_doc={"plan": plan.model_dump(mode="json"), "base_dir": str(loaded.base_dir)},
+            snapshot_id=snapshot.id if snapshot else None, created_at=now, message="")
+        session.add(row)
+        session.flush()
+        first = Event(run_id, 1, now, "run_created", data={
+            "plan": plan.plan, "plan_file": str(loaded.path), "plan_version": loaded.version,
+            "snapshot_id": row.snapshot_id, "actor": actor})
+        repo.append_event(session, first, RunStatus.PENDING, "", None)
+    return row

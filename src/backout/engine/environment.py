@@ -1,0 +1,60 @@
+"""What a run's templates and processes can see: baseline, run, secrets, env."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backout.actions.base import Context
+from backout.errors import UsageError
+from backout.redact import Redactor
+from backout.spec.models import Plan
+
+
+def resolve_secrets(plan: Plan, base_dir: Path) -> dict[str, str]:
+    """Read every declared secret; a missing one is a usage error before anything runs."""
+    values: dict[str, str] = {}
+    for name, secret in plan.secrets.items():
+        if secret.env:
+            if secret.env not in os.environ:
+                raise UsageError(f"secret {name!r}: environment variable {secret.env} is not set",
+                                 hint=f"export {secret.env}=... before running")
+            values[name] = os.environ[secret.env]
+        elif secret.file:
+            path = Path(secret.file) if Path(secret.file).is_absolute() else base_dir / secret.file
+            try:
+                values[name] = path.read_text().strip()
+            except OSError as exc:
+                raise UsageError(f"secret {name!r}: cannot read {path}: {exc.strerror}") from exc
+        else:
+            raise UsageError(f"secret {name!r} names no source", hint="give `env:` or `file:`")
+    return values
+
+
+@dataclass(frozen=True)
+class RunEnvironment:
+    base_dir: Path
+    baseline: dict[str, str]
+    secrets: dict[str, str]
+    run: dict[str, str] = field(default_factory=dict)
+    change: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def redactor(self) -> Redactor:
+        return Redactor(self.secrets.values())
+
+    def scope(self) -> dict[str, Any]:
+        return {"baseline": self.baseline, "run": self.run, "change": self.change,
+                "env": dict(os.environ), "secrets": self.secrets}
+
+    def process_env(self) -> dict[str, str]:
+        """Values for processes, as BACKOUT_* variables: the only way into a shell script."""
+        env = {f"BACKOUT_{key.upper()}": value for key, value in self.run.items()}
+        env.update({f"BACKOUT_BASELINE_{k.upper()}": v for k, v in self.baseline.items()})
+        env.update({f"BACKOUT_SECRET_{k.upper()}": v for k, v in self.secrets.items()})
+        return env
+
+    def context(self, timeout: float, redactor: Redactor) -> Context:
+        return Context(self.base_dir, timeout, self.process_env(), redactor)

@@ -1,0 +1,60 @@
+"""The write-ahead journal of one run: every append is durable before the caller goes on."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from backout.engine.states import RUN_TERMINAL
+from backout.engine.view import Event, RunView, apply, fold
+from backout.errors import StoreError
+from backout.redact import Redactor
+from backout.store import repo
+from backout.store.db import Store
+
+Observer = Callable[[Event, RunView], None]
+
+
+class Journal:
+    """Appends events for one run, enforcing transition rules against the derived state."""
+
+    def __init__(self, store: Store, view: RunView, redactor: Redactor,
+                 observer: Observer | None = None) -> None:
+        self.store = store
+        self.view = view
+        self.redactor = redactor
+        self.observer = observer
+
+    @classmethod
+    def open(cls, store: Store, view: RunView, redactor: Redactor,
+             observer: Observer | None = None) -> Journal:
+        with store.session() as session:
+            events = repo.load_events(session, view.run_id)
+        return cls(store, fold(view, events), redactor, observer)
+
+    def append(self, kind: str, step: int | None = None, attempt: int | None = None,
+               **data: Any) -> Event:
+        event = Event(self.view.run_id, self.view.last_seq + 1, time.time(), kind, step, attempt,
+                      self.redactor.value(data))
+        trial = _copy(self.view)
+        apply(trial, event)  # raises TransitionError before anything is written
+        finished = event.at if trial.status in RUN_TERMINAL else None
+        try:
+            with self.store.session() as session:
+                repo.append_event(session, event, trial.status, trial.message, finished)
+        except IntegrityError as exc:
+            raise StoreError("another process wrote to this run's journal",
+                             run_id=self.view.run_id,
+                             hint="two workers ran the same run; check `backout journal`") from exc
+        apply(self.view, event)
+        if self.observer is not None:
+            self.observer(event, self.view)
+        return event
+
+
+def _copy(view: RunView) -> RunView:
+    return copy.deepcopy(view)

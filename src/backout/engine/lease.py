@@ -1,0 +1,94 @@
+"""Claiming a service for a run, and keeping the claim alive with a heartbeat thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy.orm import Session
+
+from backout.errors import ServiceBusyError
+from backout.store import leases, repo
+from backout.store.db import Store
+
+
+def busy_error(service: str, holder: leases.Holder | None, run_id: str | None = None) -> ServiceBusyError:
+    if holder is None:
+        return ServiceBusyError(
+            f"service {service!r} has an unfinished run {run_id}",
+            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`)")
+    when = (f"expires in {holder.expires_in:g}s" if holder.expires_in > 0
+            else f"expired {-holder.expires_in:g}s ago")
+    return ServiceBusyError(
+        f"service {service!r} is busy: run {holder.run_id} is executing "
+        f"(owner {holder.owner}, lease {when})",
+        hint="wait for it to finish; only one run per service may be active")
+
+
+def claim_for_new_run(session: Session, service: str, run_id: str, owner: str, ttl: float) -> None:
+    """In the run-creation transaction: refuse when any run of the service is unfinished."""
+    now = time.time()
+    active = repo.active_runs(session, service)
+    if active:
+        raise busy_error(service, leases.holder(session, service, now), active[0].id)
+    if leases.try_insert(session, service, run_id, owner, now, ttl):
+        return
+    current = leases.holder(session, service, now)
+    # a finished run's lease may linger if its process died after finishing
+    if current is not None and not _run_is_active(session, current.run_id) \
+            and leases.take_over(session, service, run_id, owner, now, ttl,
+                                 stale_owner=current.owner):
+        return
+    raise busy_error(service, current)
+
+
+def claim_for_resume(session: Session, service: str, run_id: str, owner: str, ttl: float) -> None:
+    now = time.time()
+    if leases.try_insert(session, service, run_id, owner, now, ttl):
+        return
+    current = leases.holder(session, service, now)
+    if current is None:
+        raise busy_error(service, current, run_id)
+    dead = current.owner if leases.owner_is_dead(current.owner) else None
+    if current.run_id != run_id and _run_is_active(session, current.run_id):
+        raise busy_error(service, current)
+    if leases.take_over(session, service, run_id, owner, now, ttl, stale_owner=dead):
+        return
+    raise busy_error(service, current)
+
+
+def _run_is_active(session: Session, run_id: str) -> bool:
+    return repo.is_active(session, run_id)
+
+
+class Heartbeat:
+    """Renews a lease every ``ttl / 3`` seconds until stopped; records if the lease was lost."""
+
+    def __init__(self, store: Store, service: str, owner: str, ttl: float) -> None:
+        self.store, self.service, self.owner, self.ttl = store, service, owner, ttl
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="backout-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            with self.store.session() as session:
+                leases.release(session, self.service, self.owner)
+        except Exception:  # noqa: BLE001 - releasing is best effort; the lease expires anyway
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                with self.store.session() as session:
+                    if not leases.renew(session, self.service, self.owner, time.time(), self.ttl):
+                        self.lost.set()
+                        return
+            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the backstop
+                continue

@@ -1,0 +1,210 @@
+"""Fold a journal into the run's state: the journal is the truth, status is derived from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from backout.engine.states import RunStatus, StepStatus, check_run, check_step
+from backout.errors import TransitionError
+
+
+@dataclass(frozen=True)
+class Event:
+    run_id: str
+    seq: int
+    at: float
+    kind: str
+    step: int | None = None
+    attempt: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "at": self.at, "kind": self.kind, "step": self.step,
+                "attempt": self.attempt, "data": self.data}
+
+
+@dataclass
+class StepView:
+    index: int
+    name: str
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    summary: str = ""
+    output: str = ""
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round(self.finished_at - self.started_at, 3)
+
+
+@dataclass
+class CheckView:
+    index: int
+    name: str
+    passed: bool | None = None
+    reason: str = ""
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass
+class RunView:
+    run_id: str
+    status: RunStatus = RunStatus.PENDING
+    steps: list[StepView] = field(default_factory=list)
+    checks: list[CheckView] = field(default_factory=list)
+    message: str = ""
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    last_seq: int = 0
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+
+def new_view(run_id: str, step_names: list[str], check_names: list[str]) -> RunView:
+    return RunView(run_id, steps=[StepView(i, n) for i, n in enumerate(step_names)],
+                   checks=[CheckView(i, n) for i, n in enumerate(check_names)])
+
+
+def apply(view: RunView, event: Event) -> None:
+    """Apply one event, enforcing the transition rules; raises TransitionError."""
+    if event.seq != view.last_seq + 1:
+        raise TransitionError(f"journal gap: event {event.seq} after {view.last_seq}",
+                              run_id=view.run_id)
+    handler = _HANDLERS.get(event.kind)
+    if handler is None:
+        raise TransitionError(f"unknown journal event {event.kind!r}", run_id=view.run_id)
+    handler(view, event)
+    view.last_seq = event.seq
+
+
+def fold(view: RunView, events: list[Event]) -> RunView:
+    for event in events:
+        apply(view, event)
+    return view
+
+
+def _run_to(view: RunView, target: RunStatus) -> None:
+    check_run(view.status, target, view.run_id)
+    view.status = target
+
+
+def _step(view: RunView, event: Event) -> StepView:
+    if event.step is None or not 0 <= event.step < len(view.steps):
+        raise TransitionError(f"{event.kind} names no step of this plan", run_id=view.run_id)
+    return view.steps[event.step]
+
+
+def _step_to(view: RunView, step: StepView, target: StepStatus) -> None:
+    check_step(step.status, target, view.run_id, step.name)
+    step.status = target
+
+
+def _created(view: RunView, event: Event) -> None:
+    if view.last_seq != 0:
+        raise TransitionError("run_created must be the first event", run_id=view.run_id)
+    view.created_at = event.at
+
+
+def _started(view: RunView, event: Event) -> None:
+    _run_to(view, RunStatus.RUNNING)
+    view.started_at = view.started_at or event.at
+
+
+def _resumed(view: RunView, event: Event) -> None:
+    _run_to(view, RunStatus.RUNNING)
+    view.message = ""
+
+
+def _step_started(view: RunView, event: Event) -> None:
+    step = _step(view, event)
+    _step_to(view, step, StepStatus.RUNNING)
+    step.attempts = event.attempt or step.attempts + 1
+    step.started_at = step.started_at or event.at
+
+
+def _step_retrying(view: RunView, event: Event) -> None:
+    step = _step(view, event)
+    _step_to(view, step, StepStatus.RUNNING)
+    step.summary = str(event.data.get("summary", ""))
+
+
+def _step_finished(view: RunView, event: Event) -> None:
+    step = _step(view, event)
+    _step_to(view, step, StepStatus(event.data["outcome"]))
+    step.finished_at = event.at
+    step.started_at = step.started_at or event.at
+    step.summary = str(event.data.get("summary", ""))
+    step.output = str(event.data.get("output", ""))
+
+
+def _step_skipped(view: RunView, event: Event) -> None:
+    step = _step(view, event)
+    _step_to(view, step, StepStatus.SKIPPED)
+    step.finished_at = event.at
+    step.summary = str(event.data.get("reason", ""))
+
+
+def _check(view: RunView, event: Event) -> CheckView:
+    if event.step is None or not 0 <= event.step < len(view.checks):
+        raise TransitionError(f"{event.kind} names no check of this plan", run_id=view.run_id)
+    return view.checks[event.step]
+
+
+def _check_started(view: RunView, event: Event) -> None:
+    check = _check(view, event)
+    if check.passed is not None:
+        raise TransitionError(f"check {check.name!r} already finished", run_id=view.run_id)
+    check.started_at = check.started_at or event.at
+
+
+def _check_finished(view: RunView, event: Event) -> None:
+    check = _check(view, event)
+    if check.passed is not None:
+        raise TransitionError(f"check {check.name!r} already finished", run_id=view.run_id)
+    check.passed = bool(event.data["passed"])
+    check.reason = str(event.data.get("reason", ""))
+    check.attempts = int(event.data.get("attempts", 1))
+    check.finished_at = event.at
+
+
+def _needs_attention(view: RunView, event: Event) -> None:
+    _run_to(view, RunStatus.NEEDS_ATTENTION)
+    view.message = str(event.data.get("message", ""))
+
+
+def _finished(view: RunView, event: Event) -> None:
+    _run_to(view, RunStatus(event.data["outcome"]))
+    view.message = str(event.data.get("message", ""))
+    view.finished_at = event.at
+
+
+def _note(view: RunView, event: Event) -> None:
+    """Informational events (decisions, warnings) change no state."""
+
+
+_HANDLERS = {
+    "run_created": _created,
+    "run_started": _started,
+    "run_resumed": _resumed,
+    "step_started": _step_started,
+    "step_retrying": _step_retrying,
+    "step_finished": _step_finished,
+    "step_skipped": _step_skipped,
+    "verify_started": _note,
+    "check_started": _check_started,
+    "check_finished": _check_finished,
+    "run_needs_attention": _needs_attention,
+    "run_finished": _finished,
+    "operator_decision": _note,
+    "warning": _note,
+}

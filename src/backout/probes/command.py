@@ -1,0 +1,73 @@
+"""Command probes: ``command`` check (exit code, output) and ``command`` baseline source."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from backout.actions.base import Context, Options, resolve
+from backout.actions.run import argv_with_local_program
+from backout.errors import ActionError
+from backout.probes.base import Check, Source, Verdict
+from backout.proc import run_process
+
+
+class CommandOptions(Options):
+    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
+    exit_code: int = Field(0, description="Exit code that means the check passed.")
+    contains: str | None = Field(None, description="Text the output must contain.")
+    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {"argv": value}
+        if isinstance(value, str):
+            raise ValueError(f"command: takes a list, e.g. {shlex.split(value)!r}")
+        return value
+
+
+def _run(options: CommandOptions, ctx: Context) -> tuple[int | None, str, bool]:
+    cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
+    result = run_process(argv_with_local_program(options.argv, ctx), cwd=cwd,
+                         timeout=ctx.timeout, env=ctx.env)
+    return result.exit_code, ctx.redact(result.output), result.timed_out
+
+
+class CommandCheck(Check):
+    kind = "command"
+    Options = CommandOptions
+
+    def check(self, options: CommandOptions, ctx: Context) -> Verdict:
+        try:
+            code, output, timed_out = _run(options, ctx)
+        except ActionError as exc:
+            return Verdict(False, exc.message)
+        if timed_out:
+            return Verdict(False, f"timed out after {ctx.timeout:g}s")
+        if code != options.exit_code:
+            last = output.strip().splitlines()[-1:] or [""]
+            return Verdict(False, f"exit code {code}, expected {options.exit_code}: {last[0]}", code)
+        if options.contains is not None and options.contains not in output:
+            return Verdict(False, f"output does not contain {options.contains!r}", code)
+        return Verdict(True, f"exit code {code}", code)
+
+    def describe(self, options: CommandOptions) -> str:
+        return f"`{shlex.join(options.argv)}` exits {options.exit_code}"
+
+
+class CommandSource(Source):
+    kind = "command"
+    Options = CommandOptions
+
+    def read(self, options: CommandOptions, ctx: Context) -> str:
+        code, output, timed_out = _run(options, ctx)
+        if timed_out or code != options.exit_code:
+            raise ActionError(f"`{shlex.join(options.argv)}` failed (exit code {code}): {output[-200:]}")
+        return output.strip()
+
+    def describe(self, options: CommandOptions) -> str:
+        return f"output of `{shlex.join(options.argv)}`"

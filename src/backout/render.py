@@ -1,0 +1,163 @@
+"""Human output for the CLI: tables, live progress, issue lists (rich)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from backout.engine.view import Event, RunView
+from backout.errors import Issue
+from backout.reports import DryRunReport, RunReport
+
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "needs_attention": "yellow",
+                "running": "cyan", "pending": "dim", "skipped": "dim"}
+
+
+def clock(at: float | None) -> str:
+    if at is None:
+        return "-"
+    return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def styled(status: str) -> str:
+    style = STATUS_STYLE.get(status, "")
+    return f"[{style}]{status}[/]" if style else status
+
+
+def print_json(console: Console, data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+def print_issues(console: Console, issues: list[Issue]) -> None:
+    for issue in issues:
+        color = "red" if issue.severity == "error" else "yellow"
+        console.print(f"[{color}]{issue.severity}[/]: {escape(str(issue))}", soft_wrap=True)
+
+
+def run_table(report: RunReport) -> Table:
+    table = Table(title=f"run {report.run_id} · {report.plan} · {styled(report.status)}",
+                  title_justify="left")
+    for column in ("#", "step", "status", "attempts", "duration", "result"):
+        table.add_column(column)
+    for step in report.steps:
+        table.add_row(str(step.number), escape(step.name), styled(step.status),
+                      str(step.attempts), seconds(step.duration_s), escape(step.summary))
+    for check in report.checks:
+        state = "-" if check.passed is None else ("passed" if check.passed else "failed")
+        table.add_row(f"v{check.number}", f"verify: {escape(check.name)}",
+                      styled({"passed": "succeeded", "failed": "failed"}.get(state, state)),
+                      str(check.attempts), "", escape(check.reason))
+    return table
+
+
+def print_run(console: Console, report: RunReport) -> None:
+    console.print(run_table(report))
+    line = f"{styled(report.status)} in {seconds(report.duration_s)}"
+    if report.message:
+        line += f" — {escape(report.message)}"
+    console.print(line, soft_wrap=True)
+
+
+def print_dry_run(console: Console, report: DryRunReport) -> None:
+    snap = f"snapshot #{report.snapshot_id}" if report.snapshot_id else "no snapshot"
+    console.print(f"[bold]dry run[/] of {escape(report.plan)} for service {report.service} ({snap}); "
+                  "nothing is executed")
+    for step in report.steps:
+        console.print(f"{step.number}. {escape(step.name)}  [dim]{step.action} · timeout "
+                      f"{step.timeout_s:g}s · retries {step.retries} · "
+                      f"{'idempotent' if step.idempotent else 'not idempotent'}[/]")
+        console.print(f"   {escape(json.dumps(step.rendered))}", soft_wrap=True)
+    for check in report.checks:
+        console.print(f"v{check['number']}. verify {escape(check['name'])}  [dim]{check['check']}[/]")
+        console.print(f"   {escape(json.dumps(check['rendered']))}", soft_wrap=True)
+    for problem in report.problems:
+        console.print(f"[yellow]problem[/]: {escape(problem)}", soft_wrap=True)
+
+
+def event_detail(event: Event) -> str:
+    data = {k: v for k, v in event.data.items() if k not in ("output",) and v not in ("", None)}
+    return escape(", ".join(f"{k}={v}" for k, v in data.items()))
+
+
+def journal_lines(events: list[Event]) -> list[str]:
+    lines = []
+    for event in events:
+        where = "" if event.step is None else f" {'check' if 'check' in event.kind else 'step'} {event.step + 1}"
+        attempt = "" if event.attempt is None else f" #{event.attempt}"
+        lines.append(f"{event.seq:>4}  {clock(event.at)[11:]}  {event.kind}{where}{attempt}"
+                     f"  [dim]{event_detail(event)}[/]")
+    return lines
+
+
+def runs_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table()
+    for column in ("run", "plan", "service", "status", "created (UTC)", "actor", "message"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["run_id"], row["plan"], row["service"], styled(row["status"]),
+                      clock(row["created_at"]), escape(row["actor"]), escape(row["message"][:80]))
+    return table
+
+
+class Progress:
+    """Observer that prints each step as it starts and ends, with a live spinner between."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._status: Any = None
+
+    def __call__(self, event: Event, view: RunView) -> None:
+        text = self._line(event, view)
+        if text is None:
+            return
+        self._stop_spinner()
+        self.console.print(text, soft_wrap=True)
+        if event.kind in ("step_started", "check_started", "step_retrying"):
+            name = (view.steps[event.step].name if event.kind != "check_started"
+                    else view.checks[event.step or 0].name) if event.step is not None else ""
+            self._status = self.console.status(f"{escape(name)} …")
+            self._status.start()
+
+    def close(self) -> None:
+        self._stop_spinner()
+
+    def _stop_spinner(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _line(self, event: Event, view: RunView) -> str | None:
+        stamp = f"[dim]{clock(event.at)[11:]}[/]"
+        number = "" if event.step is None else str(event.step + 1)
+        if event.kind == "run_started":
+            return f"{stamp} run {view.run_id} started"
+        if event.kind == "run_resumed":
+            return f"{stamp} run {view.run_id} resumed"
+        if event.kind == "step_started":
+            return f"{stamp} ▶ step {number} {escape(view.steps[event.step or 0].name)}" + (
+                f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else "")
+        if event.kind in ("step_finished", "step_retrying", "step_skipped"):
+            outcome = event.data.get("outcome", "retrying" if event.kind == "step_retrying"
+                                     else "skipped")
+            took = event.data.get("duration_s")
+            took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
+            said = str(event.data.get("summary") or event.data.get("reason", ""))
+            return f"{stamp} {styled(str(outcome))} step {number}{took_text}: {escape(said)}"
+        if event.kind == "check_finished":
+            ok = "[green]passed[/]" if event.data.get("passed") else "[red]failed[/]"
+            return f"{stamp} {ok} verify {number}: {escape(str(event.data.get('reason', '')))}"
+        if event.kind in ("run_finished", "run_needs_attention"):
+            status = event.data.get("outcome", "needs_attention")
+            return f"{stamp} {styled(str(status))}: {escape(str(event.data.get('message', '')))}"
+        if event.kind == "warning":
+            return f"{stamp} [yellow]note[/] step {number}: {escape(str(event.data.get('message', '')))}"
+        return None

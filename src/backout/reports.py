@@ -1,0 +1,108 @@
+"""Plain data shapes the commands return; the CLI renders them, ``--json`` dumps them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from backout.engine.states import RunStatus
+from backout.engine.view import RunView
+from backout.store.models import RunRow
+
+EXIT_CODES = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.NEEDS_ATTENTION: 3}
+
+
+@dataclass(frozen=True)
+class StepReport:
+    number: int
+    name: str
+    status: str
+    attempts: int
+    duration_s: float | None
+    summary: str
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    number: int
+    name: str
+    passed: bool | None
+    reason: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run_id: str
+    plan: str
+    service: str
+    status: str
+    message: str
+    actor: str
+    plan_version: str
+    created_at: float
+    finished_at: float | None
+    duration_s: float | None
+    verified: bool
+    steps: list[StepReport] = field(default_factory=list)
+    checks: list[CheckReport] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(RunStatus(self.status), 1)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_report(row: RunRow, view: RunView) -> RunReport:
+    started = view.started_at or view.created_at or row.created_at
+    duration = round(view.finished_at - started, 3) if view.finished_at else None
+    return RunReport(
+        run_id=row.id, plan=row.plan, service=row.service, status=view.status.value,
+        message=view.message, actor=row.actor, plan_version=row.plan_version,
+        created_at=row.created_at, finished_at=view.finished_at, duration_s=duration,
+        verified=view.verified,
+        steps=[StepReport(s.index + 1, s.name, s.status.value, s.attempts, s.duration_s,
+                          s.summary, s.output) for s in view.steps],
+        checks=[CheckReport(c.index + 1, c.name, c.passed, c.reason, c.attempts)
+                for c in view.checks])
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    snapshot_id: int
+    service: str
+    plan: str
+    taken_at: float
+    values: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DryRunStep:
+    number: int
+    name: str
+    action: str
+    rendered: Any
+    timeout_s: float
+    retries: int
+    idempotent: bool
+    on_failure: str
+
+
+@dataclass(frozen=True)
+class DryRunReport:
+    plan: str
+    service: str
+    snapshot_id: int | None
+    baseline: dict[str, str]
+    steps: list[DryRunStep]
+    checks: list[dict[str, Any]]
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

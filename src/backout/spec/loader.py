@@ -1,0 +1,264 @@
+"""Load a plan file: YAML with positions kept, typed validation, precise errors.
+
+Every problem becomes an :class:`~backout.errors.Issue` with file, line, column, field,
+message and hint; the loader collects all of them and raises one :class:`PlanError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError
+
+from backout.errors import Issue, PlanError
+from backout.plugins import Registry
+from backout.spec.models import Check, Plan, Roles, Secret, Source, Step
+from backout.spec.source_map import SourceMap
+
+INVALID_KIND = "<invalid>"  # stands in for a kind the loader already reported
+# section -> (model of an item, label used in messages)
+KINDED_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
+    "steps": (Step, "action"),
+    "verify": (Check, "check"),
+    "baseline": (Source, "source"),
+}
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A validated plan with where it came from."""
+
+    plan: Plan
+    path: Path
+    source: SourceMap
+    raw: dict[str, Any]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def version(self) -> str:
+        """Hash of the normalized plan content: an edited plan has a new version."""
+        text = json.dumps(self.plan.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def issue(self, path: tuple[str | int, ...], message: str, hint: str = "",
+              severity: str = "error") -> Issue:
+        line, col = self.source.where(path)
+        field = _dotted(path)
+        return Issue(str(self.path), line, col, field, message, hint, severity)
+
+
+def registries() -> dict[str, Registry[Any]]:
+    from backout.actions import ACTIONS
+    from backout.probes import CHECKS, SOURCES
+
+    return {"steps": ACTIONS, "verify": CHECKS, "baseline": SOURCES}
+
+
+def load_plan(path: str | Path) -> LoadedPlan:
+    """Read, parse and validate one plan file; raise :class:`PlanError` with every issue."""
+    file = Path(path)
+    root = _read_yaml(file)
+    source = SourceMap(root)
+    issues: list[Issue] = []
+
+    def add(where: tuple[str | int, ...], message: str, hint: str = "") -> None:
+        line, col = source.where(where)
+        issues.append(Issue(str(file), line, col, _dotted(where), message, hint))
+
+    if not isinstance(root, dict):
+        add((), "a plan must be a mapping of keys (plan:, steps: …)", "see `backout init`")
+        raise PlanError(issues)
+    kinds = registries()
+    plain = _to_plain(root)
+    for section, registry in kinds.items():
+        if section in plain:
+            plain[section] = _split_section(plain[section], section, registry, add)
+    _validate_options(plain, kinds, add)
+    plan = None
+    try:
+        plan = Plan.model_validate(plain)
+    except ValidationError as exc:
+        for error in exc.errors():
+            _report(error, plain, add)
+    if issues or plan is None:
+        raise PlanError(sorted(issues, key=lambda issue: (issue.line, issue.col)))
+    return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain)
+
+
+def _read_yaml(file: Path) -> Any:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([Issue(str(file), 0, 0, "-", "no such file", "check the path")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([Issue(str(file), 0, 0, "-", f"cannot read: {exc}")]) from None
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        message = f"invalid YAML: {exc.problem or exc.context}"
+        hint = "check indentation and quoting around this place"
+        raise PlanError([Issue(str(file), line, col, "-", message, hint)]) from None
+
+
+def _to_plain(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {str(key): _to_plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_to_plain(item) for item in node]
+    return node
+
+
+def _split_section(value: Any, section: str, registry: Registry[Any], add: Any) -> Any:
+    """Turn ``{name: x, run: [...]}`` into ``{name: x, kind: run, options: [...]}``."""
+    model, label = KINDED_SECTIONS[section]
+    common = set(model.model_fields) - {"kind", "options"}
+    if section == "baseline":
+        if not isinstance(value, dict):
+            return value
+        return {key: _split_item(item, (section, key), registry, common, label, add)
+                for key, item in value.items()}
+    if not isinstance(value, list):
+        return value
+    return [_split_item(item, (section, i), registry, common, label, add)
+            for i, item in enumerate(value)]
+
+
+def _split_item(item: Any, where: tuple[str | int, ...], registry: Registry[Any],
+                common: set[str], label: str, add: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    found = [key for key in item if key in registry]
+    if len(found) > 1:
+        add((*where, found[1]), f"more than one {label}: {', '.join(found)}",
+            f"split it into separate entries, one {label} each")
+        return _without(item, found, common)
+    if not found:
+        unknown = [key for key in item if key not in common]
+        hint = f"expected one of: {', '.join(registry.names())}"
+        if unknown:
+            guess = difflib.get_close_matches(unknown[0], registry.names(), n=1)
+            add((*where, unknown[0]), f"unknown {label} {unknown[0]!r}",
+                f"did you mean {guess[0]!r}?" if guess else hint)
+        else:
+            add(where, f"no {label} given", hint)
+        return _without(item, unknown[:1], common)
+    rest = {key: value for key, value in item.items() if key != found[0]}
+    return {**rest, "kind": found[0], "options": item[found[0]]}
+
+
+def _without(item: dict[str, Any], reported: list[str], common: set[str]) -> dict[str, Any]:
+    """Keep validating the rest of an entry whose kind was already reported."""
+    rest = {key: value for key, value in item.items() if key not in reported}
+    return {**rest, "kind": INVALID_KIND, "options": None}
+
+
+def _report(error: Any, plain: dict[str, Any], add: Any) -> None:
+    loc = _yaml_path(tuple(error["loc"]), plain)
+    if error["type"] == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
+        add(loc, f"unknown key {loc[-1]!r}", hint)
+    elif error["type"] == "missing":
+        add(loc, "is required", _missing_hint(loc))
+    else:
+        add(loc, _message(error), _type_hint(error))
+
+
+def _yaml_path(loc: tuple[Any, ...], plain: dict[str, Any]) -> tuple[str | int, ...]:
+    """Pydantic locations point at ``options``/``kind``; YAML has the kind key instead."""
+    out: list[str | int] = []
+    node: Any = plain
+    for part in loc:
+        if part in ("options", "kind") and isinstance(node, dict) and "kind" in node:
+            out.append(node["kind"])
+            node = node.get("options")
+            continue
+        out.append(part)
+        node = node.get(part) if isinstance(node, dict) else (
+            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node)
+            else None)
+    return tuple(out)
+
+
+def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"roles": Roles, "secrets": Secret}
+    if not parent:
+        return list(Plan.model_fields)
+    section = str(parent[0])
+    if section in KINDED_SECTIONS and len(parent) == 2:
+        model, _ = KINDED_SECTIONS[section]
+        names = [name for name in model.model_fields if name not in ("kind", "options")]
+        return names + registries()[section].names()
+    if section in models:
+        return list(models[section].model_fields)
+    return []
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    return message[len("Value error, "):] if message.startswith("Value error, ") else message
+
+
+def _missing_hint(loc: tuple[str | int, ...]) -> str:
+    hints = {
+        "plan": "name the plan, e.g. `plan: checkout`",
+        "steps": "add at least one step under `steps:`",
+        "name": "give every entry a `name:` that reads like a runbook line",
+    }
+    return hints.get(str(loc[-1]) if loc else "", "")
+
+
+def _type_hint(error: Any) -> str:
+    kind = str(error["type"])
+    if kind.startswith("literal"):
+        return "use one of the values listed"
+    if kind in ("list_type", "dict_type", "model_type"):
+        return "check the indentation and the shape of this value"
+    return ""
+
+
+def _kinded_items(plain: dict[str, Any], section: str) -> list[tuple[str | int, dict[str, Any]]]:
+    value = plain.get(section)
+    pairs = list(value.items()) if isinstance(value, dict) else (
+        list(enumerate(value)) if isinstance(value, list) else [])
+    return [(key, item) for key, item in pairs
+            if isinstance(item, dict) and item.get("kind") not in (None, INVALID_KIND)]
+
+
+def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], add: Any) -> None:
+    for section, registry in kinds.items():
+        for key, item in _kinded_items(plain, section):
+            model = registry.get(item["kind"]).Options
+            try:
+                model.model_validate(item["options"])
+            except ValidationError as exc:
+                for error in exc.errors():
+                    where = (section, key, item["kind"], *error["loc"])
+                    if error["type"] == "extra_forbidden":
+                        allowed = list(model.model_fields)
+                        guess = difflib.get_close_matches(str(where[-1]), allowed, n=1)
+                        hint = (f"did you mean {guess[0]!r}?" if guess
+                                else f"allowed keys: {', '.join(allowed)}")
+                        add(where, f"unknown key {where[-1]!r}", hint)
+                    else:
+                        add(where, _message(error), _type_hint(error))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "-"

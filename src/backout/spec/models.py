@@ -1,0 +1,112 @@
+"""Typed plan models. They know nothing of the engine; action options are validated by the
+action registry after the plan itself (see ``spec.loader``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+
+from backout.spec.durations import parse_duration
+
+DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+        {"type": "number", "minimum": 0},
+    ],
+    "description": "A duration: 500ms, 10s, 2m, 1h, or a number of seconds.",
+}
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
+Risk = Literal["low", "medium", "high", "critical"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+DEFAULT_STEP_TIMEOUT = 60.0
+DEFAULT_CHECK_TIMEOUT = 10.0
+
+
+class Model(BaseModel):
+    """Base for plan models: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Roles(Model):
+    lead: str | None = Field(None, description="Who runs the backout and decides under pressure.")
+    approvers: list[str] = Field(default_factory=list, description="Who may approve the change.")
+
+
+class Secret(Model):
+    """Where a secret's value comes from; values are redacted everywhere they could appear."""
+
+    env: str | None = Field(None, description="Read the value from this environment variable.")
+    file: str | None = Field(None, description="Read the value from this file (relative to the plan).")
+
+
+class Kinded(Model):
+    """A mapping with exactly one *kind* key (``run:``, ``http:`` …) plus common fields.
+
+    The loader moves the kind key into ``kind`` and its value into ``options`` before
+    validation, so the models stay closed (``extra="forbid"``) and errors stay precise.
+    """
+
+    kind: str = Field(description="Which action, check or source this is (the key used in YAML).")
+    options: Any = Field(description="The kind's own options, validated by its registry.")
+
+
+class Step(Kinded):
+    name: str = Field(min_length=1, description="What the step does, in the words of a runbook.")
+    timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, description="Time budget for one attempt.")
+    retries: int = Field(0, ge=0, le=20, description="Extra attempts after a failure.")
+    retry_delay: Duration = Field(1.0, description="Delay before the first retry; doubles each time.")
+    idempotent: bool = Field(
+        False, description="Safe to run twice: an interrupted attempt is re-run on resume."
+    )
+    on_failure: Literal["stop", "continue"] = Field(
+        "stop", description="stop: the run fails here; continue: record it and go on."
+    )
+
+
+class Check(Kinded):
+    name: str = Field(min_length=1, description="What 'restored' means, in one line.")
+    within: Duration = Field(0.0, description="Keep retrying the check for up to this long.")
+    interval: Duration = Field(1.0, description="Delay between attempts inside `within`.")
+    timeout: Duration = Field(DEFAULT_CHECK_TIMEOUT, description="Time budget for one attempt.")
+
+
+class Source(Kinded):
+    """A baseline value: how to read it before a deploy."""
+
+
+class Plan(Model):
+    plan: str = Field(pattern=NAME_PATTERN, description="Unique plan name.")
+    service: str = Field("", description="One active run per service; defaults to the plan name.")
+    owner: str | None = Field(None, description="Team that owns the plan.")
+    risk: Risk = Field("medium", description="low | medium | high | critical")
+    rto: Duration | None = Field(None, description="Time budget for the whole backout.")
+    roles: Roles = Field(default_factory=Roles)  # type: ignore[arg-type]
+    secrets: dict[str, Secret] = Field(default_factory=dict)
+    baseline: dict[str, Source] = Field(
+        default_factory=dict, description="Last-known-good values captured by `backout snapshot`."
+    )
+    steps: list[Step] = Field(min_length=1, description="The backout, in order.")
+    verify: list[Check] = Field(default_factory=list, description="Checked after the steps.")
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if value and not re.match(NAME_PATTERN, value):
+            raise ValueError("use letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("baseline", "secrets")
+    @classmethod
+    def _key_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"{key!r} must be an identifier (letters, digits, '_')")
+        return value
+
+    @property
+    def service_name(self) -> str:
+        return self.service or self.plan

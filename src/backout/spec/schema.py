@@ -1,0 +1,63 @@
+"""The plan's JSON Schema, for editor completion (yaml-language-server) and CI checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from backout.plugins import Registry
+from backout.spec.loader import KINDED_SECTIONS, registries
+from backout.spec.models import DURATION_SCHEMA, Plan
+
+STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+# short forms the option models accept besides the full mapping
+SHORTHANDS: dict[tuple[str, str], dict[str, Any]] = {
+    ("steps", "run"): STRING_LIST,
+    ("steps", "shell"): {"type": "string"},
+    ("steps", "wait"): DURATION_SCHEMA,
+    ("verify", "http"): {"type": "string"},
+    ("verify", "command"): STRING_LIST,
+    ("baseline", "http"): {"type": "string"},
+    ("baseline", "command"): STRING_LIST,
+    ("baseline", "file_hash"): {"type": "string"},
+    ("baseline", "readlink"): {"type": "string"},
+}
+
+
+def _options_schema(section: str, kind: str, model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(by_alias=True)
+    short = SHORTHANDS.get((section, kind))
+    return {"anyOf": [schema, short]} if short else schema
+
+
+def _kinded(section: str, registry: Registry[Any]) -> dict[str, Any]:
+    model, _ = KINDED_SECTIONS[section]
+    common = model.model_json_schema()
+    props = {k: v for k, v in common.get("properties", {}).items() if k not in ("kind", "options")}
+    variants = []
+    for kind in registry.names():
+        variants.append({
+            "type": "object",
+            "properties": {**props, kind: _options_schema(section, kind, registry.get(kind).Options)},
+            "required": [kind] + (["name"] if "name" in props else []),
+            "additionalProperties": False,
+        })
+    return {"oneOf": variants}
+
+
+def plan_schema() -> dict[str, Any]:
+    schema = Plan.model_json_schema()
+    kinds = registries()
+    props = schema["properties"]
+    props["steps"] = {"type": "array", "minItems": 1, "items": _kinded("steps", kinds["steps"]),
+                      "description": props["steps"].get("description", "")}
+    props["verify"] = {"type": "array", "items": _kinded("verify", kinds["verify"]),
+                       "description": props["verify"].get("description", "")}
+    props["baseline"] = {"type": "object", "additionalProperties": _kinded("baseline", kinds["baseline"]),
+                         "description": props["baseline"].get("description", "")}
+    schema["$defs"] = {k: v for k, v in schema.get("$defs", {}).items()
+                       if k not in ("Step", "Check", "Source")}
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "backout plan"
+    return schema

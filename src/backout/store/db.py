@@ -1,0 +1,80 @@
+"""Open a store: create the engine, bring the schema to the newest revision, hand out sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from backout.errors import StoreError
+from backout.store import dialect
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("backout.store") / "migrations"))
+    return config
+
+
+class Store:
+    """A database holding runs, journals, snapshots and leases."""
+
+    def __init__(self, url: str) -> None:
+        self.url = dialect.normalize_url(url)
+        try:
+            self.engine: Engine = dialect.create(self.url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"cannot open store {self.safe_url}: {exc}",
+                             hint="check BACKOUT_DATABASE_URL / --db") from exc
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") \
+            else self.url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return dialect.is_sqlite(self.url)
+
+    def migrate(self) -> None:
+        """Upgrade to the newest schema; cheap when already there, safe with concurrent callers."""
+        config = _alembic_config()
+        head = ScriptDirectory.from_config(config).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return
+            with dialect.migration_lock(self.engine) as conn:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach store {self.safe_url}: {exc.orig}",
+                             hint="is the database running, and does the URL name it?") from exc
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on error."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"store {self.safe_url}: {exc.orig}") from exc
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None) -> Store:
+    store = Store(url or dialect.DEFAULT_URL)
+    store.migrate()
+    return store

@@ -1,0 +1,75 @@
+"""Tables. Times are UTC epoch seconds (float): portable across SQLite and PostgreSQL and
+cheap to compare inside SQL (lease expiry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    """A run. ``status`` is a projection of the journal, updated in the same transaction."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    plan: Mapped[str] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(200), index=True)
+    plan_file: Mapped[str] = mapped_column(Text)
+    plan_version: Mapped[str] = mapped_column(String(64))
+    plan_doc: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    snapshot_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+
+
+class EventRow(Base):
+    """One journal entry. ``(run_id, seq)`` is unique, so two writers can never fork a journal."""
+
+    __tablename__ = "journal"
+    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_journal_run_seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(40))
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class SnapshotRow(Base):
+    """Baseline values captured for a service before a deploy."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_service_taken", "service", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(200))
+    plan: Mapped[str] = mapped_column(String(200))
+    plan_version: Mapped[str] = mapped_column(String(64))
+    taken_at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(200))
+    values: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class LeaseRow(Base):
+    """Who may execute a service's active run, until when. Renewed by heartbeat."""
+
+    __tablename__ = "leases"
+
+    service: Mapped[str] = mapped_column(String(200), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,89 @@
+"""Repository functions: the only place that writes SQL for runs, journals and snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from backout.engine.states import RUN_ACTIVE, RunStatus
+from backout.engine.view import Event
+from backout.errors import UsageError
+from backout.store.models import EventRow, RunRow, SnapshotRow
+
+
+def get_run(session: Session, run_id: str) -> RunRow:
+    """A run by id or unique id prefix (like git)."""
+    row = session.get(RunRow, run_id)
+    if row is not None:
+        return row
+    matches = list(session.scalars(select(RunRow).where(RunRow.id.startswith(run_id)).limit(2)))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"run id {run_id!r} is ambiguous", hint="give more characters of the id")
+    raise UsageError(f"no run {run_id!r} in this store", hint="list runs with `backout runs`")
+
+
+def list_runs(session: Session, service: str | None = None, limit: int = 20) -> list[RunRow]:
+    query = select(RunRow).order_by(RunRow.created_at.desc()).limit(limit)
+    if service:
+        query = query.where(RunRow.service == service)
+    return list(session.scalars(query))
+
+
+def active_runs(session: Session, service: str) -> list[RunRow]:
+    query = select(RunRow).where(RunRow.service == service,
+                                 RunRow.status.in_([s.value for s in RUN_ACTIVE]))
+    return list(session.scalars(query))
+
+
+def is_active(session: Session, run_id: str) -> bool:
+    row = session.get(RunRow, run_id)
+    return row is not None and row.status in {status.value for status in RUN_ACTIVE}
+
+
+def load_events(session: Session, run_id: str) -> list[Event]:
+    rows = session.scalars(select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.seq))
+    return [Event(r.run_id, r.seq, r.at, r.kind, r.step, r.attempt, dict(r.data)) for r in rows]
+
+
+def append_event(session: Session, event: Event, status: RunStatus, message: str,
+                 finished_at: float | None) -> None:
+    """Write one event and the run's status projection in the caller's transaction."""
+    session.add(EventRow(run_id=event.run_id, seq=event.seq, at=event.at, kind=event.kind,
+                         step=event.step, attempt=event.attempt, data=event.data))
+    session.execute(update(RunRow).where(RunRow.id == event.run_id).values(
+        status=status.value, message=message, finished_at=finished_at))
+
+
+def add_snapshot(session: Session, service: str, plan: str, plan_version: str, taken_at: float,
+                 actor: str, values: dict[str, str]) -> SnapshotRow:
+    row = SnapshotRow(service=service, plan=plan, plan_version=plan_version, taken_at=taken_at,
+                      actor=actor, values=values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def latest_snapshot(session: Session, service: str, before: float | None = None) -> SnapshotRow | None:
+    query = select(SnapshotRow).where(SnapshotRow.service == service)
+    if before is not None:
+        query = query.where(SnapshotRow.taken_at <= before)
+    return session.scalars(query.order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc())
+                           .limit(1)).first()
+
+
+def get_snapshot(session: Session, snapshot_id: int) -> SnapshotRow | None:
+    return session.get(SnapshotRow, snapshot_id)
+
+
+def count_events(session: Session, run_id: str) -> int:
+    return int(session.scalar(select(func.count()).where(EventRow.run_id == run_id)) or 0)
+
+
+def run_summary(row: RunRow) -> dict[str, Any]:
+    return {"run_id": row.id, "plan": row.plan, "service": row.service, "status": row.status,
+            "actor": row.actor, "created_at": row.created_at, "finished_at": row.finished_at,
+            "message": row.message, "plan_version": row.plan_version}
