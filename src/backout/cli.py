@@ -63,15 +63,20 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="backout")
-@click.option("--db", envvar="BACKOUT_DATABASE_URL", metavar="URL",
-              help="Store URL (default sqlite:///.backout/backout.db; env BACKOUT_DATABASE_URL).")
+@click.option(
+    "--db",
+    envvar="BACKOUT_DATABASE_URL",
+    metavar="URL",
+    help="Store URL (default sqlite:///.backout/backout.db; env BACKOUT_DATABASE_URL).",
+)
 @click.option("--actor", envvar="BACKOUT_ACTOR", help="Who is acting (default: the OS user).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, actor: str | None) -> None:
     """Backout plans as code: validate, snapshot, run, resume and verify a way back."""
     defaults = Settings()
-    ctx.ensure_object(dict)["settings"] = Settings(database_url=db or defaults.database_url,
-                                                   actor=actor or defaults.actor)
+    ctx.ensure_object(dict)["settings"] = Settings(
+        database_url=db or defaults.database_url, actor=actor or defaults.actor
+    )
 
 
 @cli.command()
@@ -90,8 +95,9 @@ def validate(plans: tuple[str, ...], strict: bool, as_json: bool) -> None:
             print_issues(err, issues)
             if not any(i.severity == "error" for i in issues):
                 warnings = len(issues)
-                out.print(f"{path}: [green]valid[/]" + (f" ({warnings} warning(s))" if warnings
-                                                        else ""))
+                out.print(
+                    f"{path}: [green]valid[/]" + (f" ({warnings} warning(s))" if warnings else "")
+                )
     sys.exit(2 if failed else 0)
 
 
@@ -191,8 +197,9 @@ def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
     _finish(commands.status(settings_of(ctx), run_id), as_json)
 
 
-def _decisions(mark_done: tuple[int, ...], retry: tuple[int, ...],
-               skip: tuple[int, ...]) -> dict[int, Decision]:
+def _decisions(
+    mark_done: tuple[int, ...], retry: tuple[int, ...], skip: tuple[int, ...]
+) -> dict[int, Decision]:
     decisions: dict[int, Decision] = {}
     for numbers, decision in ((mark_done, "done"), (retry, "retry"), (skip, "skip")):
         for number in numbers:
@@ -204,22 +211,44 @@ def _decisions(mark_done: tuple[int, ...], retry: tuple[int, ...],
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--mark-done", multiple=True, type=click.IntRange(1), metavar="STEP",
-              help="The interrupted step took effect: record it as succeeded.")
-@click.option("--retry", multiple=True, type=click.IntRange(1), metavar="STEP",
-              help="Run the interrupted step again even though it is not idempotent.")
-@click.option("--skip", multiple=True, type=click.IntRange(1), metavar="STEP",
-              help="Skip the interrupted step.")
+@click.option(
+    "--mark-done",
+    multiple=True,
+    type=click.IntRange(1),
+    metavar="STEP",
+    help="The interrupted step took effect: record it as succeeded.",
+)
+@click.option(
+    "--retry",
+    multiple=True,
+    type=click.IntRange(1),
+    metavar="STEP",
+    help="Run the interrupted step again even though it is not idempotent.",
+)
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.IntRange(1),
+    metavar="STEP",
+    help="Skip the interrupted step.",
+)
 @json_option
 @click.pass_context
 @handle_errors
-def resume(ctx: click.Context, run_id: str, mark_done: tuple[int, ...], retry: tuple[int, ...],
-           skip: tuple[int, ...], as_json: bool) -> None:
+def resume(
+    ctx: click.Context,
+    run_id: str,
+    mark_done: tuple[int, ...],
+    retry: tuple[int, ...],
+    skip: tuple[int, ...],
+    as_json: bool,
+) -> None:
     """Continue a run after a crash; finished steps are never run again."""
     progress = None if as_json else Progress(err)
     try:
-        report = commands.resume(settings_of(ctx), run_id, _decisions(mark_done, retry, skip),
-                                 observer=progress)
+        report = commands.resume(
+            settings_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
+        )
     finally:
         if progress:
             progress.close()

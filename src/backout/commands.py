@@ -52,8 +52,9 @@ def validate(paths: Sequence[str | Path], strict: bool = False) -> dict[str, lis
             continue
         issues = lint(loaded)
         if strict:
-            issues = [Issue(i.file, i.line, i.col, i.field, i.message, i.hint, "error")
-                      for i in issues]
+            issues = [
+                Issue(i.file, i.line, i.col, i.field, i.message, i.hint, "error") for i in issues
+            ]
         results[str(path)] = issues
     return results
 
@@ -87,29 +88,41 @@ def read_baseline(loaded: LoadedPlan) -> dict[str, str]:
         try:
             values[name] = redactor(probe.read(probe.Options.model_validate(source.options), ctx))
         except ActionError as exc:
-            raise ActionError(f"baseline {name!r}: {exc.message}",
-                              hint="is the good release live? fix the source and retry") from exc
+            raise ActionError(
+                f"baseline {name!r}: {exc.message}",
+                hint="is the good release live? fix the source and retry",
+            ) from exc
     return values
 
 
 def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
     loaded = load_plan(path)
     if not loaded.plan.baseline:
-        raise UsageError(f"{path}: the plan declares no `baseline:` values to record",
-                         hint="add e.g. `baseline: {release: {readlink: releases/current}}`")
+        raise UsageError(
+            f"{path}: the plan declares no `baseline:` values to record",
+            hint="add e.g. `baseline: {release: {readlink: releases/current}}`",
+        )
     values = read_baseline(loaded)
     store = open_store(settings.database_url)
     with store.session() as session:
-        row = repo.add_snapshot(session, loaded.plan.service_name, loaded.plan.plan,
-                                loaded.version, time.time(), settings.actor, values)
+        row = repo.add_snapshot(
+            session,
+            loaded.plan.service_name,
+            loaded.plan.plan,
+            loaded.version,
+            time.time(),
+            settings.actor,
+            values,
+        )
         report = SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
     store.dispose()
     return report
 
 
 # --- runs -------------------------------------------------------------------------------
-def run(settings: Settings, path: str | Path, observer: Observer | None = None,
-        strict: bool = False) -> RunReport:
+def run(
+    settings: Settings, path: str | Path, observer: Observer | None = None, strict: bool = False
+) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention)."""
     loaded = load_plan(path)
     _refuse_lint_errors(loaded, strict)
@@ -117,8 +130,17 @@ def run(settings: Settings, path: str | Path, observer: Observer | None = None,
     try:
         owner = leases.new_owner()
         row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl)
-        view = execute(Execution(store, row, loaded.plan, owner, settings.actor,
-                                 settings.lease_ttl, observer=observer))
+        view = execute(
+            Execution(
+                store,
+                row,
+                loaded.plan,
+                owner,
+                settings.actor,
+                settings.lease_ttl,
+                observer=observer,
+            )
+        )
         return run_report(row, view)
     finally:
         store.dispose()
@@ -145,18 +167,39 @@ def dry_run(settings: Settings, path: str | Path) -> DryRunReport:
     except UsageError as exc:
         problems.append(exc.message)
         secrets = {}
-    env = RunEnvironment(loaded.base_dir, baseline, secrets,
-                         {"id": "DRY-RUN", "plan": plan.plan, "service": plan.service_name,
-                          "actor": settings.actor})
+    env = RunEnvironment(
+        loaded.base_dir,
+        baseline,
+        secrets,
+        {"id": "DRY-RUN", "plan": plan.plan, "service": plan.service_name, "actor": settings.actor},
+    )
     redactor = env.redactor
-    steps = [DryRunStep(i + 1, s.name, s.kind, redactor.value(_render(s, env, problems)),
-                        s.timeout, s.retries, s.idempotent, s.on_failure)
-             for i, s in enumerate(plan.steps)]
-    checks = [{"number": i + 1, "name": c.name, "check": c.kind, "within_s": c.within,
-               "rendered": redactor.value(_render(c, env, problems))}
-              for i, c in enumerate(plan.verify)]
-    return DryRunReport(plan.plan, plan.service_name, snap.id if snap else None, baseline,
-                        steps, checks, problems)
+    steps = [
+        DryRunStep(
+            i + 1,
+            s.name,
+            s.kind,
+            redactor.value(_render(s, env, problems)),
+            s.timeout,
+            s.retries,
+            s.idempotent,
+            s.on_failure,
+        )
+        for i, s in enumerate(plan.steps)
+    ]
+    checks = [
+        {
+            "number": i + 1,
+            "name": c.name,
+            "check": c.kind,
+            "within_s": c.within,
+            "rendered": redactor.value(_render(c, env, problems)),
+        }
+        for i, c in enumerate(plan.verify)
+    ]
+    return DryRunReport(
+        plan.plan, plan.service_name, snap.id if snap else None, baseline, steps, checks, problems
+    )
 
 
 def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
@@ -171,24 +214,40 @@ def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
         return item.options
 
 
-def resume(settings: Settings, run_id: str, decisions: dict[int, Decision] | None = None,
-           observer: Observer | None = None) -> RunReport:
+def resume(
+    settings: Settings,
+    run_id: str,
+    decisions: dict[int, Decision] | None = None,
+    observer: Observer | None = None,
+) -> RunReport:
     store = open_store(settings.database_url)
     try:
         with store.session() as session:
             row = repo.get_run(session, run_id)
         plan, _ = plan_of(row)
-        for index in (decisions or {}):
+        for index in decisions or {}:
             if not 0 <= index < len(plan.steps):
-                raise UsageError(f"step {index + 1} does not exist; the plan has "
-                                 f"{len(plan.steps)} steps", run_id=row.id)
+                raise UsageError(
+                    f"step {index + 1} does not exist; the plan has {len(plan.steps)} steps",
+                    run_id=row.id,
+                )
         if row.status in {s.value for s in RUN_TERMINAL}:
             return _report(store, row.id)
         owner = leases.new_owner()
         with store.session() as session:
             claim_for_resume(session, row.service, row.id, owner, settings.lease_ttl)
-        view = execute(Execution(store, row, plan, owner, settings.actor, settings.lease_ttl,
-                                 decisions=dict(decisions or {}), observer=observer))
+        view = execute(
+            Execution(
+                store,
+                row,
+                plan,
+                owner,
+                settings.actor,
+                settings.lease_ttl,
+                decisions=dict(decisions or {}),
+                observer=observer,
+            )
+        )
         return run_report(row, view)
     finally:
         store.dispose()

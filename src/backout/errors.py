@@ -43,8 +43,9 @@ class BackoutError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, run_id: str | None = None, step: str | None = None,
-                 hint: str = "") -> None:
+    def __init__(
+        self, message: str, *, run_id: str | None = None, step: str | None = None, hint: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.run_id = run_id

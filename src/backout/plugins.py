@@ -16,8 +16,11 @@ from backout.errors import BackoutError
 
 
 class Kind(Protocol):
-    kind: str
-    Options: type[BaseModel]
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def Options(self) -> type[BaseModel]: ...
 
 
 K = TypeVar("K", bound=Kind)
@@ -47,7 +50,8 @@ class Registry(Generic[K]):
         for ep in entry_points(group=self.group):
             if ep.name in seen and seen[ep.name] != ep.value:
                 raise BackoutError(
-                    f"two {self.label} plugins are named {ep.name!r}: {seen[ep.name]} and {ep.value}",
+                    f"two {self.label} plugins are named {ep.name!r}: "
+                    f"{seen[ep.name]} and {ep.value}",
                     hint="uninstall one of the packages or rename its entry point",
                 )
             seen[ep.name] = ep.value

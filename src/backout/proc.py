@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,18 +30,30 @@ def tail(text: str, limit: int = TAIL_BYTES) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def run_process(argv: Sequence[str], *, cwd: Path, timeout: float,
-                env: Mapping[str, str] | None = None, stdin: str | None = None) -> ProcResult:
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> ProcResult:
     full_env = {**os.environ, **(env or {})}
     try:
-        proc = subprocess.Popen(  # noqa: S603 - argv list, never a shell
-            list(argv), cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             start_new_session=True,  # so a timeout can kill the children too
         )
     except FileNotFoundError as exc:
-        raise ActionError(f"command not found: {argv[0]}",
-                          hint="use a path relative to the plan file, or a program on PATH") from exc
+        raise ActionError(
+            f"command not found: {argv[0]}",
+            hint="use a path relative to the plan file, or a program on PATH",
+        ) from exc
     except PermissionError as exc:
         raise ActionError(f"not executable: {argv[0]}", hint=f"chmod +x {argv[0]}") from exc
     except OSError as exc:
@@ -55,7 +68,5 @@ def run_process(argv: Sequence[str], *, cwd: Path, timeout: float,
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -35,8 +35,11 @@ class Redactor:
     """Callable that masks every known secret in a string."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        forms = sorted({form for s in secrets if len(s) >= MIN_SECRET_LENGTH
-                        for form in _encodings(s)}, key=len, reverse=True)
+        forms = sorted(
+            {form for s in secrets if len(s) >= MIN_SECRET_LENGTH for form in _encodings(s)},
+            key=len,
+            reverse=True,
+        )
         # between any two characters a wrapped line may break: allow \r?\n there
         patterns = [r"(?:\r?\n)?".join(re.escape(ch) for ch in form) for form in forms]
         self._pattern = re.compile("|".join(patterns)) if patterns else None

@@ -14,8 +14,14 @@ from backout.engine.view import Event, RunView
 from backout.errors import Issue
 from backout.reports import DryRunReport, RunReport
 
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "needs_attention": "yellow",
-                "running": "cyan", "pending": "dim", "skipped": "dim"}
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "needs_attention": "yellow",
+    "running": "cyan",
+    "pending": "dim",
+    "skipped": "dim",
+}
 
 
 def clock(at: float | None) -> str:
@@ -44,18 +50,30 @@ def print_issues(console: Console, issues: list[Issue]) -> None:
 
 
 def run_table(report: RunReport) -> Table:
-    table = Table(title=f"run {report.run_id} · {report.plan} · {styled(report.status)}",
-                  title_justify="left")
+    table = Table(
+        title=f"run {report.run_id} · {report.plan} · {styled(report.status)}", title_justify="left"
+    )
     for column in ("#", "step", "status", "attempts", "duration", "result"):
         table.add_column(column)
     for step in report.steps:
-        table.add_row(str(step.number), escape(step.name), styled(step.status),
-                      str(step.attempts), seconds(step.duration_s), escape(step.summary))
+        table.add_row(
+            str(step.number),
+            escape(step.name),
+            styled(step.status),
+            str(step.attempts),
+            seconds(step.duration_s),
+            escape(step.summary),
+        )
     for check in report.checks:
         state = "-" if check.passed is None else ("passed" if check.passed else "failed")
-        table.add_row(f"v{check.number}", f"verify: {escape(check.name)}",
-                      styled({"passed": "succeeded", "failed": "failed"}.get(state, state)),
-                      str(check.attempts), "", escape(check.reason))
+        table.add_row(
+            f"v{check.number}",
+            f"verify: {escape(check.name)}",
+            styled({"passed": "succeeded", "failed": "failed"}.get(state, state)),
+            str(check.attempts),
+            "",
+            escape(check.reason),
+        )
     return table
 
 
@@ -69,15 +87,21 @@ def print_run(console: Console, report: RunReport) -> None:
 
 def print_dry_run(console: Console, report: DryRunReport) -> None:
     snap = f"snapshot #{report.snapshot_id}" if report.snapshot_id else "no snapshot"
-    console.print(f"[bold]dry run[/] of {escape(report.plan)} for service {report.service} ({snap}); "
-                  "nothing is executed")
+    console.print(
+        f"[bold]dry run[/] of {escape(report.plan)} for service {report.service} ({snap}); "
+        "nothing is executed"
+    )
     for step in report.steps:
-        console.print(f"{step.number}. {escape(step.name)}  [dim]{step.action} · timeout "
-                      f"{step.timeout_s:g}s · retries {step.retries} · "
-                      f"{'idempotent' if step.idempotent else 'not idempotent'}[/]")
+        console.print(
+            f"{step.number}. {escape(step.name)}  [dim]{step.action} · timeout "
+            f"{step.timeout_s:g}s · retries {step.retries} · "
+            f"{'idempotent' if step.idempotent else 'not idempotent'}[/]"
+        )
         console.print(f"   {escape(json.dumps(step.rendered))}", soft_wrap=True)
     for check in report.checks:
-        console.print(f"v{check['number']}. verify {escape(check['name'])}  [dim]{check['check']}[/]")
+        console.print(
+            f"v{check['number']}. verify {escape(check['name'])}  [dim]{check['check']}[/]"
+        )
         console.print(f"   {escape(json.dumps(check['rendered']))}", soft_wrap=True)
     for problem in report.problems:
         console.print(f"[yellow]problem[/]: {escape(problem)}", soft_wrap=True)
@@ -91,10 +115,16 @@ def event_detail(event: Event) -> str:
 def journal_lines(events: list[Event]) -> list[str]:
     lines = []
     for event in events:
-        where = "" if event.step is None else f" {'check' if 'check' in event.kind else 'step'} {event.step + 1}"
+        where = (
+            ""
+            if event.step is None
+            else f" {'check' if 'check' in event.kind else 'step'} {event.step + 1}"
+        )
         attempt = "" if event.attempt is None else f" #{event.attempt}"
-        lines.append(f"{event.seq:>4}  {clock(event.at)[11:]}  {event.kind}{where}{attempt}"
-                     f"  [dim]{event_detail(event)}[/]")
+        lines.append(
+            f"{event.seq:>4}  {clock(event.at)[11:]}  {event.kind}{where}{attempt}"
+            f"  [dim]{event_detail(event)}[/]"
+        )
     return lines
 
 
@@ -103,8 +133,15 @@ def runs_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("run", "plan", "service", "status", "created (UTC)", "actor", "message"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["run_id"], row["plan"], row["service"], styled(row["status"]),
-                      clock(row["created_at"]), escape(row["actor"]), escape(row["message"][:80]))
+        table.add_row(
+            row["run_id"],
+            row["plan"],
+            row["service"],
+            styled(row["status"]),
+            clock(row["created_at"]),
+            escape(row["actor"]),
+            escape(row["message"][:80]),
+        )
     return table
 
 
@@ -122,8 +159,15 @@ class Progress:
         self._stop_spinner()
         self.console.print(text, soft_wrap=True)
         if event.kind in ("step_started", "check_started", "step_retrying"):
-            name = (view.steps[event.step].name if event.kind != "check_started"
-                    else view.checks[event.step or 0].name) if event.step is not None else ""
+            name = (
+                (
+                    view.steps[event.step].name
+                    if event.kind != "check_started"
+                    else view.checks[event.step or 0].name
+                )
+                if event.step is not None
+                else ""
+            )
             self._status = self.console.status(f"{escape(name)} …")
             self._status.start()
 
@@ -144,10 +188,12 @@ class Progress:
             return f"{stamp} run {view.run_id} resumed"
         if event.kind == "step_started":
             return f"{stamp} ▶ step {number} {escape(view.steps[event.step or 0].name)}" + (
-                f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else "")
+                f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
+            )
         if event.kind in ("step_finished", "step_retrying", "step_skipped"):
-            outcome = event.data.get("outcome", "retrying" if event.kind == "step_retrying"
-                                     else "skipped")
+            outcome = event.data.get(
+                "outcome", "retrying" if event.kind == "step_retrying" else "skipped"
+            )
             took = event.data.get("duration_s")
             took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
             said = str(event.data.get("summary") or event.data.get("reason", ""))
@@ -159,5 +205,6 @@ class Progress:
             status = event.data.get("outcome", "needs_attention")
             return f"{stamp} {styled(str(status))}: {escape(str(event.data.get('message', '')))}"
         if event.kind == "warning":
-            return f"{stamp} [yellow]note[/] step {number}: {escape(str(event.data.get('message', '')))}"
+            note = escape(str(event.data.get("message", "")))
+            return f"{stamp} [yellow]note[/] step {number}: {note}"
         return None

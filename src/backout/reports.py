@@ -60,14 +60,27 @@ def run_report(row: RunRow, view: RunView) -> RunReport:
     started = view.started_at or view.created_at or row.created_at
     duration = round(view.finished_at - started, 3) if view.finished_at else None
     return RunReport(
-        run_id=row.id, plan=row.plan, service=row.service, status=view.status.value,
-        message=view.message, actor=row.actor, plan_version=row.plan_version,
-        created_at=row.created_at, finished_at=view.finished_at, duration_s=duration,
+        run_id=row.id,
+        plan=row.plan,
+        service=row.service,
+        status=view.status.value,
+        message=view.message,
+        actor=row.actor,
+        plan_version=row.plan_version,
+        created_at=row.created_at,
+        finished_at=view.finished_at,
+        duration_s=duration,
         verified=view.verified,
-        steps=[StepReport(s.index + 1, s.name, s.status.value, s.attempts, s.duration_s,
-                          s.summary, s.output) for s in view.steps],
-        checks=[CheckReport(c.index + 1, c.name, c.passed, c.reason, c.attempts)
-                for c in view.checks])
+        steps=[
+            StepReport(
+                s.index + 1, s.name, s.status.value, s.attempts, s.duration_s, s.summary, s.output
+            )
+            for s in view.steps
+        ],
+        checks=[
+            CheckReport(c.index + 1, c.name, c.passed, c.reason, c.attempts) for c in view.checks
+        ],
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ def _default_actor() -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str = field(default_factory=lambda: os.environ.get("BACKOUT_DATABASE_URL")
-                              or DEFAULT_URL)
+    database_url: str = field(
+        default_factory=lambda: os.environ.get("BACKOUT_DATABASE_URL") or DEFAULT_URL
+    )
     actor: str = field(default_factory=lambda: os.environ.get("BACKOUT_ACTOR") or _default_actor())
     lease_ttl: float = 15.0  # seconds; the heartbeat renews every ttl/3

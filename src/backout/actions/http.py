@@ -38,8 +38,12 @@ class HttpAction(Action):
         except ActionError as exc:
             return Outcome(False, ctx.redact(exc.message))
         ok = response.status_code in options.status
-        return Outcome(ok, f"status {response.status_code}", ctx.redact(tail(response.text)),
-                       {"status": response.status_code})
+        return Outcome(
+            ok,
+            f"status {response.status_code}",
+            ctx.redact(tail(response.text)),
+            {"status": response.status_code},
+        )
 
     def describe(self, options: HttpOptions) -> str:
         return f"{options.method} {options.url}"

@@ -15,7 +15,9 @@ class RunOptions(Options):
     argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
     cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
-    exit_codes: list[int] = Field(default_factory=lambda: [0], description="Exit codes that mean success.")
+    exit_codes: list[int] = Field(
+        default_factory=lambda: [0], description="Exit codes that mean success."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -44,8 +46,12 @@ class RunAction(Action):
 
     def execute(self, options: RunOptions, ctx: Context) -> Outcome:
         cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
-        result = run_process(argv_with_local_program(options.argv, ctx), cwd=cwd,
-                             timeout=ctx.timeout, env={**ctx.env, **options.env})
+        result = run_process(
+            argv_with_local_program(options.argv, ctx),
+            cwd=cwd,
+            timeout=ctx.timeout,
+            env={**ctx.env, **options.env},
+        )
         output = ctx.redact(result.output)
         if result.timed_out:
             return Outcome(False, f"timed out after {ctx.timeout:g}s", output)

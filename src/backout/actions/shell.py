@@ -30,13 +30,18 @@ class ShellAction(Action):
 
     def execute(self, options: ShellOptions, ctx: Context) -> Outcome:
         cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
-        result = run_process([options.shell, "-c", options.script], cwd=cwd, timeout=ctx.timeout,
-                             env={**ctx.env, **options.env})
+        result = run_process(
+            [options.shell, "-c", options.script],
+            cwd=cwd,
+            timeout=ctx.timeout,
+            env={**ctx.env, **options.env},
+        )
         output = ctx.redact(result.output)
         if result.timed_out:
             return Outcome(False, f"timed out after {ctx.timeout:g}s", output)
-        return Outcome(result.ok, f"exit code {result.exit_code}", output,
-                       {"exit_code": result.exit_code})
+        return Outcome(
+            result.ok, f"exit code {result.exit_code}", output, {"exit_code": result.exit_code}
+        )
 
     def describe(self, options: ShellOptions) -> str:
         first = options.script.strip().splitlines()[0] if options.script.strip() else ""

@@ -31,8 +31,11 @@ class SymlinkAction(Action):
         temp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
         os.symlink(options.target, temp)
         os.replace(temp, link)  # rename(2) is atomic: readers see old or new, never neither
-        return Outcome(True, f"{options.link} -> {options.target} (was {previous})",
-                       detail={"previous": previous, "target": options.target})
+        return Outcome(
+            True,
+            f"{options.link} -> {options.target} (was {previous})",
+            detail={"previous": previous, "target": options.target},
+        )
 
     def describe(self, options: SymlinkOptions) -> str:
         return f"point {options.link} at {options.target}"

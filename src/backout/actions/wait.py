@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from backout.actions.base import Action, Context, Options, Outcome
+from backout.probes.base import Verdict
 from backout.probes.command import CommandCheck, CommandOptions
 from backout.probes.http import HttpCheck, HttpCheckOptions
 from backout.spec.models import Duration
@@ -50,8 +51,7 @@ class WaitAction(Action):
         while True:
             polls += 1
             remaining = max(0.1, deadline - time.monotonic())
-            verdict = (HttpCheck().check(options.http, _ctx(ctx, remaining)) if options.http
-                       else CommandCheck().check(options.command, _ctx(ctx, remaining)))
+            verdict = self._probe(options, _ctx(ctx, remaining))
             if verdict.passed:
                 return Outcome(True, f"passed after {polls} poll(s): {verdict.reason}")
             reason = verdict.reason
@@ -59,11 +59,21 @@ class WaitAction(Action):
                 return Outcome(False, f"still failing after {polls} poll(s): {reason}")
             time.sleep(options.interval)
 
+    @staticmethod
+    def _probe(options: WaitOptions, ctx: Context) -> Verdict:
+        if options.http is not None:
+            return HttpCheck().check(options.http, ctx)
+        assert options.command is not None  # the model allows exactly one mode
+        return CommandCheck().check(options.command, ctx)
+
     def describe(self, options: WaitOptions) -> str:
         if options.delay is not None:
             return f"wait {options.delay:g}s"
-        target = HttpCheck().describe(options.http) if options.http else (
-            CommandCheck().describe(options.command) if options.command else "")
+        target = (
+            HttpCheck().describe(options.http)
+            if options.http
+            else (CommandCheck().describe(options.command) if options.command else "")
+        )
         return f"wait until {target}"
 
 

@@ -35,15 +35,20 @@ def check_baseline(loaded: LoadedPlan, snapshot: SnapshotRow | None) -> None:
         raise UsageError(
             f"no baseline snapshot for service {service!r}; the plan uses "
             f"{', '.join(f'baseline.{k}' for k in sorted(needed))}",
-            hint=f"run `backout snapshot {loaded.path}` while the good release is live")
+            hint=f"run `backout snapshot {loaded.path}` while the good release is live",
+        )
     missing = needed - set(snapshot.values)
     if missing:
         raise UsageError(
             f"the latest snapshot of {service!r} (#{snapshot.id}) lacks "
-            f"{', '.join(sorted(missing))}", hint="take a new snapshot with `backout snapshot`")
+            f"{', '.join(sorted(missing))}",
+            hint="take a new snapshot with `backout snapshot`",
+        )
 
 
-def create_run(store: Store, loaded: LoadedPlan, actor: str, owner: str, lease_ttl: float) -> RunRow:
+def create_run(
+    store: Store, loaded: LoadedPlan, actor: str, owner: str, lease_ttl: float
+) -> RunRow:
     plan = loaded.plan
     resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
     now = time.time()
@@ -53,14 +58,32 @@ def create_run(store: Store, loaded: LoadedPlan, actor: str, owner: str, lease_t
         check_baseline(loaded, snapshot)
         claim_for_new_run(session, plan.service_name, run_id, owner, lease_ttl)
         row = RunRow(
-            id=run_id, plan=plan.plan, service=plan.service_name, plan_file=str(loaded.path),
-            plan_version=loaded.version, status=RunStatus.PENDING.value, actor=actor,
+            id=run_id,
+            plan=plan.plan,
+            service=plan.service_name,
+            plan_file=str(loaded.path),
+            plan_version=loaded.version,
+            status=RunStatus.PENDING.value,
+            actor=actor,
             plan_doc={"plan": plan.model_dump(mode="json"), "base_dir": str(loaded.base_dir)},
-            snapshot_id=snapshot.id if snapshot else None, created_at=now, message="")
+            snapshot_id=snapshot.id if snapshot else None,
+            created_at=now,
+            message="",
+        )
         session.add(row)
         session.flush()
-        first = Event(run_id, 1, now, "run_created", data={
-            "plan": plan.plan, "plan_file": str(loaded.path), "plan_version": loaded.version,
-            "snapshot_id": row.snapshot_id, "actor": actor})
+        first = Event(
+            run_id,
+            1,
+            now,
+            "run_created",
+            data={
+                "plan": plan.plan,
+                "plan_file": str(loaded.path),
+                "plan_version": loaded.version,
+                "snapshot_id": row.snapshot_id,
+                "actor": actor,
+            },
+        )
         repo.append_event(session, first, RunStatus.PENDING, "", None)
     return row

@@ -19,8 +19,10 @@ def resolve_secrets(plan: Plan, base_dir: Path) -> dict[str, str]:
     for name, secret in plan.secrets.items():
         if secret.env:
             if secret.env not in os.environ:
-                raise UsageError(f"secret {name!r}: environment variable {secret.env} is not set",
-                                 hint=f"export {secret.env}=... before running")
+                raise UsageError(
+                    f"secret {name!r}: environment variable {secret.env} is not set",
+                    hint=f"export {secret.env}=... before running",
+                )
             values[name] = os.environ[secret.env]
         elif secret.file:
             path = Path(secret.file) if Path(secret.file).is_absolute() else base_dir / secret.file
@@ -46,8 +48,13 @@ class RunEnvironment:
         return Redactor(self.secrets.values())
 
     def scope(self) -> dict[str, Any]:
-        return {"baseline": self.baseline, "run": self.run, "change": self.change,
-                "env": dict(os.environ), "secrets": self.secrets}
+        return {
+            "baseline": self.baseline,
+            "run": self.run,
+            "change": self.change,
+            "env": dict(os.environ),
+            "secrets": self.secrets,
+        }
 
     def process_env(self) -> dict[str, str]:
         """Values for processes, as BACKOUT_* variables: the only way into a shell script."""

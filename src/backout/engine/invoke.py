@@ -25,7 +25,7 @@ def with_deadline(call: Callable[[], T], timeout: float, on_error: Callable[[str
             box["value"] = call()
         except BackoutError as exc:
             failure.append(exc.message)
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not kill the run
+        except Exception as exc:
             failure.append(f"{type(exc).__name__}: {exc}")
 
     thread = threading.Thread(target=target, name="backout-action", daemon=True)

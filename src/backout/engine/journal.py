@@ -22,24 +22,34 @@ Observer = Callable[[Event, RunView], None]
 class Journal:
     """Appends events for one run, enforcing transition rules against the derived state."""
 
-    def __init__(self, store: Store, view: RunView, redactor: Redactor,
-                 observer: Observer | None = None) -> None:
+    def __init__(
+        self, store: Store, view: RunView, redactor: Redactor, observer: Observer | None = None
+    ) -> None:
         self.store = store
         self.view = view
         self.redactor = redactor
         self.observer = observer
 
     @classmethod
-    def open(cls, store: Store, view: RunView, redactor: Redactor,
-             observer: Observer | None = None) -> Journal:
+    def open(
+        cls, store: Store, view: RunView, redactor: Redactor, observer: Observer | None = None
+    ) -> Journal:
         with store.session() as session:
             events = repo.load_events(session, view.run_id)
         return cls(store, fold(view, events), redactor, observer)
 
-    def append(self, kind: str, step: int | None = None, attempt: int | None = None,
-               **data: Any) -> Event:
-        event = Event(self.view.run_id, self.view.last_seq + 1, time.time(), kind, step, attempt,
-                      self.redactor.value(data))
+    def append(
+        self, kind: str, step: int | None = None, attempt: int | None = None, **data: Any
+    ) -> Event:
+        event = Event(
+            self.view.run_id,
+            self.view.last_seq + 1,
+            time.time(),
+            kind,
+            step,
+            attempt,
+            self.redactor.value(data),
+        )
         trial = _copy(self.view)
         apply(trial, event)  # raises TransitionError before anything is written
         finished = event.at if trial.status in RUN_TERMINAL else None
@@ -47,9 +57,11 @@ class Journal:
             with self.store.session() as session:
                 repo.append_event(session, event, trial.status, trial.message, finished)
         except IntegrityError as exc:
-            raise StoreError("another process wrote to this run's journal",
-                             run_id=self.view.run_id,
-                             hint="two workers ran the same run; check `backout journal`") from exc
+            raise StoreError(
+                "another process wrote to this run's journal",
+                run_id=self.view.run_id,
+                hint="two workers ran the same run; check `backout journal`",
+            ) from exc
         apply(self.view, event)
         if self.observer is not None:
             self.observer(event, self.view)

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from backout.errors import ServiceBusyError
+from backout.errors import ServiceBusyError, StoreError
 from backout.store import leases, repo
 from backout.store.db import Store
 
 
-def busy_error(service: str, holder: leases.Holder | None, run_id: str | None = None) -> ServiceBusyError:
+def busy_error(
+    service: str, holder: leases.Holder | None, run_id: str | None = None
+) -> ServiceBusyError:
     if holder is None:
         return ServiceBusyError(
             f"service {service!r} has an unfinished run {run_id}",
-            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`)")
-    when = (f"expires in {holder.expires_in:g}s" if holder.expires_in > 0
-            else f"expired {-holder.expires_in:g}s ago")
+            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`)",
+        )
+    when = (
+        f"expires in {holder.expires_in:g}s"
+        if holder.expires_in > 0
+        else f"expired {-holder.expires_in:g}s ago"
+    )
     return ServiceBusyError(
         f"service {service!r} is busy: run {holder.run_id} is executing "
         f"(owner {holder.owner}, lease {when})",
-        hint="wait for it to finish; only one run per service may be active")
+        hint="wait for it to finish; only one run per service may be active",
+    )
 
 
 def claim_for_new_run(session: Session, service: str, run_id: str, owner: str, ttl: float) -> None:
@@ -35,9 +44,11 @@ def claim_for_new_run(session: Session, service: str, run_id: str, owner: str, t
         return
     current = leases.holder(session, service, now)
     # a finished run's lease may linger if its process died after finishing
-    if current is not None and not _run_is_active(session, current.run_id) \
-            and leases.take_over(session, service, run_id, owner, now, ttl,
-                                 stale_owner=current.owner):
+    if (
+        current is not None
+        and not _run_is_active(session, current.run_id)
+        and leases.take_over(session, service, run_id, owner, now, ttl, stale_owner=current.owner)
+    ):
         return
     raise busy_error(service, current)
 
@@ -77,18 +88,14 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        try:
-            with self.store.session() as session:
-                leases.release(session, self.service, self.owner)
-        except Exception:  # noqa: BLE001 - releasing is best effort; the lease expires anyway
-            pass
+        # Releasing is best effort: if the store is unreachable now, the lease simply expires.
+        with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
+            leases.release(session, self.service, self.owner)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.ttl / 3):
-            try:
-                with self.store.session() as session:
-                    if not leases.renew(session, self.service, self.owner, time.time(), self.ttl):
-                        self.lost.set()
-                        return
-            except Exception:  # noqa: BLE001 - a missed beat is retried; expiry is the backstop
-                continue
+            # A missed beat is tried again next time; expiry is the backstop.
+            with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
+                if not leases.renew(session, self.service, self.owner, time.time(), self.ttl):
+                    self.lost.set()
+                    return

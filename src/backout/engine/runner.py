@@ -86,13 +86,19 @@ def _start(journal: Journal, ex: Execution) -> None:
         journal.append("run_started", actor=ex.actor, owner=ex.owner)
     else:
         decisions = {str(i + 1): d for i, d in ex.decisions.items()}
-        journal.append("run_resumed", actor=ex.actor, owner=ex.owner, decisions=decisions,
-                       previous_status=view.status.value)
+        journal.append(
+            "run_resumed",
+            actor=ex.actor,
+            owner=ex.owner,
+            decisions=decisions,
+            previous_status=view.status.value,
+        )
 
 
 class _Steps:
-    def __init__(self, journal: Journal, ex: Execution, env: RunEnvironment,
-                 heartbeat: Heartbeat) -> None:
+    def __init__(
+        self, journal: Journal, ex: Execution, env: RunEnvironment, heartbeat: Heartbeat
+    ) -> None:
         self.journal, self.ex, self.env, self.heartbeat = journal, ex, env, heartbeat
 
     def run(self) -> None:
@@ -100,8 +106,12 @@ class _Steps:
             if not self._step(index, step):
                 return
         if self._verify():
-            self._finish(RunStatus.SUCCEEDED, "backout finished and verified"
-                         if self.ex.plan.verify else "backout finished (no verify checks)")
+            self._finish(
+                RunStatus.SUCCEEDED,
+                "backout finished and verified"
+                if self.ex.plan.verify
+                else "backout finished (no verify checks)",
+            )
 
     # --- steps ---------------------------------------------------------------------------
     def _step(self, index: int, step: Step) -> bool:
@@ -123,24 +133,35 @@ class _Steps:
         """A step started before a crash and never finished: decide whether to run it again."""
         decision = self.ex.decisions.get(index)
         if decision is not None:
-            self.journal.append("operator_decision", step=index, decision=decision,
-                                actor=self.ex.actor)
+            self.journal.append(
+                "operator_decision", step=index, decision=decision, actor=self.ex.actor
+            )
         if decision == "done":
-            self.journal.append("step_finished", step=index, outcome="succeeded",
-                                summary=f"marked done by {self.ex.actor}", resolved=True)
+            self.journal.append(
+                "step_finished",
+                step=index,
+                outcome="succeeded",
+                summary=f"marked done by {self.ex.actor}",
+                resolved=True,
+            )
             return True
         if decision == "skip":
             self.journal.append("step_skipped", step=index, reason=f"skipped by {self.ex.actor}")
             return True
         if step.idempotent or decision == "retry":
-            self.journal.append("warning", step=index,
-                                message="step was interrupted; running it again"
-                                + (" (idempotent)" if step.idempotent else " (operator retry)"))
+            self.journal.append(
+                "warning",
+                step=index,
+                message="step was interrupted; running it again"
+                + (" (idempotent)" if step.idempotent else " (operator retry)"),
+            )
             return True
-        message = (f"step {index + 1} {step.name!r} was interrupted and is not idempotent: "
-                   "it may or may not have taken effect. Check the system, then run "
-                   f"`backout resume {self.ex.row.id} --mark-done {index + 1}` if it took "
-                   f"effect, `--retry {index + 1}` to run it again, or `--skip {index + 1}`")
+        message = (
+            f"step {index + 1} {step.name!r} was interrupted and is not idempotent: "
+            "it may or may not have taken effect. Check the system, then run "
+            f"`backout resume {self.ex.row.id} --mark-done {index + 1}` if it took "
+            f"effect, `--retry {index + 1}` to run it again, or `--skip {index + 1}`"
+        )
         self.journal.append("run_needs_attention", step=index, message=message)
         return False
 
@@ -152,11 +173,20 @@ class _Steps:
             failpoints.hit("step_started", index + 1)
             outcome = self._invoke(step)
             failpoints.hit("action_done", index + 1)
-            data = {"summary": outcome.summary, "output": outcome.output,
-                    "duration_s": round(time.monotonic() - started, 3), **outcome.detail}
+            data = {
+                "summary": outcome.summary,
+                "output": outcome.output,
+                "duration_s": round(time.monotonic() - started, 3),
+                **outcome.detail,
+            }
             if outcome.ok or attempt == last:
-                self.journal.append("step_finished", step=index, attempt=attempt,
-                                    outcome="succeeded" if outcome.ok else "failed", **data)
+                self.journal.append(
+                    "step_finished",
+                    step=index,
+                    attempt=attempt,
+                    outcome="succeeded" if outcome.ok else "failed",
+                    **data,
+                )
                 failpoints.hit("step_finished", index + 1)
                 return
             delay = min(step.retry_delay * 2 ** (attempt - first), MAX_BACKOFF_S)
@@ -174,8 +204,11 @@ class _Steps:
         except ValidationError as exc:
             return Outcome(False, redactor(f"options are invalid after rendering: {exc}"))
         ctx = self.env.context(step.timeout, redactor)
-        return with_deadline(lambda: action.execute(options, ctx), step.timeout,
-                             lambda message: Outcome(False, redactor(message)))
+        return with_deadline(
+            lambda: action.execute(options, ctx),
+            step.timeout,
+            lambda message: Outcome(False, redactor(message)),
+        )
 
     # --- verification --------------------------------------------------------------------
     def _verify(self) -> bool:
@@ -206,9 +239,14 @@ class _Steps:
             if verdict.passed or time.monotonic() + check.interval > deadline:
                 break
             time.sleep(check.interval)
-        self.journal.append("check_finished", step=index, passed=verdict.passed,
-                            reason=verdict.reason, attempts=attempts,
-                            observed=_jsonable(verdict.observed))
+        self.journal.append(
+            "check_finished",
+            step=index,
+            passed=verdict.passed,
+            reason=verdict.reason,
+            attempts=attempts,
+            observed=_jsonable(verdict.observed),
+        )
 
     def _probe(self, check: Check) -> Verdict:
         probe = CHECKS.get(check.kind)
@@ -218,8 +256,11 @@ class _Steps:
         except (TemplateError, ValidationError) as exc:
             return Verdict(False, redactor(str(exc)))
         ctx = self.env.context(check.timeout, redactor)
-        return with_deadline(lambda: probe.check(options, ctx), check.timeout,
-                             lambda message: Verdict(False, redactor(message)))
+        return with_deadline(
+            lambda: probe.check(options, ctx),
+            check.timeout,
+            lambda message: Verdict(False, redactor(message)),
+        )
 
     # --- end -----------------------------------------------------------------------------
     def _finish(self, outcome: RunStatus, message: str) -> None:
@@ -227,15 +268,22 @@ class _Steps:
         view = self.journal.view
         elapsed = time.time() - (view.started_at or view.created_at or time.time())
         rto = self.ex.plan.rto
-        self.journal.append("run_finished", outcome=outcome.value, message=message,
-                            elapsed_s=round(elapsed, 3), rto_s=rto,
-                            rto_met=None if rto is None else elapsed <= rto)
+        self.journal.append(
+            "run_finished",
+            outcome=outcome.value,
+            message=message,
+            elapsed_s=round(elapsed, 3),
+            rto_s=rto,
+            rto_met=None if rto is None else elapsed <= rto,
+        )
 
     def _guard_lease(self) -> None:
         if self.heartbeat.lost.is_set():
-            raise StoreError("this worker lost the service lease; another worker may have "
-                             "taken the run over", run_id=self.ex.row.id,
-                             hint=f"check `backout status {self.ex.row.id}`")
+            raise StoreError(
+                "this worker lost the service lease; another worker may have taken the run over",
+                run_id=self.ex.row.id,
+                hint=f"check `backout status {self.ex.row.id}`",
+            )
 
 
 def _jsonable(value: Any) -> Any:

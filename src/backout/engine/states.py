@@ -34,8 +34,9 @@ STEP_DONE = frozenset({StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPP
 RUN_RULES: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
     # RUNNING -> RUNNING is a resume after a crash
-    RunStatus.RUNNING: frozenset({RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED,
-                                  RunStatus.NEEDS_ATTENTION}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.NEEDS_ATTENTION}
+    ),
     RunStatus.NEEDS_ATTENTION: frozenset({RunStatus.RUNNING, RunStatus.FAILED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset(),
@@ -44,8 +45,9 @@ RUN_RULES: dict[RunStatus, frozenset[RunStatus]] = {
 STEP_RULES: dict[StepStatus, frozenset[StepStatus]] = {
     StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED}),
     # RUNNING -> RUNNING is the next attempt (retry, or re-run of an interrupted step)
-    StepStatus.RUNNING: frozenset({StepStatus.RUNNING, StepStatus.SUCCEEDED, StepStatus.FAILED,
-                                   StepStatus.SKIPPED}),
+    StepStatus.RUNNING: frozenset(
+        {StepStatus.RUNNING, StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED}
+    ),
     StepStatus.SUCCEEDED: frozenset(),
     StepStatus.FAILED: frozenset(),
     StepStatus.SKIPPED: frozenset(),
@@ -59,5 +61,6 @@ def check_run(current: RunStatus, target: RunStatus, run_id: str) -> None:
 
 def check_step(current: StepStatus, target: StepStatus, run_id: str, step: str) -> None:
     if target not in STEP_RULES[current]:
-        raise TransitionError(f"a step cannot go from {current} to {target}",
-                              run_id=run_id, step=step)
+        raise TransitionError(
+            f"a step cannot go from {current} to {target}", run_id=run_id, step=step
+        )

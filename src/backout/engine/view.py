@@ -20,8 +20,14 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "at": self.at, "kind": self.kind, "step": self.step,
-                "attempt": self.attempt, "data": self.data}
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind,
+            "step": self.step,
+            "attempt": self.attempt,
+            "data": self.data,
+        }
 
 
 @dataclass
@@ -71,15 +77,19 @@ class RunView:
 
 
 def new_view(run_id: str, step_names: list[str], check_names: list[str]) -> RunView:
-    return RunView(run_id, steps=[StepView(i, n) for i, n in enumerate(step_names)],
-                   checks=[CheckView(i, n) for i, n in enumerate(check_names)])
+    return RunView(
+        run_id,
+        steps=[StepView(i, n) for i, n in enumerate(step_names)],
+        checks=[CheckView(i, n) for i, n in enumerate(check_names)],
+    )
 
 
 def apply(view: RunView, event: Event) -> None:
     """Apply one event, enforcing the transition rules; raises TransitionError."""
     if event.seq != view.last_seq + 1:
-        raise TransitionError(f"journal gap: event {event.seq} after {view.last_seq}",
-                              run_id=view.run_id)
+        raise TransitionError(
+            f"journal gap: event {event.seq} after {view.last_seq}", run_id=view.run_id
+        )
     handler = _HANDLERS.get(event.kind)
     if handler is None:
         raise TransitionError(f"unknown journal event {event.kind!r}", run_id=view.run_id)

@@ -32,8 +32,9 @@ class CommandOptions(Options):
 
 def _run(options: CommandOptions, ctx: Context) -> tuple[int | None, str, bool]:
     cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
-    result = run_process(argv_with_local_program(options.argv, ctx), cwd=cwd,
-                         timeout=ctx.timeout, env=ctx.env)
+    result = run_process(
+        argv_with_local_program(options.argv, ctx), cwd=cwd, timeout=ctx.timeout, env=ctx.env
+    )
     return result.exit_code, ctx.redact(result.output), result.timed_out
 
 
@@ -50,7 +51,9 @@ class CommandCheck(Check):
             return Verdict(False, f"timed out after {ctx.timeout:g}s")
         if code != options.exit_code:
             last = output.strip().splitlines()[-1:] or [""]
-            return Verdict(False, f"exit code {code}, expected {options.exit_code}: {last[0]}", code)
+            return Verdict(
+                False, f"exit code {code}, expected {options.exit_code}: {last[0]}", code
+            )
         if options.contains is not None and options.contains not in output:
             return Verdict(False, f"output does not contain {options.contains!r}", code)
         return Verdict(True, f"exit code {code}", code)
@@ -66,7 +69,9 @@ class CommandSource(Source):
     def read(self, options: CommandOptions, ctx: Context) -> str:
         code, output, timed_out = _run(options, ctx)
         if timed_out or code != options.exit_code:
-            raise ActionError(f"`{shlex.join(options.argv)}` failed (exit code {code}): {output[-200:]}")
+            raise ActionError(
+                f"`{shlex.join(options.argv)}` failed (exit code {code}): {output[-200:]}"
+            )
         return output.strip()
 
     def describe(self, options: CommandOptions) -> str:

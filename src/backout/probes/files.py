@@ -46,8 +46,12 @@ class FileHashCheck(Check):
         except OSError as exc:
             return Verdict(False, f"cannot read {options.path}: {exc.strerror}")
         if actual != options.equals.strip():
-            return Verdict(False, f"{options.path} has drifted: sha256 {actual[:12]}…, "
-                                  f"expected {options.equals.strip()[:12]}…", actual)
+            return Verdict(
+                False,
+                f"{options.path} has drifted: sha256 {actual[:12]}…, "
+                f"expected {options.equals.strip()[:12]}…",
+                actual,
+            )
         return Verdict(True, f"{options.path} matches sha256 {actual[:12]}…", actual)
 
     def describe(self, options: FileHashCheckOptions) -> str:

@@ -40,8 +40,9 @@ def json_path(document: Any, path: str) -> Any:
     return node
 
 
-def fetch(method: str, url: str, headers: dict[str, str], timeout: float,
-          **kwargs: Any) -> httpx.Response:
+def fetch(
+    method: str, url: str, headers: dict[str, str], timeout: float, **kwargs: Any
+) -> httpx.Response:
     try:
         return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
     except httpx.HTTPError as exc:
@@ -58,8 +59,11 @@ class HttpCheck(Check):
         except ActionError as exc:
             return Verdict(False, ctx.redact(exc.message))
         if response.status_code != options.status:
-            return Verdict(False, f"status {response.status_code}, expected {options.status}",
-                           response.status_code)
+            return Verdict(
+                False,
+                f"status {response.status_code}, expected {options.status}",
+                response.status_code,
+            )
         if options.contains is not None and options.contains not in response.text:
             return Verdict(False, f"body does not contain {options.contains!r}")
         if options.json_field:
@@ -81,7 +85,9 @@ def _json_verdict(response: httpx.Response, options: HttpCheckOptions) -> Verdic
     except (ValueError, KeyError):
         return Verdict(False, f"JSON field {options.json_field} not found in the body")
     if options.equals is not None and str(value) != str(options.equals):
-        return Verdict(False, f"{options.json_field} is {value!r}, expected {options.equals!r}", value)
+        return Verdict(
+            False, f"{options.json_field} is {value!r}, expected {options.equals!r}", value
+        )
     return Verdict(True, f"{options.json_field} = {value!r}", value)
 
 

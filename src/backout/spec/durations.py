@@ -1,4 +1,4 @@
-"""Durations as written in plans: ``500ms``, ``10s``, ``2m``, ``1h`` (or a bare number of seconds)."""
+"""Durations as written in plans: ``500ms``, ``10s``, ``2m``, ``1h``, or a number of seconds."""
 
 from __future__ import annotations
 

@@ -19,71 +19,106 @@ def _high_risk_needs(loaded: LoadedPlan) -> Iterator[Issue]:
         return
     hint_risk = f"a {plan.risk}-risk plan"
     if not plan.verify:
-        yield loaded.issue(("verify",) if "verify" in loaded.raw else ("risk",),
-                           f"{hint_risk} has no verify checks",
-                           "add `verify:` saying what 'restored' means", "warning")
+        yield loaded.issue(
+            ("verify",) if "verify" in loaded.raw else ("risk",),
+            f"{hint_risk} has no verify checks",
+            "add `verify:` saying what 'restored' means",
+            "warning",
+        )
     if plan.rto is None:
-        yield loaded.issue(("risk",), f"{hint_risk} has no rto",
-                           "add `rto: 5m` (time budget for the whole backout)", "warning")
+        yield loaded.issue(
+            ("risk",),
+            f"{hint_risk} has no rto",
+            "add `rto: 5m` (time budget for the whole backout)",
+            "warning",
+        )
     if not plan.roles.lead:
-        yield loaded.issue(("roles",) if "roles" in loaded.raw else ("risk",),
-                           f"{hint_risk} names no roles.lead",
-                           "add `roles: {lead: you@example.com}`", "warning")
+        yield loaded.issue(
+            ("roles",) if "roles" in loaded.raw else ("risk",),
+            f"{hint_risk} names no roles.lead",
+            "add `roles: {lead: you@example.com}`",
+            "warning",
+        )
     for index, step in enumerate(plan.steps):
         if "timeout" not in step.model_fields_set:
-            yield loaded.issue(("steps", index), f"step {step.name!r} has no explicit timeout",
-                               "add `timeout: 30s`; the default is 60s", "warning")
+            yield loaded.issue(
+                ("steps", index),
+                f"step {step.name!r} has no explicit timeout",
+                "add `timeout: 30s`; the default is 60s",
+                "warning",
+            )
 
 
 def _retries_need_idempotence(loaded: LoadedPlan) -> Iterator[Issue]:
     for index, step in enumerate(loaded.plan.steps):
         if step.retries and not step.idempotent:
-            yield loaded.issue(("steps", index, "retries"),
-                               f"step {step.name!r} retries but is not marked idempotent",
-                               "set `idempotent: true` if running it twice is safe, "
-                               "or drop `retries`", "warning")
+            yield loaded.issue(
+                ("steps", index, "retries"),
+                f"step {step.name!r} retries but is not marked idempotent",
+                "set `idempotent: true` if running it twice is safe, or drop `retries`",
+                "warning",
+            )
 
 
 def _templates(loaded: LoadedPlan) -> Iterator[Issue]:
     plan = loaded.plan
-    items = [("steps", i, s.kind, s.options) for i, s in enumerate(plan.steps)] + \
-            [("verify", i, c.kind, c.options) for i, c in enumerate(plan.verify)]
+    items = [("steps", i, s.kind, s.options) for i, s in enumerate(plan.steps)] + [
+        ("verify", i, c.kind, c.options) for i, c in enumerate(plan.verify)
+    ]
     for section, index, kind, options in items:
         for path, text in walk_strings(options):
             where = (section, index, kind, *path)
             if kind == "shell" and section == "steps":
                 if is_template(text):
-                    yield loaded.issue(where, "templates are not rendered in shell: scripts",
-                                       "read values from $BACKOUT_BASELINE_<NAME> instead",
-                                       "warning")
+                    yield loaded.issue(
+                        where,
+                        "templates are not rendered in shell: scripts",
+                        "read values from $BACKOUT_BASELINE_<NAME> instead",
+                        "warning",
+                    )
                 continue
             yield from _template_issues(loaded, where, text)
 
 
-def _template_issues(loaded: LoadedPlan, where: tuple[str | int, ...], text: str) -> Iterator[Issue]:
+def _template_issues(
+    loaded: LoadedPlan, where: tuple[str | int, ...], text: str
+) -> Iterator[Issue]:
     error = parse_error(text) if is_template(text) else None
     if error:
         yield loaded.issue(where, f"template does not parse: {error}", "check the {{ }} braces")
         return
     names, keys = references(text)
     for name in sorted(names - SCOPE_NAMES):
-        yield loaded.issue(where, f"template uses unknown name {name!r}",
-                           f"names in scope: {', '.join(sorted(SCOPE_NAMES))}", "warning")
+        yield loaded.issue(
+            where,
+            f"template uses unknown name {name!r}",
+            f"names in scope: {', '.join(sorted(SCOPE_NAMES))}",
+            "warning",
+        )
     for key in sorted(keys - set(loaded.plan.baseline)):
         known = ", ".join(sorted(loaded.plan.baseline)) or "none declared"
-        yield loaded.issue(where, f"template uses baseline.{key}, which `baseline:` does not define",
-                           f"declare it under baseline: (known: {known})", "warning")
+        yield loaded.issue(
+            where,
+            f"template uses baseline.{key}, which `baseline:` does not define",
+            f"declare it under baseline: (known: {known})",
+            "warning",
+        )
 
 
 def _rto_budget(loaded: LoadedPlan) -> Iterator[Issue]:
     plan = loaded.plan
     if plan.rto is None:
         return
-    worst = sum(s.timeout * (1 + s.retries) for s in plan.steps) + \
-        sum(max(c.within, c.timeout) for c in plan.verify)
+    worst = sum(s.timeout * (1 + s.retries) for s in plan.steps) + sum(
+        max(c.within, c.timeout) for c in plan.verify
+    )
     if worst > plan.rto:
-        yield loaded.issue(("rto",), f"worst case ({worst:g}s of timeouts and retries) exceeds "
-                           f"rto ({plan.rto:g}s)", "tighten step timeouts or raise rto", "warning")
+        yield loaded.issue(
+            ("rto",),
+            f"worst case ({worst:g}s of timeouts and retries) exceeds rto ({plan.rto:g}s)",
+            "tighten step timeouts or raise rto",
+            "warning",
+        )
 
 
 RULES: list[Rule] = [_high_risk_needs, _retries_need_idempotence, _templates, _rto_budget]

@@ -50,8 +50,9 @@ class LoadedPlan:
         text = json.dumps(self.plan.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def issue(self, path: tuple[str | int, ...], message: str, hint: str = "",
-              severity: str = "error") -> Issue:
+    def issue(
+        self, path: tuple[str | int, ...], message: str, hint: str = "", severity: str = "error"
+    ) -> Issue:
         line, col = self.source.where(path)
         field = _dotted(path)
         return Issue(str(self.path), line, col, field, message, hint, severity)
@@ -127,30 +128,46 @@ def _split_section(value: Any, section: str, registry: Registry[Any], add: Any) 
     if section == "baseline":
         if not isinstance(value, dict):
             return value
-        return {key: _split_item(item, (section, key), registry, common, label, add)
-                for key, item in value.items()}
+        return {
+            key: _split_item(item, (section, key), registry, common, label, add)
+            for key, item in value.items()
+        }
     if not isinstance(value, list):
         return value
-    return [_split_item(item, (section, i), registry, common, label, add)
-            for i, item in enumerate(value)]
+    return [
+        _split_item(item, (section, i), registry, common, label, add)
+        for i, item in enumerate(value)
+    ]
 
 
-def _split_item(item: Any, where: tuple[str | int, ...], registry: Registry[Any],
-                common: set[str], label: str, add: Any) -> Any:
+def _split_item(
+    item: Any,
+    where: tuple[str | int, ...],
+    registry: Registry[Any],
+    common: set[str],
+    label: str,
+    add: Any,
+) -> Any:
     if not isinstance(item, dict):
         return item
     found = [key for key in item if key in registry]
     if len(found) > 1:
-        add((*where, found[1]), f"more than one {label}: {', '.join(found)}",
-            f"split it into separate entries, one {label} each")
+        add(
+            (*where, found[1]),
+            f"more than one {label}: {', '.join(found)}",
+            f"split it into separate entries, one {label} each",
+        )
         return _without(item, found, common)
     if not found:
         unknown = [key for key in item if key not in common]
         hint = f"expected one of: {', '.join(registry.names())}"
         if unknown:
             guess = difflib.get_close_matches(unknown[0], registry.names(), n=1)
-            add((*where, unknown[0]), f"unknown {label} {unknown[0]!r}",
-                f"did you mean {guess[0]!r}?" if guess else hint)
+            add(
+                (*where, unknown[0]),
+                f"unknown {label} {unknown[0]!r}",
+                f"did you mean {guess[0]!r}?" if guess else hint,
+            )
         else:
             add(where, f"no {label} given", hint)
         return _without(item, unknown[:1], common)
@@ -187,9 +204,15 @@ def _yaml_path(loc: tuple[Any, ...], plain: dict[str, Any]) -> tuple[str | int, 
             node = node.get("options")
             continue
         out.append(part)
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node)
-            else None)
+        node = (
+            node.get(part)
+            if isinstance(node, dict)
+            else (
+                node[part]
+                if isinstance(node, list) and isinstance(part, int) and part < len(node)
+                else None
+            )
+        )
     return tuple(out)
 
 
@@ -209,7 +232,7 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
 
 def _message(error: Any) -> str:
     message = str(error["msg"])
-    return message[len("Value error, "):] if message.startswith("Value error, ") else message
+    return message[len("Value error, ") :] if message.startswith("Value error, ") else message
 
 
 def _missing_hint(loc: tuple[str | int, ...]) -> str:
@@ -232,10 +255,16 @@ def _type_hint(error: Any) -> str:
 
 def _kinded_items(plain: dict[str, Any], section: str) -> list[tuple[str | int, dict[str, Any]]]:
     value = plain.get(section)
-    pairs = list(value.items()) if isinstance(value, dict) else (
-        list(enumerate(value)) if isinstance(value, list) else [])
-    return [(key, item) for key, item in pairs
-            if isinstance(item, dict) and item.get("kind") not in (None, INVALID_KIND)]
+    pairs = (
+        list(value.items())
+        if isinstance(value, dict)
+        else (list(enumerate(value)) if isinstance(value, list) else [])
+    )
+    return [
+        (key, item)
+        for key, item in pairs
+        if isinstance(item, dict) and item.get("kind") not in (None, INVALID_KIND)
+    ]
 
 
 def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], add: Any) -> None:
@@ -250,8 +279,11 @@ def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], ad
                     if error["type"] == "extra_forbidden":
                         allowed = list(model.model_fields)
                         guess = difflib.get_close_matches(str(where[-1]), allowed, n=1)
-                        hint = (f"did you mean {guess[0]!r}?" if guess
-                                else f"allowed keys: {', '.join(allowed)}")
+                        hint = (
+                            f"did you mean {guess[0]!r}?"
+                            if guess
+                            else f"allowed keys: {', '.join(allowed)}"
+                        )
                         add(where, f"unknown key {where[-1]!r}", hint)
                     else:
                         add(where, _message(error), _type_hint(error))

@@ -40,7 +40,9 @@ class Secret(Model):
     """Where a secret's value comes from; values are redacted everywhere they could appear."""
 
     env: str | None = Field(None, description="Read the value from this environment variable.")
-    file: str | None = Field(None, description="Read the value from this file (relative to the plan).")
+    file: str | None = Field(
+        None, description="Read the value from this file (relative to the plan)."
+    )
 
 
 class Kinded(Model):
@@ -58,7 +60,9 @@ class Step(Kinded):
     name: str = Field(min_length=1, description="What the step does, in the words of a runbook.")
     timeout: Duration = Field(DEFAULT_STEP_TIMEOUT, description="Time budget for one attempt.")
     retries: int = Field(0, ge=0, le=20, description="Extra attempts after a failure.")
-    retry_delay: Duration = Field(1.0, description="Delay before the first retry; doubles each time.")
+    retry_delay: Duration = Field(
+        1.0, description="Delay before the first retry; doubles each time."
+    )
     idempotent: bool = Field(
         False, description="Safe to run twice: an interrupted attempt is re-run on resume."
     )
@@ -84,7 +88,7 @@ class Plan(Model):
     owner: str | None = Field(None, description="Team that owns the plan.")
     risk: Risk = Field("medium", description="low | medium | high | critical")
     rto: Duration | None = Field(None, description="Time budget for the whole backout.")
-    roles: Roles = Field(default_factory=Roles)  # type: ignore[arg-type]
+    roles: Roles = Field(default_factory=Roles)
     secrets: dict[str, Secret] = Field(default_factory=dict)
     baseline: dict[str, Source] = Field(
         default_factory=dict, description="Last-known-good values captured by `backout snapshot`."

@@ -27,30 +27,43 @@ def render_runbook(loaded: LoadedPlan) -> str:
     plan = loaded.plan
     rto = format_duration(plan.rto) if plan.rto is not None else "not set"
     lines = [
-        f"# Backout runbook: {plan.plan}", "",
-        "| | |", "| --- | --- |",
+        f"# Backout runbook: {plan.plan}",
+        "",
+        "| | |",
+        "| --- | --- |",
         f"| Service | `{plan.service_name}` |",
         f"| Owner | {plan.owner or 'not set'} |",
         f"| Risk | {plan.risk} |",
         f"| Recovery time objective | {rto} |",
-        f"| Plan file | `{loaded.path.name}` (version `{loaded.version}`) |", "",
-        "## Objective", "",
+        f"| Plan file | `{loaded.path.name}` (version `{loaded.version}`) |",
+        "",
+        "## Objective",
+        "",
         f"Return `{plan.service_name}` to its last known good state"
         + (f" within {rto}" if plan.rto is not None else "")
-        + ", and prove it with the checks below.", "",
-        "## Roles", "",
+        + ", and prove it with the checks below.",
+        "",
+        "## Roles",
+        "",
         f"- **Lead:** {plan.roles.lead or 'not named'}",
-        f"- **Approvers:** {', '.join(plan.roles.approvers) or 'none named'}", "",
+        f"- **Approvers:** {', '.join(plan.roles.approvers) or 'none named'}",
+        "",
     ]
     if plan.baseline:
-        lines += ["## Baseline (recorded by `backout snapshot` before the deploy)", "",
-                  "| Value | How it is read |", "| --- | --- |"]
-        lines += [f"| `{name}` | {_describe('baseline', src.kind, src.options)} |"
-                  for name, src in plan.baseline.items()]
+        lines += [
+            "## Baseline (recorded by `backout snapshot` before the deploy)",
+            "",
+            "| Value | How it is read |",
+            "| --- | --- |",
+        ]
+        lines += [
+            f"| `{name}` | {_describe('baseline', src.kind, src.options)} |"
+            for name, src in plan.baseline.items()
+        ]
         lines.append("")
     lines += ["## Steps", ""]
     lines += [_step_line(i + 1, step) for i, step in enumerate(plan.steps)]
-    lines += ["", "## What \"restored\" means", ""]
+    lines += ["", '## What "restored" means', ""]
     if plan.verify:
         for check in plan.verify:
             window = f" (retried for up to {format_duration(check.within)})" if check.within else ""
@@ -58,9 +71,14 @@ def render_runbook(loaded: LoadedPlan) -> str:
             lines.append(f"- [ ] **{check.name}** — {text}{window}")
     else:
         lines.append("- No verification checks: nothing proves the backout worked.")
-    lines += ["", "## If the backout is interrupted", "",
-              "Run `backout resume RUN_ID`. Finished steps are not run again; an interrupted "
-              "idempotent step is re-run; an interrupted non-idempotent step stops the run in "
-              "`needs_attention` until the lead checks the system and decides "
-              "(`--mark-done N`, `--retry N` or `--skip N`).", ""]
+    lines += [
+        "",
+        "## If the backout is interrupted",
+        "",
+        "Run `backout resume RUN_ID`. Finished steps are not run again; an interrupted "
+        "idempotent step is re-run; an interrupted non-idempotent step stops the run in "
+        "`needs_attention` until the lead checks the system and decides "
+        "(`--mark-done N`, `--retry N` or `--skip N`).",
+        "",
+    ]
     return "\n".join(lines)

@@ -37,12 +37,17 @@ def _kinded(section: str, registry: Registry[Any]) -> dict[str, Any]:
     props = {k: v for k, v in common.get("properties", {}).items() if k not in ("kind", "options")}
     variants = []
     for kind in registry.names():
-        variants.append({
-            "type": "object",
-            "properties": {**props, kind: _options_schema(section, kind, registry.get(kind).Options)},
-            "required": [kind] + (["name"] if "name" in props else []),
-            "additionalProperties": False,
-        })
+        variants.append(
+            {
+                "type": "object",
+                "properties": {
+                    **props,
+                    kind: _options_schema(section, kind, registry.get(kind).Options),
+                },
+                "required": [kind] + (["name"] if "name" in props else []),
+                "additionalProperties": False,
+            }
+        )
     return {"oneOf": variants}
 
 
@@ -50,14 +55,25 @@ def plan_schema() -> dict[str, Any]:
     schema = Plan.model_json_schema()
     kinds = registries()
     props = schema["properties"]
-    props["steps"] = {"type": "array", "minItems": 1, "items": _kinded("steps", kinds["steps"]),
-                      "description": props["steps"].get("description", "")}
-    props["verify"] = {"type": "array", "items": _kinded("verify", kinds["verify"]),
-                       "description": props["verify"].get("description", "")}
-    props["baseline"] = {"type": "object", "additionalProperties": _kinded("baseline", kinds["baseline"]),
-                         "description": props["baseline"].get("description", "")}
-    schema["$defs"] = {k: v for k, v in schema.get("$defs", {}).items()
-                       if k not in ("Step", "Check", "Source")}
+    props["steps"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": _kinded("steps", kinds["steps"]),
+        "description": props["steps"].get("description", ""),
+    }
+    props["verify"] = {
+        "type": "array",
+        "items": _kinded("verify", kinds["verify"]),
+        "description": props["verify"].get("description", ""),
+    }
+    props["baseline"] = {
+        "type": "object",
+        "additionalProperties": _kinded("baseline", kinds["baseline"]),
+        "description": props["baseline"].get("description", ""),
+    }
+    schema["$defs"] = {
+        k: v for k, v in schema.get("$defs", {}).items() if k not in ("Step", "Check", "Source")
+    }
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "backout plan"
     return schema

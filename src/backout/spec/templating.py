@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from backout.errors import TemplateError
 
@@ -62,17 +63,23 @@ def references(text: str) -> tuple[set[str], set[str]]:
     tree = _ENV.parse(text)
     names = {node.name for node in tree.find_all(nodes.Name) if node.ctx == "load"}
     keys: set[str] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
-        if isinstance(target, nodes.Name) and target.name == "baseline":
-            if isinstance(node, nodes.Getattr):
-                keys.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                keys.add(node.arg.value)
+    for attr in tree.find_all(nodes.Getattr):
+        if isinstance(attr.node, nodes.Name) and attr.node.name == "baseline":
+            keys.add(attr.attr)
+    for item in tree.find_all(nodes.Getitem):
+        if (
+            isinstance(item.node, nodes.Name)
+            and item.node.name == "baseline"
+            and isinstance(item.arg, nodes.Const)
+            and isinstance(item.arg.value, str)
+        ):
+            keys.add(item.arg.value)
     return names, keys
 
 
-def walk_strings(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+def walk_strings(
+    value: Any, path: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], str]]:
     """Every string inside ``value`` with its path (for lint and error positions)."""
     if isinstance(value, str):
         return [(path, value)]

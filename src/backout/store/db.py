@@ -32,14 +32,19 @@ class Store:
         try:
             self.engine: Engine = dialect.create(self.url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"cannot open store {self.safe_url}: {exc}",
-                             hint="check BACKOUT_DATABASE_URL / --db") from exc
+            raise StoreError(
+                f"cannot open store {self.safe_url}: {exc}",
+                hint="check BACKOUT_DATABASE_URL / --db",
+            ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True) if hasattr(self, "engine") \
+        return (
+            self.engine.url.render_as_string(hide_password=True)
+            if hasattr(self, "engine")
             else self.url
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,8 +63,10 @@ class Store:
                 command.upgrade(config, "head")
                 conn.commit()
         except OperationalError as exc:
-            raise StoreError(f"cannot reach store {self.safe_url}: {exc.orig}",
-                             hint="is the database running, and does the URL name it?") from exc
+            raise StoreError(
+                f"cannot reach store {self.safe_url}: {exc.orig}",
+                hint="is the database running, and does the URL name it?",
+            ) from exc
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -19,7 +19,7 @@ def normalize_url(url: str) -> str:
     """Accept the URLs people paste: ``postgres://`` and ``postgresql://`` use psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -30,8 +30,9 @@ def is_sqlite(url: str) -> bool:
 def create(url: str) -> Engine:
     if is_sqlite(url):
         return _sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4,
-                         connect_args={"connect_timeout": 10})
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args={"connect_timeout": 10}
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -84,4 +85,3 @@ def migration_lock(engine: Engine) -> Iterator[Connection]:
 def skip_locked(engine: Engine) -> dict[str, Any]:
     """``with_for_update`` arguments: SKIP LOCKED where the database has it."""
     return {} if is_sqlite(str(engine.url)) else {"skip_locked": True}
-

@@ -45,27 +45,45 @@ class Holder:
     expires_in: float
 
 
-def try_insert(session: Session, service: str, run_id: str, owner: str, now: float,
-               ttl: float) -> bool:
+def try_insert(
+    session: Session, service: str, run_id: str, owner: str, now: float, ttl: float
+) -> bool:
     """Claim a free service. False when somebody holds it (their row stays untouched)."""
     try:
         with session.begin_nested():
-            session.add(LeaseRow(service=service, run_id=run_id, owner=owner, acquired_at=now,
-                                 expires_at=now + ttl))
+            session.add(
+                LeaseRow(
+                    service=service,
+                    run_id=run_id,
+                    owner=owner,
+                    acquired_at=now,
+                    expires_at=now + ttl,
+                )
+            )
         return True
     except IntegrityError:
         return False
 
 
-def take_over(session: Session, service: str, run_id: str, owner: str, now: float,
-              ttl: float, *, stale_owner: str | None = None) -> bool:
+def take_over(
+    session: Session,
+    service: str,
+    run_id: str,
+    owner: str,
+    now: float,
+    ttl: float,
+    *,
+    stale_owner: str | None = None,
+) -> bool:
     """Take an expired lease (or one whose owner is known dead) for ``run_id``."""
     condition = LeaseRow.expires_at < now
     if stale_owner is not None:
         condition = condition | (LeaseRow.owner == stale_owner)
     result = session.execute(
-        update(LeaseRow).where(LeaseRow.service == service, condition)
-        .values(run_id=run_id, owner=owner, acquired_at=now, expires_at=now + ttl))
+        update(LeaseRow)
+        .where(LeaseRow.service == service, condition)
+        .values(run_id=run_id, owner=owner, acquired_at=now, expires_at=now + ttl)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -77,9 +95,11 @@ def holder(session: Session, service: str, now: float) -> Holder | None:
 
 
 def renew(session: Session, service: str, owner: str, now: float, ttl: float) -> bool:
-    result = session.execute(update(LeaseRow).where(LeaseRow.service == service,
-                                                    LeaseRow.owner == owner)
-                             .values(expires_at=now + ttl))
+    result = session.execute(
+        update(LeaseRow)
+        .where(LeaseRow.service == service, LeaseRow.owner == owner)
+        .values(expires_at=now + ttl)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -34,8 +34,9 @@ def list_runs(session: Session, service: str | None = None, limit: int = 20) -> 
 
 
 def active_runs(session: Session, service: str) -> list[RunRow]:
-    query = select(RunRow).where(RunRow.service == service,
-                                 RunRow.status.in_([s.value for s in RUN_ACTIVE]))
+    query = select(RunRow).where(
+        RunRow.service == service, RunRow.status.in_([s.value for s in RUN_ACTIVE])
+    )
     return list(session.scalars(query))
 
 
@@ -49,30 +50,59 @@ def load_events(session: Session, run_id: str) -> list[Event]:
     return [Event(r.run_id, r.seq, r.at, r.kind, r.step, r.attempt, dict(r.data)) for r in rows]
 
 
-def append_event(session: Session, event: Event, status: RunStatus, message: str,
-                 finished_at: float | None) -> None:
+def append_event(
+    session: Session, event: Event, status: RunStatus, message: str, finished_at: float | None
+) -> None:
     """Write one event and the run's status projection in the caller's transaction."""
-    session.add(EventRow(run_id=event.run_id, seq=event.seq, at=event.at, kind=event.kind,
-                         step=event.step, attempt=event.attempt, data=event.data))
-    session.execute(update(RunRow).where(RunRow.id == event.run_id).values(
-        status=status.value, message=message, finished_at=finished_at))
+    session.add(
+        EventRow(
+            run_id=event.run_id,
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            step=event.step,
+            attempt=event.attempt,
+            data=event.data,
+        )
+    )
+    session.execute(
+        update(RunRow)
+        .where(RunRow.id == event.run_id)
+        .values(status=status.value, message=message, finished_at=finished_at)
+    )
 
 
-def add_snapshot(session: Session, service: str, plan: str, plan_version: str, taken_at: float,
-                 actor: str, values: dict[str, str]) -> SnapshotRow:
-    row = SnapshotRow(service=service, plan=plan, plan_version=plan_version, taken_at=taken_at,
-                      actor=actor, values=values)
+def add_snapshot(
+    session: Session,
+    service: str,
+    plan: str,
+    plan_version: str,
+    taken_at: float,
+    actor: str,
+    values: dict[str, str],
+) -> SnapshotRow:
+    row = SnapshotRow(
+        service=service,
+        plan=plan,
+        plan_version=plan_version,
+        taken_at=taken_at,
+        actor=actor,
+        values=values,
+    )
     session.add(row)
     session.flush()
     return row
 
 
-def latest_snapshot(session: Session, service: str, before: float | None = None) -> SnapshotRow | None:
+def latest_snapshot(
+    session: Session, service: str, before: float | None = None
+) -> SnapshotRow | None:
     query = select(SnapshotRow).where(SnapshotRow.service == service)
     if before is not None:
         query = query.where(SnapshotRow.taken_at <= before)
-    return session.scalars(query.order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc())
-                           .limit(1)).first()
+    return session.scalars(
+        query.order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc()).limit(1)
+    ).first()
 
 
 def get_snapshot(session: Session, snapshot_id: int) -> SnapshotRow | None:
@@ -84,6 +114,14 @@ def count_events(session: Session, run_id: str) -> int:
 
 
 def run_summary(row: RunRow) -> dict[str, Any]:
-    return {"run_id": row.id, "plan": row.plan, "service": row.service, "status": row.status,
-            "actor": row.actor, "created_at": row.created_at, "finished_at": row.finished_at,
-            "message": row.message, "plan_version": row.plan_version}
+    return {
+        "run_id": row.id,
+        "plan": row.plan,
+        "service": row.service,
+        "status": row.status,
+        "actor": row.actor,
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
+        "message": row.message,
+        "plan_version": row.plan_version,
+    }

@@ -1,0 +1,37 @@
+# Two commands for a fresh machine:  make demo  ·  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(VENV)/.base: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.base            ## set up, then watch a bad release get backed out
+	$(BIN)/backout demo
+
+test: $(VENV)/.test            ## set up, then lint, type-check and run the whole suite
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+bench: $(VENV)/.test
+	$(BIN)/python bench/crash_resume.py
+
+clean:
+	rm -rf $(VENV) .backout .pytest_cache .mypy_cache .ruff_cache
