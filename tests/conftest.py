@@ -1,0 +1,62 @@
+"""Shared fixtures. The store fixture runs every store test on SQLite and on PostgreSQL.
+
+PostgreSQL comes from ``BACKOUT_TEST_POSTGRES_URL`` (default: the local server, database
+``test``); each test gets a database of its own, dropped afterwards. Without a server the
+PostgreSQL half is skipped with one line saying what to start — unless
+``BACKOUT_REQUIRE_SERVICES=1`` (CI), which turns that skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+PG_URL = os.environ.get("BACKOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("BACKOUT_REQUIRE_SERVICES") == "1"
+
+
+def missing_service(message: str) -> None:
+    """Skip with one clear line, or fail when CI requires every real service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} (BACKOUT_REQUIRE_SERVICES=1 forbids skipping)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        missing_service(
+            f"PostgreSQL not reachable at {PG_URL}: start it or set "
+            f"BACKOUT_TEST_POSTGRES_URL ({str(exc).strip()[:80]})"
+        )
+    return PG_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    name = f"backout_t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base = postgres_admin.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL: one SQLite file, or one PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'backout.db'}"
+    return str(request.getfixturevalue("postgres_url"))
