@@ -271,6 +271,34 @@ def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--once", is_flag=True, help="One pass over orphaned runs, then exit.")
+@click.option(
+    "--interval",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between polls.",
+)
+@json_option
+@click.pass_context
+@handle_errors
+def worker(ctx: click.Context, once: bool, interval: float, as_json: bool) -> None:
+    """Resume runs whose executor died, once their lease has expired."""
+    progress = None if as_json else Progress(err)
+    try:
+        reports = commands.work(settings_of(ctx), once=once, interval=interval, observer=progress)
+    finally:
+        if progress:
+            progress.close()
+    if as_json:
+        print_json(out, [r.to_json() for r in reports])
+    else:
+        out.print(f"finished {len(reports)} orphaned run(s)")
+    worst = max((r.exit_code for r in reports), default=0)
+    sys.exit(worst)
+
+
+@cli.command()
 @json_option
 @click.option("--keep", is_flag=True, help="Keep the demo folder for a look afterwards.")
 @click.pass_context

@@ -18,6 +18,7 @@ from backout.engine.lease import claim_for_resume
 from backout.engine.runner import Decision, Execution, empty_view, execute, plan_of
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, fold
+from backout.engine.worker import claim_orphan
 from backout.errors import ActionError, BackoutError, Issue, PlanError, UsageError
 from backout.probes import SOURCES
 from backout.redact import Redactor
@@ -249,6 +250,32 @@ def resume(
             )
         )
         return run_report(row, view)
+    finally:
+        store.dispose()
+
+
+def work(
+    settings: Settings, once: bool = False, interval: float = 2.0, observer: Observer | None = None
+) -> list[RunReport]:
+    """Finish orphaned runs (their executor died and the lease expired); ``once``: one pass."""
+    store = open_store(settings.database_url)
+    reports: list[RunReport] = []
+    try:
+        while True:
+            owner = leases.new_owner()
+            row = claim_orphan(store, owner, settings.lease_ttl)
+            if row is None:
+                if once:
+                    return reports
+                time.sleep(interval)
+                continue
+            plan, _ = plan_of(row)
+            view = execute(
+                Execution(
+                    store, row, plan, owner, settings.actor, settings.lease_ttl, observer=observer
+                )
+            )
+            reports.append(run_report(row, view))
     finally:
         store.dispose()
 

@@ -12,7 +12,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -105,10 +105,3 @@ def renew(session: Session, service: str, owner: str, now: float, ttl: float) ->
 
 def release(session: Session, service: str, owner: str) -> None:
     session.execute(delete(LeaseRow).where(LeaseRow.service == service, LeaseRow.owner == owner))
-
-
-def expired(session: Session, now: float, skip_locked: bool) -> list[LeaseRow]:
-    """Expired leases, locked for this transaction; others' locked rows are skipped (PostgreSQL)."""
-    query = select(LeaseRow).where(LeaseRow.expires_at < now).limit(10)
-    query = query.with_for_update(skip_locked=True) if skip_locked else query
-    return list(session.scalars(query))

@@ -1,0 +1,106 @@
+"""Workers finish runs whose executor died or hung, once the lease says so — never twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backout import commands
+from backout.settings import Settings
+from tests.e2e import crash_plan
+
+pytestmark = pytest.mark.slow
+
+
+def start(url: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "backout", *args],
+        env={**os.environ, "BACKOUT_DATABASE_URL": url, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def assert_finished_once(url: str, run_id: str) -> None:
+    report = commands.status(Settings(database_url=url), run_id)
+    assert report.status == "succeeded", report.message
+    events = commands.journal(Settings(database_url=url), run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert sorted(e.step for e in events if e.kind == "step_finished") == [0, 1, 2, 3, 4]
+
+
+def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Path) -> None:
+    plan = crash_plan.write(tmp_path)
+    runner = start(store_url, "run", str(plan), SLOW_STEP="3", BACKOUT_LEASE_TTL="1")
+    marker = tmp_path / "inside-3"
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    runner.send_signal(signal.SIGSTOP)  # hung, not dead: only the lease expiry frees the run
+    try:
+        time.sleep(1.5)
+        worker = start(store_url, "worker", "--once", "--json")
+        assert worker.wait(60) == 0, worker.stderr.read() if worker.stderr else ""
+        run_id = commands.runs(Settings(database_url=store_url))[0]["run_id"]
+        assert_finished_once(store_url, run_id)
+        before = len(commands.journal(Settings(database_url=store_url), run_id))
+    finally:
+        os.killpg(int(marker.read_text()), signal.SIGKILL)
+        runner.send_signal(signal.SIGCONT)
+    # the woken executor must not write into a journal another worker has moved on
+    assert runner.wait(60) != 0
+    stderr = runner.stderr.read() if runner.stderr else ""
+    assert "Traceback" not in stderr
+    assert "another process wrote to this run's journal" in stderr
+    assert len(commands.journal(Settings(database_url=store_url), run_id)) == before
+
+
+def test_two_workers_share_orphans_without_running_any_twice(
+    store_url: str, tmp_path: Path
+) -> None:
+    run_ids = []
+    for n, failpoint in enumerate(
+        ["step_finished:1", "step_started:3", "action_done:5", "before_step:2"]
+    ):
+        folder = tmp_path / f"svc{n}"
+        folder.mkdir()
+        plan = crash_plan.write(folder, service=f"svc{n}")
+        killed = start(store_url, "run", str(plan), BACKOUT_FAILPOINTS=failpoint)
+        assert killed.wait(60) == -signal.SIGKILL
+    run_ids = [r["run_id"] for r in commands.runs(Settings(database_url=store_url))]
+    workers = [start(store_url, "worker", "--once", "--json") for _ in range(2)]
+    for worker in workers:
+        assert worker.wait(120) == 0, worker.stderr.read() if worker.stderr else ""
+    for run_id in run_ids:
+        assert_finished_once(store_url, run_id)
+    for n in range(4):
+        seen = crash_plan.side_effects(tmp_path / f"svc{n}")
+        assert seen.count(2) == 1
+        assert seen.count(4) == 1
+
+
+def test_worker_leaves_a_live_run_alone(store_url: str, tmp_path: Path) -> None:
+    plan = crash_plan.write(tmp_path)
+    runner = start(store_url, "run", str(plan), SLOW_STEP="2")
+    marker = tmp_path / "inside-2"
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        worker = start(store_url, "worker", "--once", "--json")
+        assert worker.wait(60) == 0
+        assert worker.stdout is not None
+        assert worker.stdout.read().strip() == "[]"
+    finally:
+        os.killpg(int(marker.read_text()), signal.SIGKILL)
+        runner.kill()
+        runner.wait(10)
