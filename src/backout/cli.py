@@ -71,6 +71,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 )
 @click.option("--actor", envvar="BACKOUT_ACTOR", help="Who is acting (default: the OS user).")
 @click.pass_context
+@handle_errors
 def cli(ctx: click.Context, db: str | None, actor: str | None) -> None:
     """Backout plans as code: validate, snapshot, run, resume and verify a way back."""
     defaults = Settings()

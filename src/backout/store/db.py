@@ -11,10 +11,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backout.errors import StoreError
+from backout.errors import StoreError, UsageError
 from backout.store import dialect
 
 
@@ -29,22 +29,15 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = dialect.normalize_url(url)
+        self.safe_url = dialect.hide_password(self.url)
         try:
             self.engine: Engine = dialect.create(self.url)
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(
-                f"cannot open store {self.safe_url}: {exc}",
-                hint="check BACKOUT_DATABASE_URL / --db",
+        except (ArgumentError, ImportError, ValueError) as exc:
+            raise UsageError(
+                f"cannot use store URL {self.safe_url!r}: {exc}",
+                hint="use sqlite:///path/to/backout.db or postgresql://user@host:5432/dbname",
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def safe_url(self) -> str:
-        return (
-            self.engine.url.render_as_string(hide_password=True)
-            if hasattr(self, "engine")
-            else self.url
-        )
 
     @property
     def is_sqlite(self) -> bool:
