@@ -6,7 +6,8 @@ Exit codes: 0 success, 1 backout or verification failed, 2 bad input, 3 needs at
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -48,10 +49,25 @@ def handle_errors(func: F) -> F:
             err.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
-            err.print("interrupted; an unfinished run can be continued with `backout resume`")
+            err.print("interrupted")
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def live_progress(enabled: bool) -> Iterator[Progress | None]:
+    """Step-by-step progress on stderr; on Ctrl-C it says how to continue the run."""
+    progress = Progress(err) if enabled else None
+    try:
+        yield progress
+    except KeyboardInterrupt:
+        if progress:
+            progress.close(interrupted=True)
+        raise
+    finally:
+        if progress:
+            progress.close()
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -167,12 +183,8 @@ def run_cmd(ctx: click.Context, plan: str, dry_run: bool, strict: bool, as_json:
         report = commands.dry_run(settings, plan)
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
         return
-    progress = None if as_json else Progress(err)
-    try:
+    with live_progress(enabled=not as_json) as progress:
         result = commands.run(settings, plan, observer=progress, strict=strict)
-    finally:
-        if progress:
-            progress.close()
     _finish(result, as_json)
 
 
@@ -245,14 +257,10 @@ def resume(
     as_json: bool,
 ) -> None:
     """Continue a run after a crash; finished steps are never run again."""
-    progress = None if as_json else Progress(err)
-    try:
+    with live_progress(enabled=not as_json) as progress:
         report = commands.resume(
             settings_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
         )
-    finally:
-        if progress:
-            progress.close()
     _finish(report, as_json)
 
 
@@ -285,12 +293,8 @@ def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @handle_errors
 def worker(ctx: click.Context, once: bool, interval: float, as_json: bool) -> None:
     """Resume runs whose executor died, once their lease has expired."""
-    progress = None if as_json else Progress(err)
-    try:
+    with live_progress(enabled=not as_json) as progress:
         reports = commands.work(settings_of(ctx), once=once, interval=interval, observer=progress)
-    finally:
-        if progress:
-            progress.close()
     if as_json:
         print_json(out, [r.to_json() for r in reports])
     else:

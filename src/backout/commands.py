@@ -105,19 +105,20 @@ def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
         )
     values = read_baseline(loaded)
     store = open_store(settings.database_url)
-    with store.session() as session:
-        row = repo.add_snapshot(
-            session,
-            loaded.plan.service_name,
-            loaded.plan.plan,
-            loaded.version,
-            time.time(),
-            settings.actor,
-            values,
-        )
-        report = SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
-    store.dispose()
-    return report
+    try:
+        with store.session() as session:
+            row = repo.add_snapshot(
+                session,
+                loaded.plan.service_name,
+                loaded.plan.plan,
+                loaded.version,
+                time.time(),
+                settings.actor,
+                values,
+            )
+            return SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
+    finally:
+        store.dispose()
 
 
 # --- runs -------------------------------------------------------------------------------
@@ -158,10 +159,12 @@ def dry_run(settings: Settings, path: str | Path) -> DryRunReport:
     loaded = load_plan(path)
     plan = loaded.plan
     store = open_store(settings.database_url)
-    with store.session() as session:
-        snap = repo.latest_snapshot(session, plan.service_name)
-        baseline = dict(snap.values) if snap else {}
-    store.dispose()
+    try:
+        with store.session() as session:
+            snap = repo.latest_snapshot(session, plan.service_name)
+            baseline = dict(snap.values) if snap else {}
+    finally:
+        store.dispose()
     problems: list[str] = []
     try:
         secrets = resolve_secrets(plan, loaded.base_dir)

@@ -150,9 +150,11 @@ class Progress:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.run_id: str | None = None
         self._status: Any = None
 
     def __call__(self, event: Event, view: RunView) -> None:
+        self.run_id = view.run_id
         text = self._line(event, view)
         if text is None:
             return
@@ -171,8 +173,12 @@ class Progress:
             self._status = self.console.status(f"{escape(name)} …")
             self._status.start()
 
-    def close(self) -> None:
+    def close(self, interrupted: bool = False) -> None:
         self._stop_spinner()
+        if interrupted and self.run_id:
+            self.console.print(
+                f"run {self.run_id} interrupted; continue it with `backout resume {self.run_id}`"
+            )
 
     def _stop_spinner(self) -> None:
         if self._status is not None:

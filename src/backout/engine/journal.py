@@ -64,7 +64,11 @@ class Journal:
             ) from exc
         apply(self.view, event)
         if self.observer is not None:
-            self.observer(event, self.view)
+            try:
+                self.observer(event, self.view)
+            except Exception:
+                # Progress display must never stop a backout: the event is already durable.
+                self.observer = None
         return event
 
 

@@ -1,0 +1,198 @@
+"""`backout demo` end to end: a real service, real traffic and the real engine, no mocks.
+
+Each demo runs with TMPDIR set to a folder of the test's own, so every process the demo
+starts names that folder on its command line; that is how the tests find survivors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+DEMO = [sys.executable, "-m", "backout", "demo"]
+PLAN_STEPS = [
+    "point current at the last good release",
+    "restart the service",
+    "wait until the service answers",
+]
+
+
+def demo_env(tmp: Path) -> dict[str, str]:
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    for name in ("BACKOUT_DEMO_PORT", "BACKOUT_DATABASE_URL"):
+        env.pop(name, None)
+    return env
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may linger where nothing reaps it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def processes_naming(folder: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if str(folder).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return [pid for pid in found if running(pid)]
+
+
+def default_sigint() -> None:
+    """A background job inherits an ignored SIGINT (and Python keeps it so): undo that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def gone_within(folder: Path, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := processes_naming(folder)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    tmp = tmp_path_factory.mktemp("demo")
+    started = time.monotonic()
+    done = subprocess.run(
+        [*DEMO, "--json"], capture_output=True, text=True, env=demo_env(tmp), timeout=60
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
+    result["_elapsed_s"] = elapsed
+    return result, tmp
+
+
+def test_the_bad_release_is_detected_backed_out_and_verified(
+    demo: tuple[dict[str, Any], Path],
+) -> None:
+    result, _ = demo
+    assert result["outcome"] == "succeeded"
+    assert result["verified"] is True
+    assert result["run_id"]
+    assert 0 < result["detected_after_s"] < result["restored_after_s"] < 10
+    assert result["error_rate_at_trigger"] > result["threshold"]
+    assert result["error_rate_after"] == 0
+    assert result["_elapsed_s"] < 30
+
+
+def test_every_step_succeeded_in_plan_order(demo: tuple[dict[str, Any], Path]) -> None:
+    result, _ = demo
+    assert [s["name"] for s in result["steps"]] == PLAN_STEPS
+    assert all(s["outcome"] == "succeeded" for s in result["steps"])
+    assert all(s["duration_s"] >= 0 for s in result["steps"])
+    assert [c["passed"] for c in result["checks"]] == [True, True]
+
+
+def test_the_timeline_tells_the_story_in_order(demo: tuple[dict[str, Any], Path]) -> None:
+    result, _ = demo
+    events = [e["event"] for e in result["timeline"]]
+    times = [e["t_s"] for e in result["timeline"]]
+    assert times == sorted(times)
+
+    def first(prefix: str) -> int:
+        return next(i for i, text in enumerate(events) if text.startswith(prefix))
+
+    order = ["baseline recorded", "fault:", "detected:", "backout run", "step 1 started"]
+    order += ["step 3 succeeded", "verify 2 passed", "run succeeded", "restored:"]
+    assert [first(p) for p in order] == sorted(first(p) for p in order)
+    fault, detected = times[first("fault:")], times[first("detected:")]
+    assert detected - fault == pytest.approx(result["detected_after_s"], abs=0.01)
+
+
+def test_the_baseline_is_the_good_release(demo: tuple[dict[str, Any], Path]) -> None:
+    result, _ = demo
+    assert result["baseline"]["release"] == "v1"
+    assert len(result["baseline"]["config"]) == 64
+
+
+def test_no_demo_process_survives_and_the_folder_is_gone(
+    demo: tuple[dict[str, Any], Path],
+) -> None:
+    result, tmp = demo
+    assert len(result["service_pids"]) == 3  # v1, v2, v1 again
+    assert not [pid for pid in result["service_pids"] if running(pid)]
+    assert processes_naming(tmp) == []
+    assert list(tmp.iterdir()) == []
+    assert "workdir" not in result
+
+
+@pytest.mark.parametrize(
+    ("sig", "when", "exit_code"),
+    [
+        (signal.SIGINT, "traffic started", 130),
+        (signal.SIGTERM, "fault:", 128 + signal.SIGTERM),
+        (signal.SIGINT, "step 2 started", 130),
+    ],
+)
+def test_an_interrupted_demo_stops_everything(
+    tmp_path: Path, sig: signal.Signals, when: str, exit_code: int
+) -> None:
+    proc = subprocess.Popen(
+        DEMO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=demo_env(tmp_path),
+        preexec_fn=default_sigint,
+    )
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if when in line:
+            break
+    assert processes_naming(tmp_path), "".join(seen)
+    proc.send_signal(sig)
+    _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == exit_code, "".join(seen) + rest
+    assert processes_naming(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_demo_leaves_no_service_behind(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        DEMO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=demo_env(tmp_path)
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "fault:" in line:
+            break
+    proc.kill()  # no cleanup code runs: the service notices its owner is gone
+    proc.wait(timeout=10)
+    assert gone_within(tmp_path, 5.0) == []
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        env = {**demo_env(tmp_path), "BACKOUT_DEMO_PORT": str(busy.getsockname()[1])}
+        done = subprocess.run(
+            [*DEMO, "--json"], capture_output=True, text=True, env=env, timeout=60
+        )
+    assert done.returncode == 1
+    assert "cannot listen on 127.0.0.1" in done.stderr
+    assert "hint: set BACKOUT_DEMO_PORT to a free port" in done.stderr
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == []
