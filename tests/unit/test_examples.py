@@ -1,0 +1,75 @@
+"""The docs stay honest: every example plan, and every plan shown in the docs, passes
+``backout validate --strict`` (valid, and no lint warning either).
+
+A plan shown in the docs is a fenced block opened by exactly ```` ```yaml ```` whose text
+starts with ``plan:``; fragments, deliberately broken plans and plans that need an
+installed plugin use other fences.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from backout.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```$", re.DOTALL | re.MULTILINE)
+
+
+def doc_plans() -> list[tuple[str, str]]:
+    """(FILE:LINE of the opening fence, plan text) for every plan block in the docs."""
+    plans: list[tuple[str, str]] = []
+    for doc in DOCS:
+        if not doc.exists():
+            continue
+        text = doc.read_text(encoding="utf-8")
+        for match in YAML_BLOCK.finditer(text):
+            if match.group(1).startswith("plan:"):
+                line = text.count("\n", 0, match.start()) + 1
+                plans.append((f"{doc.name}:{line}", match.group(1)))
+    return plans
+
+
+DOC_PLANS = doc_plans()
+
+
+def validate_strict(path: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["validate", "--strict", str(path)], obj={})
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_validates_strictly(path: Path) -> None:
+    code, output = validate_strict(path)
+    assert code == 0, output
+    assert "warning" not in output, output
+
+
+@pytest.mark.parametrize(
+    "text", [text for _, text in DOC_PLANS], ids=[where for where, _ in DOC_PLANS]
+)
+def test_plan_in_docs_validates_strictly(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, output = validate_strict(path)
+    assert code == 0, f"{output}\n--- plan ---\n{text}"
+    assert "warning" not in output, output
+
+
+def test_the_examples_and_docs_are_found() -> None:
+    # a moved folder or a changed fence style must not turn the tests above into no-ops
+    names = {path.name for path in EXAMPLES}
+    assert {
+        "symlink-release.yaml",
+        "systemd-service.yaml",
+        "feature-flag-http.yaml",
+        "database-migration.yaml",
+    } <= names
+    found = {where.split(":")[0] for where, _ in DOC_PLANS}
+    assert {"README.md", "plan-reference.md", "actions.md"} <= found
