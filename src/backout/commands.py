@@ -15,7 +15,14 @@ from backout.engine.create import create_run
 from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.engine.journal import Observer
 from backout.engine.lease import claim_for_resume
-from backout.engine.runner import Decision, Execution, empty_view, execute, plan_of
+from backout.engine.runner import (
+    Decision,
+    Execution,
+    check_decisions,
+    empty_view,
+    execute,
+    plan_of,
+)
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, fold
 from backout.engine.worker import claim_orphan
@@ -228,19 +235,16 @@ def resume(
     try:
         with store.session() as session:
             row = repo.get_run(session, run_id)
+            events = repo.load_events(session, row.id)
         plan, _ = plan_of(row)
-        for index in decisions or {}:
-            if not 0 <= index < len(plan.steps):
-                raise UsageError(
-                    f"step {index + 1} does not exist; the plan has {len(plan.steps)} steps",
-                    run_id=row.id,
-                )
-        if row.status in {s.value for s in RUN_TERMINAL}:
-            return _report(store, row.id)
+        view = fold(empty_view(row, plan), events)
+        check_decisions(view, decisions or {})
+        if view.status in RUN_TERMINAL:
+            return run_report(row, view)
         owner = leases.new_owner()
         with store.session() as session:
             claim_for_resume(session, row.service, row.id, owner, settings.lease_ttl)
-        view = execute(
+        final = execute(
             Execution(
                 store,
                 row,
@@ -252,7 +256,7 @@ def resume(
                 observer=observer,
             )
         )
-        return run_report(row, view)
+        return run_report(row, final)
     finally:
         store.dispose()
 

@@ -9,7 +9,14 @@ from backout.engine.states import RunStatus
 from backout.engine.view import RunView
 from backout.store.models import RunRow
 
-EXIT_CODES = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 1, RunStatus.NEEDS_ATTENTION: 3}
+# a run still pending or running is not a failure: `status` of a live run exits 0
+EXIT_CODES = {
+    RunStatus.PENDING: 0,
+    RunStatus.RUNNING: 0,
+    RunStatus.SUCCEEDED: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.NEEDS_ATTENTION: 3,
+}
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,15 @@ def test_decision_for_a_step_that_does_not_exist(store_url: str, tmp_path: Path)
     assert "step 7 does not exist; the plan has 1 steps" in result.output
 
 
+def test_decision_for_a_step_that_was_not_interrupted(store_url: str, tmp_path: Path) -> None:
+    run_id = json.loads(invoke(store_url, "run", plan_file(tmp_path, GOOD), "--json").stdout)[
+        "run_id"
+    ]
+    result = invoke(store_url, "resume", run_id, "--mark-done", "1")
+    assert result.exit_code == 2
+    assert "step 1 'write marker' is succeeded, not interrupted" in result.output
+
+
 def test_worker_with_nothing_to_do(store_url: str) -> None:
     result = invoke(store_url, "worker", "--once", "--json")
     assert result.exit_code == 0

@@ -58,7 +58,7 @@ class RunEnvironment:
 
     def process_env(self) -> dict[str, str]:
         """Values for processes, as BACKOUT_* variables: the only way into a shell script."""
-        env = {f"BACKOUT_{key.upper()}": value for key, value in self.run.items()}
+        env = {f"BACKOUT_RUN_{key.upper()}": value for key, value in self.run.items()}
         env.update({f"BACKOUT_BASELINE_{k.upper()}": v for k, v in self.baseline.items()})
         env.update({f"BACKOUT_SECRET_{k.upper()}": v for k, v in self.secrets.items()})
         return env

@@ -27,6 +27,13 @@ def busy_error(
         if holder.expires_in > 0
         else f"expired {-holder.expires_in:g}s ago"
     )
+    if leases.owner_is_dead(holder.owner) or holder.expires_in <= 0:
+        return ServiceBusyError(
+            f"service {service!r} has an unfinished run {holder.run_id} whose executor is gone "
+            f"(owner {holder.owner}, lease {when})",
+            hint=f"continue it with `backout resume {holder.run_id}`, or let `backout worker` "
+            "pick it up",
+        )
     return ServiceBusyError(
         f"service {service!r} is busy: run {holder.run_id} is executing "
         f"(owner {holder.owner}, lease {when})",

@@ -23,7 +23,7 @@ from backout.engine.journal import Journal, Observer
 from backout.engine.lease import Heartbeat
 from backout.engine.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.engine.view import RunView, new_view
-from backout.errors import StoreError, TemplateError
+from backout.errors import StoreError, TemplateError, UsageError
 from backout.probes import CHECKS, Verdict
 from backout.spec.models import Check, Plan, Step
 from backout.spec.templating import render_value
@@ -78,6 +78,25 @@ def execute(ex: Execution) -> RunView:
         _start(journal, ex)
         _Steps(journal, ex, env, heartbeat).run()
     return journal.view
+
+
+def check_decisions(view: RunView, decisions: dict[int, Decision]) -> None:
+    """Operator decisions apply only to a step that started and never finished."""
+    for index, decision in decisions.items():
+        if not 0 <= index < len(view.steps):
+            raise UsageError(
+                f"step {index + 1} does not exist; the plan has {len(view.steps)} steps",
+                run_id=view.run_id,
+            )
+        step = view.steps[index]
+        if step.status is not StepStatus.RUNNING:
+            flag = "--mark-done" if decision == "done" else f"--{decision}"
+            raise UsageError(
+                f"step {index + 1} {step.name!r} is {step.status}, not "
+                f"interrupted; {flag} applies only to a step that started and "
+                "never finished",
+                run_id=view.run_id,
+            )
 
 
 def _start(journal: Journal, ex: Execution) -> None:
