@@ -173,10 +173,19 @@ def _finish(report: RunReport, as_json: bool) -> None:
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the rendered steps; execute nothing.")
 @click.option("--strict", is_flag=True, help="Refuse to run on lint warnings too.")
+@click.option(
+    "--change",
+    "change_id",
+    type=int,
+    metavar="ID",
+    help="The change record this backout belongs to (closed as backed_out/failed).",
+)
 @json_option
 @click.pass_context
 @handle_errors
-def run_cmd(ctx: click.Context, plan: str, dry_run: bool, strict: bool, as_json: bool) -> None:
+def run_cmd(
+    ctx: click.Context, plan: str, dry_run: bool, strict: bool, change_id: int | None, as_json: bool
+) -> None:
     """Execute the plan's backout now."""
     settings = settings_of(ctx)
     if dry_run:
@@ -184,7 +193,7 @@ def run_cmd(ctx: click.Context, plan: str, dry_run: bool, strict: bool, as_json:
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
         return
     with live_progress(enabled=not as_json) as progress:
-        result = commands.run(settings, plan, observer=progress, strict=strict)
+        result = commands.run(settings, plan, observer=progress, strict=strict, change_id=change_id)
     _finish(result, as_json)
 
 
@@ -320,3 +329,7 @@ def demo(ctx: click.Context, as_json: bool, keep: bool) -> None:
 
 def main() -> None:
     cli(obj={})
+
+
+# registers the change, gate, audit and outbox verbs on `cli` (they import it from here)
+from backout import cli_changes  # noqa: E402, F401

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backout.actions.base import Context
+from backout.changes import outbox
 from backout.engine.create import create_run
 from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.engine.journal import Observer
@@ -42,7 +43,8 @@ from backout.spec.loader import LoadedPlan, load_plan, registries
 from backout.spec.runbook import render_runbook
 from backout.spec.schema import plan_schema
 from backout.spec.templating import render_value
-from backout.store import leases, repo
+from backout.store import audit, leases, repo
+from backout.store import changes as change_store
 from backout.store.db import Store, open_store
 
 SOURCE_TIMEOUT_S = 10.0
@@ -123,6 +125,18 @@ def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
                 settings.actor,
                 values,
             )
+            audit.append(
+                session,
+                settings.actor,
+                "snapshot.taken",
+                f"service:{loaded.plan.service_name}",
+                {
+                    "snapshot_id": row.id,
+                    "plan": loaded.plan.plan,
+                    "plan_version": loaded.version,
+                    "values": values,
+                },
+            )
             return SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
     finally:
         store.dispose()
@@ -130,7 +144,11 @@ def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
 
 # --- runs -------------------------------------------------------------------------------
 def run(
-    settings: Settings, path: str | Path, observer: Observer | None = None, strict: bool = False
+    settings: Settings,
+    path: str | Path,
+    observer: Observer | None = None,
+    strict: bool = False,
+    change_id: int | None = None,
 ) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention)."""
     loaded = load_plan(path)
@@ -138,7 +156,7 @@ def run(
     store = open_store(settings.database_url)
     try:
         owner = leases.new_owner()
-        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl)
+        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl, change_id)
         view = execute(
             Execution(
                 store,
@@ -318,5 +336,81 @@ def journal(settings: Settings, run_id: str) -> list[Event]:
         with store.session() as session:
             row = repo.get_run(session, run_id)
             return repo.load_events(session, row.id)
+    finally:
+        store.dispose()
+
+
+# --- audit ------------------------------------------------------------------------------
+def audit_log(
+    settings: Settings,
+    action: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            return [
+                {**audit.record_of(row), "prev_hash": row.prev_hash, "hash": row.hash}
+                for row in audit.log(session, action, subject, actor, since, limit)
+            ]
+    finally:
+        store.dispose()
+
+
+def audit_verify(settings: Settings, against: str | None = None) -> audit.Verification:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            return audit.verify(session, against)
+    finally:
+        store.dispose()
+
+
+def audit_checkpoint(settings: Settings) -> dict[str, Any]:
+    """The chain's head: keep its hash elsewhere, then `audit verify --against HASH`."""
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            head = audit.head(session)
+            return {
+                "seq": head.seq if head else 0,
+                "hash": head.hash if head else audit.GENESIS,
+                "at": head.at if head else None,
+            }
+    finally:
+        store.dispose()
+
+
+# --- outbox -----------------------------------------------------------------------------
+def outbox_send(
+    settings: Settings, target: outbox.Target, timeout: float = 60.0, once: bool = False
+) -> outbox.SendReport:
+    store = open_store(settings.database_url)
+    try:
+        return outbox.send(store, target, settings.actor, timeout, once)
+    finally:
+        store.dispose()
+
+
+def outbox_list(settings: Settings, status: str | None = None) -> list[dict[str, Any]]:
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            return [
+                {
+                    "id": r.id,
+                    "change_id": r.change_id,
+                    "event": r.event,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "last_error": r.last_error,
+                    "created_at": r.created_at,
+                    "sent_at": r.sent_at,
+                }
+                for r in change_store.list_outbox(session, status)
+            ]
     finally:
         store.dispose()

@@ -6,6 +6,10 @@ from __future__ import annotations
 import time
 import uuid
 
+from sqlalchemy.orm import Session
+
+from backout.changes.events import move
+from backout.changes.lifecycle import ChangeStatus
 from backout.engine.environment import resolve_secrets
 from backout.engine.lease import claim_for_new_run
 from backout.engine.states import RunStatus
@@ -13,7 +17,8 @@ from backout.engine.view import Event
 from backout.errors import UsageError
 from backout.spec.loader import LoadedPlan
 from backout.spec.templating import references, walk_strings
-from backout.store import repo
+from backout.store import audit, repo
+from backout.store import changes as change_repo
 from backout.store.db import Store
 from backout.store.models import RunRow, SnapshotRow
 
@@ -46,8 +51,34 @@ def check_baseline(loaded: LoadedPlan, snapshot: SnapshotRow | None) -> None:
         )
 
 
+def link_change(
+    session: Session, change_id: int, loaded: LoadedPlan, run_id: str, actor: str
+) -> None:
+    """A run for a change: the change must be approved (it moves to in_progress) or already
+    in progress, and be about this plan."""
+    change = change_repo.get_change(session, change_id, lock=True)
+    if change.plan != loaded.plan.plan:
+        raise UsageError(
+            f"change {change_id} is for plan {change.plan!r}, not {loaded.plan.plan!r}",
+            hint="pass the change's own plan file",
+        )
+    status = ChangeStatus(change.status)
+    if status is ChangeStatus.APPROVED:
+        move(session, change, actor, ChangeStatus.IN_PROGRESS, {"run_id": run_id})
+    elif status is not ChangeStatus.IN_PROGRESS:
+        raise UsageError(
+            f"change {change_id} is {status}; a run needs it approved or in progress",
+            hint=f"see `backout change show {change_id}`",
+        )
+
+
 def create_run(
-    store: Store, loaded: LoadedPlan, actor: str, owner: str, lease_ttl: float
+    store: Store,
+    loaded: LoadedPlan,
+    actor: str,
+    owner: str,
+    lease_ttl: float,
+    change_id: int | None = None,
 ) -> RunRow:
     plan = loaded.plan
     resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
@@ -57,6 +88,8 @@ def create_run(
         snapshot = repo.latest_snapshot(session, plan.service_name, before=now)
         check_baseline(loaded, snapshot)
         claim_for_new_run(session, plan.service_name, run_id, owner, lease_ttl)
+        if change_id is not None:
+            link_change(session, change_id, loaded, run_id, actor)
         row = RunRow(
             id=run_id,
             plan=plan.plan,
@@ -69,21 +102,20 @@ def create_run(
             snapshot_id=snapshot.id if snapshot else None,
             created_at=now,
             message="",
+            change_id=change_id,
         )
         session.add(row)
         session.flush()
-        first = Event(
-            run_id,
-            1,
-            now,
-            "run_created",
-            data={
-                "plan": plan.plan,
-                "plan_file": str(loaded.path),
-                "plan_version": loaded.version,
-                "snapshot_id": row.snapshot_id,
-                "actor": actor,
-            },
+        data = {
+            "plan": plan.plan,
+            "plan_file": str(loaded.path),
+            "plan_version": loaded.version,
+            "snapshot_id": row.snapshot_id,
+            "actor": actor,
+            "change_id": change_id,
+        }
+        repo.append_event(
+            session, Event(run_id, 1, now, "run_created", data=data), RunStatus.PENDING, "", None
         )
-        repo.append_event(session, first, RunStatus.PENDING, "", None)
+        audit.append(session, actor, "run.started", f"run:{run_id}", data)
     return row

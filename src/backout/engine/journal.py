@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, RunView, apply, fold
@@ -17,26 +18,39 @@ from backout.store import repo
 from backout.store.db import Store
 
 Observer = Callable[[Event, RunView], None]
+# runs inside the append's transaction, with the state the event leads to
+Hook = Callable[[Session, Event, RunView], None]
 
 
 class Journal:
     """Appends events for one run, enforcing transition rules against the derived state."""
 
     def __init__(
-        self, store: Store, view: RunView, redactor: Redactor, observer: Observer | None = None
+        self,
+        store: Store,
+        view: RunView,
+        redactor: Redactor,
+        observer: Observer | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.store = store
         self.view = view
         self.redactor = redactor
         self.observer = observer
+        self.hooks = hooks
 
     @classmethod
     def open(
-        cls, store: Store, view: RunView, redactor: Redactor, observer: Observer | None = None
+        cls,
+        store: Store,
+        view: RunView,
+        redactor: Redactor,
+        observer: Observer | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> Journal:
         with store.session() as session:
             events = repo.load_events(session, view.run_id)
-        return cls(store, fold(view, events), redactor, observer)
+        return cls(store, fold(view, events), redactor, observer, hooks)
 
     def append(
         self, kind: str, step: int | None = None, attempt: int | None = None, **data: Any
@@ -56,6 +70,8 @@ class Journal:
         try:
             with self.store.session() as session:
                 repo.append_event(session, event, trial.status, trial.message, finished)
+                for hook in self.hooks:
+                    hook(session, event, trial)
         except IntegrityError as exc:
             raise StoreError(
                 "another process wrote to this run's journal",

@@ -18,6 +18,7 @@ from backout.actions import ACTIONS
 from backout.actions.base import Outcome
 from backout.engine import failpoints
 from backout.engine.environment import RunEnvironment, resolve_secrets
+from backout.engine.hooks import hooks_for
 from backout.engine.invoke import with_deadline
 from backout.engine.journal import Journal, Observer
 from backout.engine.lease import Heartbeat
@@ -71,7 +72,13 @@ def execute(ex: Execution) -> RunView:
     """Drive the run to a terminal state or ``needs_attention``; return the final view."""
     plan, base_dir = plan_of(ex.row)
     env = environment(ex.store, ex.row, plan, base_dir)
-    journal = Journal.open(ex.store, empty_view(ex.row, plan), env.redactor, ex.observer)
+    journal = Journal.open(
+        ex.store,
+        empty_view(ex.row, plan),
+        env.redactor,
+        ex.observer,
+        hooks_for(ex.row.change_id, ex.actor),
+    )
     if journal.view.status in RUN_TERMINAL:
         return journal.view
     with Heartbeat(ex.store, ex.row.service, ex.owner, ex.lease_ttl) as heartbeat:

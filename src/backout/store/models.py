@@ -30,6 +30,7 @@ class RunRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
+    change_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
 
 
 class EventRow(Base):
@@ -73,3 +74,87 @@ class LeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ChangeRow(Base):
+    """A change record: a deploy that carries a backout plan, with its lifecycle."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(Text)
+    plan: Mapped[str] = mapped_column(String(200))
+    plan_file: Mapped[str] = mapped_column(Text)
+    plan_version: Mapped[str] = mapped_column(String(64))
+    service: Mapped[str] = mapped_column(String(200), index=True)
+    risk: Mapped[str] = mapped_column(String(16))
+    risk_computed: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    window_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    requester: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ApprovalRow(Base):
+    """One approver's decision on a change, bound to the plan version they saw."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text)
+    plan_version: Mapped[str] = mapped_column(String(64))
+    at: Mapped[float] = mapped_column(Float)
+
+
+class RehearsalRow(Base):
+    """A rehearsal of a plan version (written by rehearsals; read by the gate)."""
+
+    __tablename__ = "rehearsals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan: Mapped[str] = mapped_column(String(200), index=True)
+    plan_version: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(32))
+    duration_s: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float)
+
+
+class AuditRow(Base):
+    """One link of the audit chain: ``hash = sha256(prev_hash || canonical_json(record))``."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxRow(Base):
+    """A change event waiting to be delivered to the ITSM tool; sent at most once when acked."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Float)
+    sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)

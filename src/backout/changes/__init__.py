@@ -1,0 +1,1 @@
+"""Change records: lifecycle, risk, policy, the deploy gate, ITSM export."""

@@ -1,0 +1,204 @@
+"""The deploy gate: every policy check for a change, each pass or fail with its reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from backout.changes.lifecycle import ChangeStatus
+from backout.changes.policy import Requirements
+from backout.changes.window import iso
+from backout.errors import PlanError
+from backout.spec.durations import format_duration
+from backout.spec.lint import lint
+from backout.spec.loader import LoadedPlan, load_plan
+from backout.store.models import ApprovalRow, ChangeRow, RehearsalRow
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    required: bool
+    passed: bool
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateInput:
+    change: ChangeRow
+    requirements: Requirements
+    approvals: Sequence[ApprovalRow]
+    rehearsals: Sequence[RehearsalRow]
+    now: float
+
+
+Check = Callable[[GateInput, LoadedPlan | None, str], GateCheck]
+
+
+def _status(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    status = ChangeStatus(data.change.status)
+    ok = status is ChangeStatus.APPROVED
+    reason = "change is approved" if ok else f"change is {status}, not approved"
+    return GateCheck("status", True, ok, reason)
+
+
+def _plan_valid(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    if loaded is None:
+        return GateCheck("plan_valid", True, False, load_error)
+    issues = lint(loaded)
+    strict = data.requirements.lint_strict
+    blocking = [i for i in issues if strict or i.severity == "error"]
+    if blocking and data.requirements.lint_clean:
+        return GateCheck(
+            "plan_valid", True, False, f"{len(blocking)} lint problem(s), first: {blocking[0]}"
+        )
+    return GateCheck(
+        "plan_valid",
+        data.requirements.lint_clean,
+        True,
+        f"plan {loaded.plan.plan} version {loaded.version} is valid"
+        + (f" ({len(issues)} warning(s))" if issues else ""),
+    )
+
+
+def _verify(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    required = data.requirements.verify
+    count = len(loaded.plan.verify) if loaded else 0
+    return GateCheck(
+        "verify",
+        required,
+        count > 0 or not required,
+        f"{count} verify check(s)" if count else "the plan has no `verify:` checks",
+    )
+
+
+def _rto(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    required = data.requirements.rto
+    rto = loaded.plan.rto if loaded else None
+    return GateCheck(
+        "rto",
+        required,
+        rto is not None or not required,
+        f"rto {format_duration(rto)}" if rto is not None else "the plan has no `rto:`",
+    )
+
+
+def _approvals(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    needed = data.requirements.approvals
+    version = loaded.version if loaded else None
+    approvers = set(loaded.plan.roles.approvers) if loaded else set()
+    valid = {
+        a.actor
+        for a in data.approvals
+        if a.decision == "approved"
+        and a.plan_version == version
+        and a.actor != data.change.requester
+        and (not approvers or a.actor in approvers)
+    }
+    stale = {
+        a.actor for a in data.approvals if a.decision == "approved" and a.plan_version != version
+    }
+    ok = len(valid) >= needed
+    reason = f"{len(valid)} of {needed} approval(s) for plan version {version}"
+    if valid:
+        reason += f" ({', '.join(sorted(valid))})"
+    if stale and not ok:
+        reason += (
+            f"; {len(stale)} approval(s) were for an earlier plan version — the plan "
+            "was edited, so it needs approval again"
+        )
+    return GateCheck("approvals", needed > 0, ok, reason)
+
+
+def _window(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    required = data.requirements.window
+    start, end = data.change.window_start, data.change.window_end
+    if start is None or end is None:
+        return GateCheck("window", required, not required, "no change window set")
+    inside = start <= data.now <= end
+    where = "inside" if inside else ("before" if data.now < start else "after")
+    return GateCheck(
+        "window",
+        required,
+        inside or not required,
+        f"now is {where} the window {iso(start)}..{iso(end)}",
+    )
+
+
+def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    rule = data.requirements.rehearsal
+    if rule is None:
+        return GateCheck("rehearsal", False, True, "not required for this risk level")
+    version = loaded.version if loaded else None
+    passing = [r for r in data.rehearsals if r.outcome == "succeeded" and r.plan_version == version]
+    if not passing:
+        return GateCheck(
+            "rehearsal", True, False, f"no rehearsal recorded for plan version {version}"
+        )
+    latest = max(passing, key=lambda r: r.at)
+    age = data.now - latest.at
+    if age > rule.max_age:
+        return GateCheck(
+            "rehearsal",
+            True,
+            False,
+            f"latest passing rehearsal is "
+            f"{format_duration(round(age))} old; the policy allows "
+            f"{format_duration(rule.max_age)}",
+        )
+    rto = loaded.plan.rto if loaded else None
+    if rule.fits_rto and rto is not None and latest.duration_s > rto:
+        return GateCheck(
+            "rehearsal",
+            True,
+            False,
+            f"rehearsal took {latest.duration_s:.1f}s, more than the rto of {format_duration(rto)}",
+        )
+    return GateCheck(
+        "rehearsal",
+        True,
+        True,
+        f"rehearsed {format_duration(round(age))} ago in {latest.duration_s:.1f}s",
+    )
+
+
+CHECKS: list[Check] = [_status, _plan_valid, _verify, _rto, _approvals, _window, _rehearsal]
+
+
+def evaluate(data: GateInput) -> list[GateCheck]:
+    loaded: LoadedPlan | None = None
+    load_error = ""
+    try:
+        loaded = load_plan(data.change.plan_file)
+    except PlanError as exc:
+        load_error = f"{len(exc.issues)} error(s), first: {exc.issues[0]}"
+    return [check(data, loaded, load_error) for check in CHECKS]
+
+
+def junit_xml(change_id: int, checks: Sequence[GateCheck]) -> str:
+    """JUnit XML that Jenkins, GitLab, GitHub Actions and Azure DevOps all read."""
+    failures = sum(1 for c in checks if not c.passed)
+    skipped = sum(1 for c in checks if not c.required and c.passed)
+    suite = ET.Element(
+        "testsuite",
+        name=f"backout gate change {change_id}",
+        tests=str(len(checks)),
+        failures=str(failures),
+        errors="0",
+        skipped=str(skipped),
+    )
+    for check in checks:
+        case = ET.SubElement(suite, "testcase", classname="backout.gate", name=check.name)
+        if not check.passed:
+            ET.SubElement(case, "failure", message=check.reason, type="policy").text = check.reason
+        elif not check.required:
+            ET.SubElement(case, "skipped", message=check.reason)
+        ET.SubElement(case, "system-out").text = check.reason
+    root = ET.Element("testsuites")
+    root.append(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -1,0 +1,77 @@
+"""The change policy: per risk level, what a change needs before it may start.
+
+Read from ``backout-policy.yaml`` (``--policy`` or ``BACKOUT_POLICY``); without a file the
+built-in default below applies. Errors carry file, line and column like plan errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from backout.spec.durations import format_duration
+from backout.spec.models import Duration, Model
+from backout.spec.yamlfile import load_model
+
+DEFAULT_POLICY_FILE = "backout-policy.yaml"
+
+
+class Rehearsal(Model):
+    max_age: Duration = Field(30 * 86400.0, description="A passing rehearsal no older than this.")
+    fits_rto: bool = Field(True, description="Its measured duration must fit the plan's rto.")
+
+
+class Requirements(Model):
+    lint_clean: bool = Field(True, description="The plan loads with no lint errors.")
+    lint_strict: bool = Field(False, description="No lint warnings either.")
+    verify: bool = Field(False, description="The plan has `verify:` checks.")
+    rto: bool = Field(False, description="The plan has an `rto:`.")
+    approvals: int = Field(0, ge=0, le=10, description="Approvals from roles.approvers.")
+    window: bool = Field(False, description="The change must start inside its window.")
+    rehearsal: Rehearsal | None = Field(None, description="A passing rehearsal is required.")
+
+
+class Policy(Model):
+    low: Requirements = Field(default_factory=lambda: Requirements())
+    medium: Requirements = Field(
+        default_factory=lambda: Requirements(verify=True, rto=True, approvals=1)
+    )
+    high: Requirements = Field(
+        default_factory=lambda: Requirements(
+            verify=True, rto=True, approvals=1, window=True, rehearsal=Rehearsal()
+        )
+    )
+    critical: Requirements = Field(
+        default_factory=lambda: Requirements(
+            lint_strict=True,
+            verify=True,
+            rto=True,
+            approvals=2,
+            window=True,
+            rehearsal=Rehearsal(max_age=7 * 86400.0),
+        )
+    )
+
+    def for_risk(self, risk: str) -> Requirements:
+        return getattr(self, risk)  # type: ignore[no-any-return]
+
+
+def load_policy(path: str | Path | None) -> tuple[Policy, str]:
+    """The policy and where it came from (a file, or "built-in default")."""
+    if path is None and Path(DEFAULT_POLICY_FILE).exists():
+        path = DEFAULT_POLICY_FILE
+    if path is None:
+        return Policy(), "built-in default"
+    return load_model(Path(path), Policy), str(path)
+
+
+def describe(requirements: Requirements) -> list[str]:
+    lines = []
+    if requirements.approvals:
+        lines.append(f"{requirements.approvals} approval(s) from roles.approvers")
+    if requirements.rehearsal:
+        lines.append(
+            f"a passing rehearsal within {format_duration(requirements.rehearsal.max_age)}"
+        )
+    return lines

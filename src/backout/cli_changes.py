@@ -1,0 +1,360 @@
+"""CLI for change records, the gate, the audit trail and the ITSM outbox."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from backout import commands
+from backout.changes import service
+from backout.changes.lifecycle import ChangeStatus
+from backout.changes.outbox import Target
+from backout.changes.window import iso, parse_instant
+from backout.cli import cli, err, handle_errors, json_option, out, settings_of
+from backout.render import clock, print_json, styled
+
+RISKS = click.Choice(["low", "medium", "high", "critical"])
+
+
+def _print_change(report: service.ChangeReport, as_json: bool) -> None:
+    if as_json:
+        print_json(out, report.to_json())
+        return
+    out.print(f"[bold]change {report.id}[/] · {escape(report.title)} · {styled(report.status)}")
+    risk = (
+        report.risk
+        if report.risk == report.risk_computed
+        else (f"{report.risk} (computed from the plan: {report.risk_computed})")
+    )
+    out.print(f"plan {report.plan} version {report.plan_version} · service {report.service}")
+    out.print(f"risk {risk}")
+    for reason in report.risk_reasons:
+        out.print(f"  - {escape(reason)}", soft_wrap=True)
+    if report.plan_version_now != report.plan_version:
+        out.print(
+            f"[yellow]the plan file changed since the change was created "
+            f"(now {report.plan_version_now})[/]"
+        )
+    out.print(
+        f"requester {escape(report.requester)} · window {report.window or 'none'} · "
+        f"ref {report.ref or '-'}"
+    )
+    for a in report.approvals:
+        stale = "" if a["current"] else " [yellow](for an earlier plan version)[/]"
+        out.print(
+            f"  {a['decision']} by {escape(a['actor'])} at {clock(a['at'])}{stale}"
+            + (f": {escape(a['comment'])}" if a["comment"] else "")
+        )
+    for run in report.runs:
+        out.print(f"  run {run['run_id']} {styled(run['status'])}")
+
+
+@cli.group()
+def change() -> None:
+    """Change records: create, approve, track a change and its backout."""
+
+
+@change.command("create")
+@click.option("--plan", "plan", required=True, type=click.Path(dir_okay=False))
+@click.option("--title", required=True)
+@click.option("--risk", type=RISKS, help="Given risk; computed from the plan when omitted.")
+@click.option("--window", metavar="START..END", help="ISO 8601, e.g. 2026-12-01T22:00..23:30")
+@click.option("--ref", metavar="EXTERNAL-ID", help="The change's id in another system.")
+@json_option
+@click.pass_context
+@handle_errors
+def change_create(
+    ctx: click.Context,
+    plan: str,
+    title: str,
+    risk: str | None,
+    window: str | None,
+    ref: str | None,
+    as_json: bool,
+) -> None:
+    """Record a planned change that carries PLAN as its backout."""
+    _print_change(service.create(settings_of(ctx), plan, title, risk, window, ref), as_json)
+
+
+@change.command("list")
+@click.option("--status", type=click.Choice([s.value for s in ChangeStatus]))
+@json_option
+@click.pass_context
+@handle_errors
+def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List change records, newest first."""
+    rows = service.list_all(settings_of(ctx), status)
+    if as_json:
+        print_json(out, rows)
+        return
+    table = Table()
+    for column in ("id", "title", "status", "plan", "risk", "requester", "window"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(row["title"]),
+            styled(row["status"]),
+            row["plan"],
+            row["risk"],
+            escape(row["requester"]),
+            row["window"] or "-",
+        )
+    out.print(table)
+
+
+@change.command("show")
+@click.argument("change_id", type=int)
+@json_option
+@click.pass_context
+@handle_errors
+def change_show(ctx: click.Context, change_id: int, as_json: bool) -> None:
+    """Show a change: risk, approvals, runs."""
+    _print_change(service.show(settings_of(ctx), change_id), as_json)
+
+
+@change.command("approve")
+@click.argument("change_id", type=int)
+@click.option("--comment", default="")
+@click.option("--policy", type=click.Path(dir_okay=False), envvar="BACKOUT_POLICY")
+@json_option
+@click.pass_context
+@handle_errors
+def change_approve(
+    ctx: click.Context, change_id: int, comment: str, policy: str | None, as_json: bool
+) -> None:
+    """Approve a change (as --actor); binds to the plan version you approve."""
+    _print_change(service.approve(settings_of(ctx), change_id, comment, policy), as_json)
+
+
+@change.command("reject")
+@click.argument("change_id", type=int)
+@click.option("--comment", default="")
+@json_option
+@click.pass_context
+@handle_errors
+def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: bool) -> None:
+    """Reject a change."""
+    _print_change(service.reject(settings_of(ctx), change_id, comment), as_json)
+
+
+def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None:
+    @change.command(name, help=help_text)
+    @click.argument("change_id", type=int)
+    @click.option("--note", default="")
+    @json_option
+    @click.pass_context
+    @handle_errors
+    def command(ctx: click.Context, change_id: int, note: str, as_json: bool) -> None:
+        _print_change(service.transition(settings_of(ctx), change_id, target, note), as_json)
+
+
+_transition_command("start", ChangeStatus.IN_PROGRESS, "Mark an approved change as started.")
+_transition_command("complete", ChangeStatus.COMPLETED, "Close a change that went well.")
+_transition_command("fail", ChangeStatus.FAILED, "Close a change that failed.")
+
+
+@cli.command()
+@click.argument("change_id", type=int)
+@click.option(
+    "--policy",
+    type=click.Path(dir_okay=False),
+    envvar="BACKOUT_POLICY",
+    help="Policy file (default ./backout-policy.yaml, else built in).",
+)
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@json_option
+@click.pass_context
+@handle_errors
+def gate(
+    ctx: click.Context, change_id: int, policy: str | None, junit: str | None, as_json: bool
+) -> None:
+    """Exit 0 when the change may start, 1 when any policy check fails (for CI)."""
+    from backout.changes.gate import junit_xml
+
+    report = service.gate(settings_of(ctx), change_id, policy)
+    if junit:
+        Path(junit).write_text(junit_xml(change_id, report.checks), encoding="utf-8")
+    if as_json:
+        print_json(out, report.to_json())
+    else:
+        out.print(f"gate for change {change_id} (risk {report.risk}, policy {report.policy})")
+        for check in report.checks:
+            mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+            if check.passed and not check.required:
+                mark = "[dim]n/a [/]"
+            out.print(f"  {mark} {check.name:<11} {escape(check.reason)}", soft_wrap=True)
+        out.print(
+            "[green]the change may start[/]"
+            if report.passed
+            else "[red]the change may not start[/]"
+        )
+    sys.exit(0 if report.passed else 1)
+
+
+@cli.group(name="audit")
+def audit_group() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit_group.command("log")
+@click.option("--action", help="Action prefix, e.g. change. or run.finished")
+@click.option("--subject", help="e.g. change:3 or run:4f2a…")
+@click.option("--by", "actor", help="Only this actor.")
+@click.option("--since", help="ISO 8601 time.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@json_option
+@click.pass_context
+@handle_errors
+def audit_log(
+    ctx: click.Context,
+    action: str | None,
+    subject: str | None,
+    actor: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List audit records, oldest first."""
+    rows = commands.audit_log(
+        settings_of(ctx), action, subject, actor, parse_instant(since) if since else None, limit
+    )
+    if as_json:
+        print_json(out, rows)
+        return
+    for row in rows:
+        details = ", ".join(f"{k}={v}" for k, v in row["details"].items())
+        out.print(
+            f"{row['seq']:>5}  {clock(row['at'])}  {escape(row['actor'])}  "
+            f"{row['action']}  {row['subject']}  [dim]{escape(details)}[/]",
+            soft_wrap=True,
+        )
+
+
+@audit_group.command("verify")
+@click.option("--against", metavar="HASH", help="A checkpoint hash the log must still contain.")
+@json_option
+@click.pass_context
+@handle_errors
+def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None:
+    """Walk the chain; exit 1 naming the first broken link."""
+    result = commands.audit_verify(settings_of(ctx), against)
+    if as_json:
+        print_json(out, vars(result))
+    elif result.ok:
+        out.print(
+            f"[green]audit chain intact[/]: {result.records} records, head {result.head_hash}"
+        )
+    else:
+        err.print(f"[red]audit chain broken[/]: {escape(result.problem)}", soft_wrap=True)
+    sys.exit(0 if result.ok else 1)
+
+
+@audit_group.command("checkpoint")
+@json_option
+@click.pass_context
+@handle_errors
+def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
+    """Print the head hash; keep it elsewhere to prove the log later."""
+    head = commands.audit_checkpoint(settings_of(ctx))
+    if as_json:
+        print_json(out, head)
+    else:
+        out.print(f"{head['hash']}  (record {head['seq']}, {iso(head['at'])})")
+
+
+@cli.group(name="outbox")
+def outbox_group() -> None:
+    """Change events queued for the ITSM tool (ServiceNow or Jira)."""
+
+
+@outbox_group.command("send")
+@click.option(
+    "--url",
+    envvar="BACKOUT_OUTBOX_URL",
+    required=True,
+    help="Base URL, e.g. https://acme.service-now.com (env BACKOUT_OUTBOX_URL).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    envvar="BACKOUT_OUTBOX_FORMAT",
+    default="servicenow",
+    show_default=True,
+    type=click.Choice(["servicenow", "jira"]),
+)
+@click.option(
+    "--project",
+    envvar="BACKOUT_OUTBOX_PROJECT",
+    default="CHG",
+    show_default=True,
+    help="Jira project key.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Keep retrying for this many seconds.",
+)
+@click.option(
+    "--retry-delay",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.01),
+    help="First retry delay; doubles up to 5 minutes.",
+)
+@click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
+@json_option
+@click.pass_context
+@handle_errors
+def outbox_send(
+    ctx: click.Context,
+    url: str,
+    fmt: str,
+    project: str,
+    timeout: float,
+    retry_delay: float,
+    once: bool,
+    as_json: bool,
+) -> None:
+    """Deliver queued events; exit 1 if any are still pending at the end."""
+    token = os.environ.get("BACKOUT_OUTBOX_TOKEN")
+    target = Target(
+        url, "jira" if fmt == "jira" else "servicenow", token, project, retry_delay=retry_delay
+    )
+    report = commands.outbox_send(settings_of(ctx), target, timeout, once)
+    if as_json:
+        print_json(out, vars(report))
+    else:
+        out.print(
+            f"sent {report.sent}, failed attempts {report.failed_attempts}, "
+            f"still pending {report.pending}"
+        )
+        for error in report.errors[-5:]:
+            err.print(f"  {escape(error)}", soft_wrap=True)
+    sys.exit(0 if report.pending == 0 else 1)
+
+
+@outbox_group.command("list")
+@click.option("--status", type=click.Choice(["pending", "sending", "sent"]))
+@json_option
+@click.pass_context
+@handle_errors
+def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List queued and delivered events."""
+    rows = commands.outbox_list(settings_of(ctx), status)
+    if as_json:
+        print_json(out, rows)
+        return
+    for row in rows:
+        out.print(
+            f"{row['id']:>5}  change {row['change_id']}  {row['event']:<13} "
+            f"{row['status']:<8} attempts {row['attempts']}  "
+            f"{escape(row['last_error'][:80])}"
+        )

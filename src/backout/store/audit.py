@@ -1,0 +1,145 @@
+"""The tamper-evident audit chain.
+
+Each record links to the one before: ``hash = sha256(prev_hash || canonical_json(record))``
+where the record is ``{seq, at, actor, action, subject, details}``. Editing, deleting,
+inserting or reordering any record breaks a link that :func:`verify` names. Appends take
+a lock first (a transaction-level advisory lock on PostgreSQL; SQLite's single writer), so
+concurrent writers extend the chain one after another and it never forks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from backout.store.models import AuditRow
+
+GENESIS = "0" * 64
+_LOCK_KEY = 7244302
+
+
+def canonical_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def link_hash(prev_hash: str, record: dict[str, Any]) -> str:
+    return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
+
+
+def record_of(row: AuditRow) -> dict[str, Any]:
+    return {
+        "seq": row.seq,
+        "at": row.at,
+        "actor": row.actor,
+        "action": row.action,
+        "subject": row.subject,
+        "details": row.details,
+    }
+
+
+def head(session: Session) -> AuditRow | None:
+    return session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
+
+
+def append(
+    session: Session, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
+) -> AuditRow:
+    """Add a record in the caller's transaction (so it commits with the mutation it audits)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    last = head(session)
+    record = {
+        "seq": (last.seq + 1) if last else 1,
+        "at": time.time(),
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "details": details or {},
+    }
+    prev = last.hash if last else GENESIS
+    row = AuditRow(**record, prev_hash=prev, hash=link_hash(prev, record))
+    session.add(row)
+    session.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    records: int
+    head_hash: str
+    bad_seq: int | None = None
+    problem: str = ""
+
+
+def _rows(session: Session) -> Iterator[AuditRow]:
+    yield from session.scalars(
+        select(AuditRow).order_by(AuditRow.seq, AuditRow.id).execution_options(yield_per=500)
+    )
+
+
+def verify(session: Session, against: str | None = None) -> Verification:
+    """Walk the whole chain; report the first broken link. ``against``: a checkpoint hash
+    that must still be a link of this chain."""
+    prev, expected_seq, count, seen_anchor = GENESIS, 1, 0, against is None
+    for row in _rows(session):
+        problem = _check_link(row, prev, expected_seq)
+        if problem:
+            return Verification(False, count, prev, row.seq, problem)
+        seen_anchor = seen_anchor or row.hash == against
+        prev, expected_seq, count = row.hash, row.seq + 1, count + 1
+    if not seen_anchor:
+        return Verification(
+            False,
+            count,
+            prev,
+            None,
+            f"checkpoint {against} is not in this chain: the log was rewritten "
+            "or truncated since it was taken",
+        )
+    return Verification(True, count, prev)
+
+
+def _check_link(row: AuditRow, prev: str, expected_seq: int) -> str:
+    if row.seq != expected_seq:
+        if row.seq > expected_seq:
+            return (
+                f"record {expected_seq} is missing (deleted); the chain jumps from "
+                f"{expected_seq - 1} to {row.seq}"
+            )
+        return f"record {row.seq} appears twice or out of order"
+    if row.prev_hash != prev:
+        return (
+            f"record {row.seq} does not follow record {row.seq - 1}: prev_hash differs "
+            "(a record was inserted, deleted or reordered before it)"
+        )
+    if link_hash(prev, record_of(row)) != row.hash:
+        return f"record {row.seq} was edited: its content no longer matches its hash"
+    return ""
+
+
+def log(
+    session: Session,
+    action: str | None = None,
+    subject: str | None = None,
+    actor: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+) -> list[AuditRow]:
+    query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
+    if action:
+        query = query.where(AuditRow.action.startswith(action))
+    if subject:
+        query = query.where(AuditRow.subject == subject)
+    if actor:
+        query = query.where(AuditRow.actor == actor)
+    if since is not None:
+        query = query.where(AuditRow.at >= since)
+    return list(reversed(list(session.scalars(query))))

@@ -1,0 +1,82 @@
+"""Repository functions for change records, approvals, rehearsals and the outbox."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from backout.errors import UsageError
+from backout.store.models import ApprovalRow, ChangeRow, OutboxRow, RehearsalRow, RunRow
+
+
+def get_change(session: Session, change_id: int, lock: bool = False) -> ChangeRow:
+    query = select(ChangeRow).where(ChangeRow.id == change_id)
+    row = session.scalars(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise UsageError(
+            f"no change {change_id} in this store", hint="list changes with `backout change list`"
+        )
+    return row
+
+
+def list_changes(session: Session, status: str | None = None, limit: int = 50) -> list[ChangeRow]:
+    query = select(ChangeRow).order_by(ChangeRow.id.desc()).limit(limit)
+    if status:
+        query = query.where(ChangeRow.status == status)
+    return list(session.scalars(query))
+
+
+def approvals(session: Session, change_id: int) -> list[ApprovalRow]:
+    query = select(ApprovalRow).where(ApprovalRow.change_id == change_id).order_by(ApprovalRow.at)
+    return list(session.scalars(query))
+
+
+def rehearsals(session: Session, plan: str) -> list[RehearsalRow]:
+    return list(session.scalars(select(RehearsalRow).where(RehearsalRow.plan == plan)))
+
+
+def runs_of(session: Session, change_id: int) -> list[RunRow]:
+    query = select(RunRow).where(RunRow.change_id == change_id).order_by(RunRow.created_at)
+    return list(session.scalars(query))
+
+
+def enqueue(session: Session, change_id: int, event: str, payload: dict[str, Any]) -> OutboxRow:
+    """Queue an ITSM event in the caller's transaction: it exists iff the change event does."""
+    now = time.time()
+    row = OutboxRow(
+        change_id=change_id,
+        event=event,
+        payload=payload,
+        status="pending",
+        attempts=0,
+        next_attempt_at=now,
+        last_error="",
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def due_outbox(session: Session, now: float, limit: int) -> list[OutboxRow]:
+    """The oldest pending event of each change, if due: order per change is kept because a
+    later event never overtakes an earlier one that is still pending."""
+    pending = list(
+        session.scalars(
+            select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)
+        )
+    )
+    firsts: dict[int, OutboxRow] = {}
+    for row in pending:
+        firsts.setdefault(row.change_id, row)
+    return [row for row in firsts.values() if row.next_attempt_at <= now][:limit]
+
+
+def list_outbox(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxRow]:
+    query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxRow.status == status)
+    return list(session.scalars(query))
