@@ -13,6 +13,7 @@ from pathlib import Path
 from backout.errors import ActionError
 
 TAIL_BYTES = 4096
+KILL_GRACE_S = 2.0  # after the kill, how long to drain output a runaway child may hold open
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,20 @@ def run_process(
         out, _ = proc.communicate(stdin, timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        out, _ = proc.communicate()
-        return ProcResult(None, tail(out.decode(errors="replace")), True)
+        return ProcResult(None, tail(_drain(proc).decode(errors="replace")), True)
     return ProcResult(proc.returncode, tail(out.decode(errors="replace")), False)
+
+
+def _drain(proc: subprocess.Popen[bytes]) -> bytes:
+    """Output after the kill; a child that left the group (setsid) may hold the pipe open."""
+    try:
+        out, _ = proc.communicate(timeout=KILL_GRACE_S)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.output or b""
+        if proc.stdout:
+            proc.stdout.close()
+        proc.wait()
+    return out
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

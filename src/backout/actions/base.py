@@ -50,6 +50,14 @@ class Action(ABC):
     def describe(self, options: Any) -> str:
         """One line for runbooks and ``--dry-run``."""
 
+    def reverse(self, options: Any, done: dict[str, Any], ctx: Context) -> Outcome | None:
+        """Undo what :meth:`execute` did, from the ``detail`` it returned (journaled).
+
+        ``None`` means this kind has no automatic reverse: a deploy step of this kind needs
+        an explicit ``undo:`` in the plan to be backed out.
+        """
+        return None
+
 
 def resolve(workdir: Path, path: str) -> Path:
     """Relative paths in plans resolve against the plan file's folder."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
@@ -28,9 +30,7 @@ class SymlinkAction(Action):
         previous = os.readlink(link) if link.is_symlink() else None
         if link.exists() and not link.is_symlink():
             return Outcome(False, f"{options.link} exists and is not a symlink")
-        temp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
-        os.symlink(options.target, temp)
-        os.replace(temp, link)  # rename(2) is atomic: readers see old or new, never neither
+        _switch(link, options.target)
         return Outcome(
             True,
             f"{options.link} -> {options.target} (was {previous})",
@@ -39,3 +39,22 @@ class SymlinkAction(Action):
 
     def describe(self, options: SymlinkOptions) -> str:
         return f"point {options.link} at {options.target}"
+
+    def reverse(self, options: SymlinkOptions, done: dict[str, Any], ctx: Context) -> Outcome:
+        link = resolve(ctx.workdir, options.link)
+        previous = done.get("previous")
+        if previous is None:
+            link.unlink(missing_ok=True)
+            return Outcome(True, f"removed {options.link} (it did not exist before)")
+        _switch(link, str(previous))
+        return Outcome(
+            True,
+            f"{options.link} -> {previous} (restored)",
+            detail={"previous": options.target, "target": previous},
+        )
+
+
+def _switch(link: Path, target: str) -> None:
+    temp = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.tmp")
+    os.symlink(target, temp)
+    os.replace(temp, link)  # rename(2) is atomic: readers see old or new, never neither

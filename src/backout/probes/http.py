@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -38,6 +39,12 @@ def json_path(document: Any, path: str) -> Any:
         else:
             raise KeyError(path)
     return node
+
+
+def as_text(value: Any) -> str:
+    """A JSON value as plan text: strings as they are, the rest as JSON (``true``, not
+    Python's ``True``), so ``equals: "false"`` and a baseline of ``false`` both match."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def fetch(
@@ -84,7 +91,7 @@ def _json_verdict(response: httpx.Response, options: HttpCheckOptions) -> Verdic
         value = json_path(response.json(), options.json_field or "")
     except (ValueError, KeyError):
         return Verdict(False, f"JSON field {options.json_field} not found in the body")
-    if options.equals is not None and str(value) != str(options.equals):
+    if options.equals is not None and as_text(value) != as_text(options.equals):
         return Verdict(
             False, f"{options.json_field} is {value!r}, expected {options.equals!r}", value
         )
@@ -113,7 +120,7 @@ class HttpSource(Source):
         if not options.json_field:
             return response.text.strip()
         try:
-            return str(json_path(response.json(), options.json_field))
+            return as_text(json_path(response.json(), options.json_field))
         except (ValueError, KeyError) as exc:
             raise ActionError(f"GET {options.url}: no JSON field {options.json_field}") from exc
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 from backout.errors import Issue
 from backout.spec.loader import LoadedPlan
+from backout.spec.models import MAX_RETRY_DELAY, Step
 from backout.spec.templating import SCOPE_NAMES, is_template, parse_error, references, walk_strings
 
 Rule = Callable[[LoadedPlan], Iterator[Issue]]
@@ -105,13 +106,18 @@ def _template_issues(
         )
 
 
+def _step_worst(step: Step) -> float:
+    """Every attempt timing out, plus the backoff between attempts (doubling, capped)."""
+    delays = sum(min(step.retry_delay * 2.0**k, MAX_RETRY_DELAY) for k in range(step.retries))
+    return step.timeout * (1 + step.retries) + delays
+
+
 def _rto_budget(loaded: LoadedPlan) -> Iterator[Issue]:
     plan = loaded.plan
     if plan.rto is None:
         return
-    worst = sum(s.timeout * (1 + s.retries) for s in plan.steps) + sum(
-        max(c.within, c.timeout) for c in plan.verify
-    )
+    # a check's last attempt may start just before `within` ends and then use its timeout
+    worst = sum(_step_worst(s) for s in plan.steps) + sum(c.within + c.timeout for c in plan.verify)
     if worst > plan.rto:
         yield loaded.issue(
             ("rto",),

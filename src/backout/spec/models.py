@@ -23,6 +23,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 DEFAULT_STEP_TIMEOUT = 60.0
 DEFAULT_CHECK_TIMEOUT = 10.0
+MAX_RETRY_DELAY = 30.0  # the engine caps the doubling retry backoff here
 
 
 class Model(BaseModel):

@@ -51,6 +51,18 @@ def _kinded(section: str, registry: Registry[Any]) -> dict[str, Any]:
     return {"oneOf": variants}
 
 
+def _hoist_defs(node: Any, defs: dict[str, Any]) -> None:
+    """Move ``$defs`` of nested option models to the root, where their ``#/$defs/…`` refs
+    point (an option model with a nested model, like ``wait``, brings its own)."""
+    if isinstance(node, dict):
+        defs.update(node.pop("$defs", {}))
+        for value in node.values():
+            _hoist_defs(value, defs)
+    elif isinstance(node, list):
+        for item in node:
+            _hoist_defs(item, defs)
+
+
 def plan_schema() -> dict[str, Any]:
     schema = Plan.model_json_schema()
     kinds = registries()
@@ -74,6 +86,8 @@ def plan_schema() -> dict[str, Any]:
     schema["$defs"] = {
         k: v for k, v in schema.get("$defs", {}).items() if k not in ("Step", "Check", "Source")
     }
+    for name in ("steps", "verify", "baseline"):
+        _hoist_defs(props[name], schema["$defs"])
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "backout plan"
     return schema
