@@ -1,4 +1,9 @@
-"""Run a process without a shell, with a hard timeout that kills its whole process group."""
+"""Run a process without a shell, with a hard timeout that kills its whole process group.
+
+Output goes to an unlinked temporary file, not a pipe: the step ends when its process
+exits, even if it started a daemon that keeps the output open (a restart script), and a
+timeout never waits on anything but the process itself.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,16 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from backout.errors import ActionError
 
 TAIL_BYTES = 4096
-KILL_GRACE_S = 2.0  # after the kill, how long to drain output a runaway child may hold open
+_LIVE: set[int] = set()  # process groups of steps running now, for kill_all() on Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -31,23 +38,17 @@ def tail(text: str, limit: int = TAIL_BYTES) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
-def run_process(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-    stdin: bytes | None = None,
-) -> ProcResult:
-    full_env = {**os.environ, **(env or {})}
+def _start(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, output: IO[bytes]
+) -> subprocess.Popen[bytes]:
     try:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=full_env,
-            stdout=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            stdout=output,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # so a timeout can kill the children too
         )
     except FileNotFoundError as exc:
@@ -59,26 +60,38 @@ def run_process(
         raise ActionError(f"not executable: {argv[0]}", hint=f"chmod +x {argv[0]}") from exc
     except OSError as exc:
         raise ActionError(f"cannot start {argv[0]}: {exc}") from exc
-    try:
-        out, _ = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return ProcResult(None, tail(_drain(proc).decode(errors="replace")), True)
-    return ProcResult(proc.returncode, tail(out.decode(errors="replace")), False)
 
 
-def _drain(proc: subprocess.Popen[bytes]) -> bytes:
-    """Output after the kill; a child that left the group (setsid) may hold the pipe open."""
-    try:
-        out, _ = proc.communicate(timeout=KILL_GRACE_S)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.output or b""
-        if proc.stdout:
-            proc.stdout.close()
-        proc.wait()
-    return out
+def _read_tail(output: IO[bytes]) -> str:
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - TAIL_BYTES * 4))  # up to 4 bytes per character
+    return tail(output.read().decode(errors="replace"))
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def run_process(
+    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> ProcResult:
+    with tempfile.TemporaryFile() as output:
+        proc = _start(argv, cwd, env, output)
+        _LIVE.add(proc.pid)
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.wait()
+            timed_out = True
+        finally:
+            _LIVE.discard(proc.pid)
+        return ProcResult(None if timed_out else proc.returncode, _read_tail(output), timed_out)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def kill_all() -> None:
+    """Kill the process groups of every step still running (the user pressed Ctrl-C)."""
+    for pgid in list(_LIVE):
+        _kill_group(pgid)

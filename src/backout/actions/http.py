@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from backout.actions.base import Action, Context, Options, Outcome
 from backout.errors import ActionError
@@ -19,8 +19,14 @@ class HttpOptions(Options):
     body: str | None = Field(None, description="Raw request body.")
     json_body: Any = Field(None, alias="json", description="JSON request body.")
     status: list[int] = Field(
-        default_factory=lambda: list(range(200, 300)), description="Status codes that mean success."
+        default_factory=lambda: list(range(200, 300)),
+        description="Status code(s) that mean success: one number or a list (default 2xx).",
     )
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int) else value
 
 
 class HttpAction(Action):

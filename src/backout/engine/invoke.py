@@ -24,7 +24,7 @@ def with_deadline(call: Callable[[], T], timeout: float, on_error: Callable[[str
         try:
             box["value"] = call()
         except BackoutError as exc:
-            failure.append(exc.message)
+            failure.append(f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message)
         except Exception as exc:
             failure.append(f"{type(exc).__name__}: {exc}")
 

@@ -26,14 +26,13 @@ from backout.engine.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.engine.view import RunView, new_view
 from backout.errors import StoreError, TemplateError, UsageError
 from backout.probes import CHECKS, Verdict
-from backout.spec.models import Check, Plan, Step
+from backout.spec.models import MAX_RETRY_DELAY, Check, Plan, Step
 from backout.spec.templating import render_value
 from backout.store import repo
 from backout.store.db import Store
 from backout.store.models import RunRow
 
 Decision = Literal["retry", "done", "skip"]
-MAX_BACKOFF_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -215,7 +214,7 @@ class _Steps:
                 )
                 failpoints.hit("step_finished", index + 1)
                 return
-            delay = min(step.retry_delay * 2 ** (attempt - first), MAX_BACKOFF_S)
+            delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
             self.journal.append("step_retrying", step=index, attempt=attempt, delay_s=delay, **data)
             time.sleep(delay)
 

@@ -52,8 +52,11 @@ def fetch(
 ) -> httpx.Response:
     try:
         return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
-    except httpx.HTTPError as exc:
-        raise ActionError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise ActionError(
+            f"{method} {url}: {type(exc).__name__}: {exc}",
+            hint="check the URL and that the service listens there",
+        ) from exc
 
 
 class HttpCheck(Check):

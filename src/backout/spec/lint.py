@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from backout.errors import Issue
+from backout.spec.durations import parse_duration
 from backout.spec.loader import LoadedPlan
 from backout.spec.models import MAX_RETRY_DELAY, Step
 from backout.spec.templating import SCOPE_NAMES, is_template, parse_error, references, walk_strings
@@ -127,7 +128,35 @@ def _rto_budget(loaded: LoadedPlan) -> Iterator[Issue]:
         )
 
 
-RULES: list[Rule] = [_high_risk_needs, _retries_need_idempotence, _templates, _rto_budget]
+def _wait_fits_timeout(loaded: LoadedPlan) -> Iterator[Issue]:
+    for index, step in enumerate(loaded.plan.steps):
+        delay = _wait_delay(step.options) if step.kind == "wait" else None
+        if delay is not None and delay >= step.timeout:
+            yield loaded.issue(
+                ("steps", index, "wait"),
+                f"waits {delay:g}s but the step's timeout is {step.timeout:g}s",
+                f"set `timeout:` above {delay:g}s",
+                "error",
+            )
+
+
+def _wait_delay(options: object) -> float | None:
+    raw = options.get("delay") if isinstance(options, dict) else options
+    if raw is None or isinstance(raw, dict | list):
+        return None
+    try:
+        return parse_duration(raw)
+    except ValueError:
+        return None
+
+
+RULES: list[Rule] = [
+    _high_risk_needs,
+    _retries_need_idempotence,
+    _templates,
+    _rto_budget,
+    _wait_fits_timeout,
+]
 
 
 def lint(loaded: LoadedPlan) -> list[Issue]:

@@ -14,13 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
 from backout.errors import Issue, PlanError
 from backout.plugins import Registry
 from backout.spec.models import Check, Plan, Roles, Secret, Source, Step
 from backout.spec.source_map import SourceMap
+from backout.spec.yamlfile import (
+    dotted,
+    error_message,
+    read_yaml,
+    to_plain,
+    type_hint,
+    unknown_key_hint,
+)
 
 INVALID_KIND = "<invalid>"  # stands in for a kind the loader already reported
 # section -> (model of an item, label used in messages)
@@ -54,7 +60,7 @@ class LoadedPlan:
         self, path: tuple[str | int, ...], message: str, hint: str = "", severity: str = "error"
     ) -> Issue:
         line, col = self.source.where(path)
-        field = _dotted(path)
+        field = dotted(path)
         return Issue(str(self.path), line, col, field, message, hint, severity)
 
 
@@ -68,19 +74,19 @@ def registries() -> dict[str, Registry[Any]]:
 def load_plan(path: str | Path) -> LoadedPlan:
     """Read, parse and validate one plan file; raise :class:`PlanError` with every issue."""
     file = Path(path)
-    root = _read_yaml(file)
+    root = read_yaml(file)
     source = SourceMap(root)
     issues: list[Issue] = []
 
     def add(where: tuple[str | int, ...], message: str, hint: str = "") -> None:
         line, col = source.where(where)
-        issues.append(Issue(str(file), line, col, _dotted(where), message, hint))
+        issues.append(Issue(str(file), line, col, dotted(where), message, hint))
 
     if not isinstance(root, dict):
         add((), "a plan must be a mapping of keys (plan:, steps: …)", "see `backout init`")
         raise PlanError(issues)
     kinds = registries()
-    plain = _to_plain(root)
+    plain = to_plain(root)
     for section, registry in kinds.items():
         if section in plain:
             plain[section] = _split_section(plain[section], section, registry, add)
@@ -94,31 +100,6 @@ def load_plan(path: str | Path) -> LoadedPlan:
     if issues or plan is None:
         raise PlanError(sorted(issues, key=lambda issue: (issue.line, issue.col)))
     return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain)
-
-
-def _read_yaml(file: Path) -> Any:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Issue(str(file), 0, 0, "-", "no such file", "check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Issue(str(file), 0, 0, "-", f"cannot read: {exc}")]) from None
-    try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        hint = "check indentation and quoting around this place"
-        raise PlanError([Issue(str(file), line, col, "-", message, hint)]) from None
-
-
-def _to_plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(key): _to_plain(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_to_plain(item) for item in node]
-    return node
 
 
 def _split_section(value: Any, section: str, registry: Registry[Any], add: Any) -> Any:
@@ -185,13 +166,11 @@ def _report(error: Any, plain: dict[str, Any], add: Any) -> None:
     loc = _yaml_path(tuple(error["loc"]), plain)
     if error["type"] == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
-        add(loc, f"unknown key {loc[-1]!r}", hint)
+        add(loc, f"unknown key {loc[-1]!r}", unknown_key_hint(str(loc[-1]), allowed))
     elif error["type"] == "missing":
         add(loc, "is required", _missing_hint(loc))
     else:
-        add(loc, _message(error), _type_hint(error))
+        add(loc, error_message(error), type_hint(error))
 
 
 def _yaml_path(loc: tuple[Any, ...], plain: dict[str, Any]) -> tuple[str | int, ...]:
@@ -230,11 +209,6 @@ def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
     return []
 
 
-def _message(error: Any) -> str:
-    message = str(error["msg"])
-    return message[len("Value error, ") :] if message.startswith("Value error, ") else message
-
-
 def _missing_hint(loc: tuple[str | int, ...]) -> str:
     hints = {
         "plan": "name the plan, e.g. `plan: checkout`",
@@ -242,15 +216,6 @@ def _missing_hint(loc: tuple[str | int, ...]) -> str:
         "name": "give every entry a `name:` that reads like a runbook line",
     }
     return hints.get(str(loc[-1]) if loc else "", "")
-
-
-def _type_hint(error: Any) -> str:
-    kind = str(error["type"])
-    if kind.startswith("literal"):
-        return "use one of the values listed"
-    if kind in ("list_type", "dict_type", "model_type"):
-        return "check the indentation and the shape of this value"
-    return ""
 
 
 def _kinded_items(plain: dict[str, Any], section: str) -> list[tuple[str | int, dict[str, Any]]]:
@@ -277,20 +242,7 @@ def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], ad
                 for error in exc.errors():
                     where = (section, key, item["kind"], *error["loc"])
                     if error["type"] == "extra_forbidden":
-                        allowed = list(model.model_fields)
-                        guess = difflib.get_close_matches(str(where[-1]), allowed, n=1)
-                        hint = (
-                            f"did you mean {guess[0]!r}?"
-                            if guess
-                            else f"allowed keys: {', '.join(allowed)}"
-                        )
+                        hint = unknown_key_hint(str(where[-1]), list(model.model_fields))
                         add(where, f"unknown key {where[-1]!r}", hint)
                     else:
-                        add(where, _message(error), _type_hint(error))
-
-
-def _dotted(path: tuple[str | int, ...]) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "-"
+                        add(where, error_message(error), type_hint(error))

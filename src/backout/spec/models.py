@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from backout.spec.durations import parse_duration
 
@@ -44,6 +52,12 @@ class Secret(Model):
     file: str | None = Field(
         None, description="Read the value from this file (relative to the plan)."
     )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env:` or `file:`")
+        return self
 
 
 class Kinded(Model):

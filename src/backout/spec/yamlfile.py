@@ -63,6 +63,8 @@ def type_hint(error: Any) -> str:
         return "use one of the values listed"
     if kind in ("list_type", "dict_type", "model_type"):
         return "check the indentation and the shape of this value"
+    if kind == "string_type":
+        return "quote the value to make it text, e.g. '5' instead of 5"
     return ""
 
 
