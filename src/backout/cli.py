@@ -331,5 +331,5 @@ def main() -> None:
     cli(obj={})
 
 
-# registers the change, gate, audit and outbox verbs on `cli` (they import it from here)
-from backout import cli_changes  # noqa: E402, F401
+# registers the change, gate, audit, outbox and flags verbs on `cli` (they import it from here)
+from backout import cli_changes, cli_deploy, cli_flags  # noqa: E402, F401

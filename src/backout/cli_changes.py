@@ -16,6 +16,7 @@ from backout.changes.lifecycle import ChangeStatus
 from backout.changes.outbox import Target
 from backout.changes.window import iso, parse_instant
 from backout.cli import cli, err, handle_errors, json_option, out, settings_of
+from backout.errors import UsageError
 from backout.render import clock, print_json, styled
 
 RISKS = click.Choice(["low", "medium", "high", "critical"])
@@ -35,10 +36,16 @@ def _print_change(report: service.ChangeReport, as_json: bool) -> None:
     out.print(f"risk {risk}")
     for reason in report.risk_reasons:
         out.print(f"  - {escape(reason)}", soft_wrap=True)
-    if report.plan_version_now != report.plan_version:
+    if report.plan_version_now is None:
+        out.print(
+            f"[yellow]the plan file {escape(report.plan_file)} no longer loads[/]", soft_wrap=True
+        )
+    elif report.plan_version_now != report.plan_version:
         out.print(
             f"[yellow]the plan file changed since the change was created "
-            f"(now {report.plan_version_now})[/]"
+            f"(now version {report.plan_version_now}): approvals of the earlier version "
+            "no longer count[/]",
+            soft_wrap=True,
         )
     out.print(
         f"requester {escape(report.requester)} · window {report.window or 'none'} · "
@@ -118,18 +125,39 @@ def change_show(ctx: click.Context, change_id: int, as_json: bool) -> None:
     _print_change(service.show(settings_of(ctx), change_id), as_json)
 
 
+policy_option = click.option(
+    "--policy",
+    type=click.Path(dir_okay=False),
+    envvar="BACKOUT_POLICY",
+    help="Policy file (default ./backout-policy.yaml, else built in; env BACKOUT_POLICY).",
+)
+plan_option = click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False),
+    help="The change's plan file as checked out here (default: the path recorded at create).",
+)
+
+
 @change.command("approve")
 @click.argument("change_id", type=int)
 @click.option("--comment", default="")
-@click.option("--policy", type=click.Path(dir_okay=False), envvar="BACKOUT_POLICY")
+@policy_option
+@plan_option
 @json_option
 @click.pass_context
 @handle_errors
 def change_approve(
-    ctx: click.Context, change_id: int, comment: str, policy: str | None, as_json: bool
+    ctx: click.Context,
+    change_id: int,
+    comment: str,
+    policy: str | None,
+    plan_path: str | None,
+    as_json: bool,
 ) -> None:
     """Approve a change (as --actor); binds to the plan version you approve."""
-    _print_change(service.approve(settings_of(ctx), change_id, comment, policy), as_json)
+    report = service.approve(settings_of(ctx), change_id, comment, policy, plan_path)
+    _print_change(report, as_json)
 
 
 @change.command("reject")
@@ -154,32 +182,62 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
         _print_change(service.transition(settings_of(ctx), change_id, target, note), as_json)
 
 
-_transition_command("start", ChangeStatus.IN_PROGRESS, "Mark an approved change as started.")
+@change.command("start")
+@click.argument("change_id", type=int)
+@click.option("--note", default="")
+@policy_option
+@plan_option
+@click.option(
+    "--override",
+    metavar="REASON",
+    help="Start even though policy checks fail (an emergency); the reason is audited.",
+)
+@json_option
+@click.pass_context
+@handle_errors
+def change_start(
+    ctx: click.Context,
+    change_id: int,
+    note: str,
+    policy: str | None,
+    plan_path: str | None,
+    override: str | None,
+    as_json: bool,
+) -> None:
+    """Start an approved change; refused unless every policy check passes (see `gate`)."""
+    report = service.start(settings_of(ctx), change_id, note, policy, plan_path, override)
+    _print_change(report, as_json)
+
+
 _transition_command("complete", ChangeStatus.COMPLETED, "Close a change that went well.")
 _transition_command("fail", ChangeStatus.FAILED, "Close a change that failed.")
 
 
 @cli.command()
 @click.argument("change_id", type=int)
-@click.option(
-    "--policy",
-    type=click.Path(dir_okay=False),
-    envvar="BACKOUT_POLICY",
-    help="Policy file (default ./backout-policy.yaml, else built in).",
-)
+@policy_option
+@plan_option
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @json_option
 @click.pass_context
 @handle_errors
 def gate(
-    ctx: click.Context, change_id: int, policy: str | None, junit: str | None, as_json: bool
+    ctx: click.Context,
+    change_id: int,
+    policy: str | None,
+    plan_path: str | None,
+    junit: str | None,
+    as_json: bool,
 ) -> None:
     """Exit 0 when the change may start, 1 when any policy check fails (for CI)."""
     from backout.changes.gate import junit_xml
 
-    report = service.gate(settings_of(ctx), change_id, policy)
+    report = service.gate(settings_of(ctx), change_id, policy, plan_path)
     if junit:
-        Path(junit).write_text(junit_xml(change_id, report.checks), encoding="utf-8")
+        try:
+            Path(junit).write_text(junit_xml(change_id, report.checks), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the JUnit report {junit}: {exc.strerror}") from exc
     if as_json:
         print_json(out, report.to_json())
     else:
@@ -249,6 +307,8 @@ def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None
     elif result.ok:
         out.print(
             f"[green]audit chain intact[/]: {result.records} records, head {result.head_hash}"
+            + (f", extends checkpoint {against.strip().lower()}" if against else ""),
+            soft_wrap=True,
         )
     else:
         err.print(f"[red]audit chain broken[/]: {escape(result.problem)}", soft_wrap=True)
@@ -265,7 +325,7 @@ def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         print_json(out, head)
     else:
-        out.print(f"{head['hash']}  (record {head['seq']}, {iso(head['at'])})")
+        out.print(f"{head['hash']}  (record {head['seq']}, {iso(head['at'])})", soft_wrap=True)
 
 
 @cli.group(name="outbox")
@@ -324,6 +384,11 @@ def outbox_send(
     as_json: bool,
 ) -> None:
     """Deliver queued events; exit 1 if any are still pending at the end."""
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(
+            f"--url {url!r} is not an http(s) URL",
+            hint="the tool's base URL, e.g. https://acme.service-now.com",
+        )
     token = os.environ.get("BACKOUT_OUTBOX_TOKEN")
     target = Target(
         url, "jira" if fmt == "jira" else "servicenow", token, project, retry_delay=retry_delay

@@ -5,13 +5,14 @@ The CLI, and later the REST API and UI, are thin layers over these; nothing here
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backout.actions.base import Context
 from backout.changes import outbox
+from backout.engine import baseline
 from backout.engine.create import create_run
 from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.engine.journal import Observer
@@ -27,8 +28,8 @@ from backout.engine.runner import (
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, fold
 from backout.engine.worker import claim_orphan
-from backout.errors import ActionError, BackoutError, Issue, PlanError, UsageError
-from backout.probes import SOURCES
+from backout.errors import BackoutError, Issue, PlanError, UsageError
+from backout.explain import explain
 from backout.redact import Redactor
 from backout.reports import (
     DryRunReport,
@@ -43,11 +44,10 @@ from backout.spec.loader import LoadedPlan, load_plan, registries
 from backout.spec.runbook import render_runbook
 from backout.spec.schema import plan_schema
 from backout.spec.templating import render_value
-from backout.store import audit, leases, repo
+from backout.store import audit, inbox, leases, repo
 from backout.store import changes as change_store
 from backout.store.db import Store, open_store
-
-SOURCE_TIMEOUT_S = 10.0
+from backout.triggers.listener import Listener
 
 
 # --- plans ------------------------------------------------------------------------------
@@ -88,56 +88,61 @@ def show(path: str | Path) -> str:
 
 
 # --- baseline ---------------------------------------------------------------------------
-def read_baseline(loaded: LoadedPlan) -> dict[str, str]:
-    secrets = resolve_secrets(loaded.plan, loaded.base_dir)
-    redactor = Redactor(secrets.values())
-    ctx = Context(loaded.base_dir, SOURCE_TIMEOUT_S, {}, redactor)
-    values: dict[str, str] = {}
-    for name, source in loaded.plan.baseline.items():
-        probe = SOURCES.get(source.kind)
-        try:
-            values[name] = redactor(probe.read(probe.Options.model_validate(source.options), ctx))
-        except ActionError as exc:
-            raise ActionError(
-                f"baseline {name!r}: {exc.message}",
-                hint="is the good release live? fix the source and retry",
-            ) from exc
-    return values
-
-
-def snapshot(settings: Settings, path: str | Path) -> SnapshotReport:
+def snapshot(settings: Settings, path: str | Path, telemetry_window: float = 5.0) -> SnapshotReport:
+    """Record the last known good state: the plan's baseline values, and what its telemetry
+    signals read over ``telemetry_window`` seconds (for relative and sequential triggers)."""
     loaded = load_plan(path)
-    if not loaded.plan.baseline:
+    plan = loaded.plan
+    if not plan.baseline and not plan.telemetry:
         raise UsageError(
-            f"{path}: the plan declares no `baseline:` values to record",
+            f"{path}: the plan declares no `baseline:` values or `telemetry:` signals to record",
             hint="add e.g. `baseline: {release: {readlink: releases/current}}`",
         )
-    values = read_baseline(loaded)
+    secrets = resolve_secrets(plan, loaded.base_dir)
+    redactor = Redactor(secrets.values())
+    values = baseline.read_values(plan, loaded.base_dir, redactor)
+    signals: dict[str, Any] = {}
+    if plan.telemetry:
+        scope = {"env": dict(os.environ), "secrets": secrets, "baseline": values}
+        readings = baseline.read_telemetry(plan, loaded.base_dir, telemetry_window, scope)
+        values[baseline.TELEMETRY_KEY] = baseline.encode(readings)
+        signals = {
+            name: {
+                "status": r.status,
+                "value": r.value,
+                "events": r.events,
+                "trials": r.trials,
+                "samples": len(r.samples),
+            }
+            for name, r in readings.items()
+        }
     store = open_store(settings.database_url)
     try:
         with store.session() as session:
             row = repo.add_snapshot(
                 session,
-                loaded.plan.service_name,
-                loaded.plan.plan,
+                plan.service_name,
+                plan.plan,
                 loaded.version,
                 time.time(),
                 settings.actor,
                 values,
             )
+            shown = baseline.template_values(values)
             audit.append(
                 session,
                 settings.actor,
                 "snapshot.taken",
-                f"service:{loaded.plan.service_name}",
+                f"service:{plan.service_name}",
                 {
                     "snapshot_id": row.id,
-                    "plan": loaded.plan.plan,
+                    "plan": plan.plan,
                     "plan_version": loaded.version,
-                    "values": values,
+                    "values": shown,
+                    "telemetry": signals,
                 },
             )
-            return SnapshotReport(row.id, row.service, row.plan, row.taken_at, dict(row.values))
+            return SnapshotReport(row.id, row.service, row.plan, row.taken_at, shown, signals)
     finally:
         store.dispose()
 
@@ -151,24 +156,71 @@ def run(
     change_id: int | None = None,
 ) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention)."""
+    return _start_run(settings, path, {}, observer, strict, change_id)
+
+
+def deploy(
+    settings: Settings,
+    path: str | Path,
+    release: str | None = None,
+    observer: Observer | None = None,
+    change_id: int | None = None,
+    listen: str | None = None,
+) -> RunReport:
+    """Deploy stage by stage; back out the stages done so far if a trigger fires."""
+    loaded = load_plan(path)
+    if loaded.plan.deploy is None:
+        raise UsageError(
+            f"{path}: the plan has no `deploy:` block",
+            hint="add `deploy: {stages: [...]}`; see docs/deploy.md",
+        )
+    return _start_run(
+        settings, path, {"mode": "deploy", "release": release}, observer, False, change_id, listen
+    )
+
+
+def watch(
+    settings: Settings,
+    path: str | Path,
+    seconds: float,
+    observer: Observer | None = None,
+    change_id: int | None = None,
+    listen: str | None = None,
+) -> RunReport:
+    """Watch a deployed release for ``seconds``; back out if a trigger fires."""
+    loaded = load_plan(path)
+    if not loaded.plan.triggers and listen is None:
+        raise UsageError(
+            f"{path}: the plan has no `triggers:` to watch",
+            hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
+        )
+    return _start_run(
+        settings, path, {"mode": "watch", "watch_for": seconds}, observer, False, change_id, listen
+    )
+
+
+def _start_run(
+    settings: Settings,
+    path: str | Path,
+    extra: dict[str, Any],
+    observer: Observer | None,
+    strict: bool,
+    change_id: int | None,
+    listen: str | None = None,
+) -> RunReport:
     loaded = load_plan(path)
     _refuse_lint_errors(loaded, strict)
     store = open_store(settings.database_url)
     try:
         owner = leases.new_owner()
-        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl, change_id)
-        view = execute(
-            Execution(
-                store,
-                row,
-                loaded.plan,
-                owner,
-                settings.actor,
-                settings.lease_ttl,
-                observer=observer,
-            )
+        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl, change_id, extra)
+        execution = Execution(
+            store, row, loaded.plan, owner, settings.actor, settings.lease_ttl, observer=observer
         )
-        return run_report(row, view)
+        if listen is None:
+            return run_report(row, execute(execution))
+        with Listener(store, row.service, row.id, listen):
+            return run_report(row, execute(execution))
     finally:
         store.dispose()
 
@@ -412,5 +464,85 @@ def outbox_list(settings: Settings, status: str | None = None) -> list[dict[str,
                 }
                 for r in change_store.list_outbox(session, status)
             ]
+    finally:
+        store.dispose()
+
+
+# --- triggers from outside ---------------------------------------------------------------
+def _watching_run(session: Any, service: str) -> Any:
+    for row in repo.active_runs(session, service):
+        if row.plan_doc.get("mode") in ("deploy", "watch") and row.status == "running":
+            return row
+    raise UsageError(
+        f"no deploy or watch is running for service {service!r}",
+        hint="to back out now, run `backout run PLAN`",
+    )
+
+
+def trigger(settings: Settings, service: str, reason: str) -> dict[str, Any]:
+    """A person's call: the running deploy or watch of SERVICE backs out at its next tick."""
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            row = _watching_run(session, service)
+            entry = inbox.put(session, service, "manual", reason, settings.actor, {}, row.id)
+            audit.append(
+                session,
+                settings.actor,
+                "trigger.manual",
+                f"run:{row.id}",
+                {"service": service, "reason": reason},
+            )
+            return {"run_id": row.id, "service": service, "inbox_id": entry.id, "reason": reason}
+    finally:
+        store.dispose()
+
+
+def approve(settings: Settings, run_id: str, comment: str = "") -> dict[str, Any]:
+    """Approve the checkpoint a deploy is waiting at."""
+    store = open_store(settings.database_url)
+    try:
+        with store.session() as session:
+            row = repo.get_run(session, run_id)
+            events = repo.load_events(session, row.id)
+            stage = _waiting_stage(events, row.id)
+            inbox.put(
+                session, row.service, "approve", comment, settings.actor, {"stage": stage}, row.id
+            )
+            audit.append(
+                session,
+                settings.actor,
+                "run.approve",
+                f"run:{row.id}",
+                {"stage": stage + 1, "comment": comment},
+            )
+            return {"run_id": row.id, "stage": stage + 1}
+    finally:
+        store.dispose()
+
+
+def _waiting_stage(events: list[Event], run_id: str) -> int:
+    passed = {e.data.get("stage") for e in events if e.kind == "checkpoint_passed"}
+    waiting = [
+        e
+        for e in events
+        if e.kind == "checkpoint_started"
+        and e.data.get("approve")
+        and e.data.get("stage") not in passed
+    ]
+    if not waiting or events[-1].kind in ("run_finished", "backout_started"):
+        raise UsageError(
+            f"run {run_id} is not waiting for an approval", hint=f"see `backout status {run_id}`"
+        )
+    return int(waiting[-1].data["stage"])
+
+
+def explain_run(settings: Settings, run_id: str) -> tuple[RunReport, list[str]]:
+    store = open_store(settings.database_url)
+    try:
+        report = _report(store, run_id)
+        with store.session() as session:
+            events = repo.load_events(session, report.run_id)
+        return report, explain(report, events)
     finally:
         store.dispose()

@@ -6,7 +6,9 @@
     ├── UsageError                  exit 2   bad argument, unknown run, bad state for the verb
     │   ├── PlanError               exit 2   a plan file failed to load or validate (has .issues)
     │   ├── TemplateError           exit 2   a template could not be rendered
-    │   └── ServiceBusyError        exit 2   another run holds the service
+    │   ├── ServiceBusyError        exit 2   another run holds the service
+    │   └── ChangeTransitionError   exit 2   a change asked to go where its lifecycle forbids
+    │                                        (also a TransitionError)
     ├── StoreError                  exit 1   the database could not be reached or migrated
     ├── TransitionError             exit 1   a forbidden run/step state transition
     ├── ActionError                 exit 1   an action could not be carried out
@@ -88,6 +90,11 @@ class StoreError(BackoutError):
 
 class TransitionError(BackoutError):
     """A run or step was asked to move to a state its rules forbid."""
+
+
+class ChangeTransitionError(UsageError, TransitionError):
+    """A user asked a change record to move where its lifecycle rules forbid (exit 2: the
+    request is impossible as asked; it is still a TransitionError for code that catches those)."""
 
 
 class ActionError(BackoutError):

@@ -210,7 +210,30 @@ class Progress:
         if event.kind in ("run_finished", "run_needs_attention"):
             status = event.data.get("outcome", "needs_attention")
             return f"{stamp} {styled(str(status))}: {escape(str(event.data.get('message', '')))}"
+        if event.kind in _FLOW_LINES:
+            return f"{stamp} {_FLOW_LINES[event.kind](event.data)}"
         if event.kind == "warning":
             note = escape(str(event.data.get("message", "")))
             return f"{stamp} [yellow]note[/] step {number}: {note}"
         return None
+
+
+def _stage(data: dict[str, Any]) -> str:
+    return f"stage {int(data.get('stage', 0)) + 1} {escape(str(data.get('name', '')))!s}"
+
+
+_FLOW_LINES: dict[str, Any] = {
+    "watch_started": lambda d: f"watching the triggers for {d.get('seconds', 0):g}s",
+    "checkpoint_started": lambda d: (
+        f"[bold]checkpoint[/] {_stage(d)}: holding "
+        f"{d.get('hold_s', 0):g}s" + (" then waiting for approval" if d.get("approve") else "")
+    ),
+    "checkpoint_passed": lambda d: f"[green]passed[/] checkpoint {_stage(d)}",
+    "trigger_fired": lambda d: (
+        f"[red]trigger fired[/] {escape(str(d.get('trigger')))}: {escape(str(d.get('summary')))}"
+    ),
+    "backout_started": lambda d: "[yellow]backing out[/] the stages done so far",
+    "stage_approved": lambda d: f"approved by {escape(str(d.get('actor')))}",
+    "promoted": lambda d: "[green]promoted[/]: the new baseline is recorded",
+    "alert_rejected": lambda d: f"[yellow]rejected a webhook[/]: {escape(str(d.get('reason')))}",
+}

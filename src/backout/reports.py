@@ -52,11 +52,17 @@ class RunReport:
     finished_at: float | None
     duration_s: float | None
     verified: bool
+    result: str | None = None
+    trigger: dict[str, Any] | None = None
     steps: list[StepReport] = field(default_factory=list)
     checks: list[CheckReport] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
+        """0 success (promoted, healthy, backed out by `run`), 1 failed, 3 needs attention,
+        4 a deploy or watch that backed out (and verified)."""
+        if self.status == RunStatus.SUCCEEDED and self.result == "backed_out":
+            return 4
         return EXIT_CODES.get(RunStatus(self.status), 1)
 
     def to_json(self) -> dict[str, Any]:
@@ -78,6 +84,8 @@ def run_report(row: RunRow, view: RunView) -> RunReport:
         finished_at=view.finished_at,
         duration_s=duration,
         verified=view.verified,
+        result=view.result,
+        trigger=view.backout_reason,
         steps=[
             StepReport(
                 s.index + 1, s.name, s.status.value, s.attempts, s.duration_s, s.summary, s.output
@@ -97,6 +105,7 @@ class SnapshotReport:
     plan: str
     taken_at: float
     values: dict[str, str]
+    telemetry: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

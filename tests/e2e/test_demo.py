@@ -1,4 +1,5 @@
-"""`backout demo` end to end: a real service, real traffic and the real engine, no mocks.
+"""`backout demo` end to end: a real service, real traffic, the real trigger system and the
+real engine, no mocks.
 
 Each demo runs with TMPDIR set to a folder of the test's own, so every process the demo
 starts names that folder on its command line; that is how the tests find survivors.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,13 +20,23 @@ from typing import Any
 
 import pytest
 
+from backout.spec.loader import load_plan
+
 pytestmark = pytest.mark.slow
 
 DEMO = [sys.executable, "-m", "backout", "demo"]
-PLAN_STEPS = [
-    "point current at the last good release",
-    "restart the service",
-    "wait until the service answers",
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"
+PLAN = load_plan(EXAMPLE).plan
+SEQUENTIAL = next(t.name for t in PLAN.triggers if t.kind == "sequential")
+STAGE = "rollout"
+STEPS = [  # a deploy that backs out: the stage, its reverses newest first, the plan's steps
+    ("deploy", f"{STAGE}: point current at the new release"),
+    ("deploy", f"{STAGE}: restart the service on it"),
+    ("undo", f"undo {STAGE}: restart the service on it"),
+    ("undo", f"undo {STAGE}: point current at the new release"),
+    ("backout", "point current at the last good release"),
+    ("backout", "restart the service"),
+    ("backout", "wait until the service answers"),
 ]
 
 
@@ -88,17 +100,31 @@ def test_the_bad_release_is_detected_backed_out_and_verified(
 ) -> None:
     result, _ = demo
     assert result["outcome"] == "succeeded"
+    assert result["result"] == "backed_out"
     assert result["verified"] is True
     assert result["run_id"]
+    assert result["release"] == "v2"
     assert 0 < result["detected_after_s"] < result["restored_after_s"] < 10
-    assert result["error_rate_at_trigger"] > result["threshold"]
     assert result["error_rate_after"] == 0
     assert result["_elapsed_s"] < 30
 
 
-def test_every_step_succeeded_in_plan_order(demo: tuple[dict[str, Any], Path]) -> None:
+def test_the_plans_sequential_trigger_fired_on_real_evidence(
+    demo: tuple[dict[str, Any], Path],
+) -> None:
     result, _ = demo
-    assert [s["name"] for s in result["steps"]] == PLAN_STEPS
+    trigger = result["trigger"]
+    assert result["triggers"] == [t.name for t in PLAN.triggers]
+    assert (trigger["name"], trigger["kind"]) == (SEQUENTIAL, "sequential")
+    evidence = trigger["evidence"]
+    assert evidence["observed_rate"] > evidence["p_null"]  # v2's errors, above the limit
+    assert trigger["statistic"] >= trigger["threshold"]  # the odds passed the bar
+    assert f"{evidence['events']} of {evidence['trials']}" in trigger["summary"]
+
+
+def test_every_step_succeeded_in_journal_order(demo: tuple[dict[str, Any], Path]) -> None:
+    result, _ = demo
+    assert [(s["phase"], s["name"]) for s in result["steps"]] == STEPS
     assert all(s["outcome"] == "succeeded" for s in result["steps"])
     assert all(s["duration_s"] >= 0 for s in result["steps"])
     assert [c["passed"] for c in result["checks"]] == [True, True]
@@ -113,24 +139,33 @@ def test_the_timeline_tells_the_story_in_order(demo: tuple[dict[str, Any], Path]
     def first(prefix: str) -> int:
         return next(i for i, text in enumerate(events) if text.startswith(prefix))
 
-    order = ["baseline recorded", "fault:", "detected:", "backout run", "step 1 started"]
-    order += ["step 3 succeeded", "verify 2 passed", "run succeeded", "restored:"]
+    order = ["baseline recorded", "deploying v2", "run ", "step 1 started", "step 2 succeeded"]
+    order += ["fault:", "checkpoint", "detected:", "backing out", "step 3 started"]
+    order += ["step 7 succeeded", "verify 2 passed", "run succeeded", "restored:"]
     assert [first(p) for p in order] == sorted(first(p) for p in order)
-    fault, detected = times[first("fault:")], times[first("detected:")]
+    assert events[first("detected:")].startswith(f"detected: {SEQUENTIAL!r} (sequential) fired")
+    fault = times[first("fault:")]
+    assert times[first("step 2 succeeded")] == fault  # the journal's time of the restart
+    detected, restored = times[first("detected:")], times[first("restored:")]
     assert detected - fault == pytest.approx(result["detected_after_s"], abs=0.01)
+    assert restored - fault == pytest.approx(result["restored_after_s"], abs=0.01)
 
 
 def test_the_baseline_is_the_good_release(demo: tuple[dict[str, Any], Path]) -> None:
     result, _ = demo
     assert result["baseline"]["release"] == "v1"
     assert len(result["baseline"]["config"]) == 64
+    errors = result["baseline_telemetry"]["errors"]
+    assert errors["status"] == "ok"
+    assert errors["events"] == 0
+    assert errors["trials"] >= 20  # two seconds of v1 taking traffic
 
 
 def test_no_demo_process_survives_and_the_folder_is_gone(
     demo: tuple[dict[str, Any], Path],
 ) -> None:
     result, tmp = demo
-    assert len(result["service_pids"]) == 3  # v1, v2, v1 again
+    assert len(result["service_pids"]) == 3  # v1, v2 (the deploy), v1 again (the backout)
     assert not [pid for pid in result["service_pids"] if running(pid)]
     assert processes_naming(tmp) == []
     assert list(tmp.iterdir()) == []
@@ -141,8 +176,9 @@ def test_no_demo_process_survives_and_the_folder_is_gone(
     ("sig", "when", "exit_code"),
     [
         (signal.SIGINT, "traffic started", 130),
-        (signal.SIGTERM, "fault:", 128 + signal.SIGTERM),
-        (signal.SIGINT, "step 2 started", 130),
+        (signal.SIGINT, "step 2 started", 130),  # the deploy's bin/restart is running
+        (signal.SIGTERM, "fault:", 128 + signal.SIGTERM),  # the triggers are watching
+        (signal.SIGTERM, "backing out", 128 + signal.SIGTERM),
     ],
 )
 def test_an_interrupted_demo_stops_everything(
@@ -181,6 +217,37 @@ def test_a_killed_demo_leaves_no_service_behind(tmp_path: Path) -> None:
     proc.kill()  # no cleanup code runs: the service notices its owner is gone
     proc.wait(timeout=10)
     assert gone_within(tmp_path, 5.0) == []
+
+
+def test_a_kept_demo_explains_why_it_backed_out(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*DEMO, "--json", "--keep"],
+        capture_output=True,
+        text=True,
+        env=demo_env(tmp_path),
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    workdir = Path(result["workdir"])
+    try:
+        assert processes_naming(tmp_path) == []  # kept means the folder, not the processes
+        assert (workdir / "releases" / "current").readlink() == Path("v1")
+        explain = ["explain", result["run_id"], "--json"]
+        explained = subprocess.run(
+            [sys.executable, "-m", "backout", "--db", result["database_url"], *explain],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert explained.returncode == 0, explained.stderr
+        run = json.loads(explained.stdout)["run"]
+        assert (run["status"], run["result"], run["verified"]) == ("succeeded", "backed_out", True)
+        assert run["trigger"]["trigger"] == SEQUENTIAL
+        assert run["trigger"]["trigger_kind"] == "sequential"
+        assert [s["name"] for s in run["steps"]] == [name for _, name in STEPS]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from backout.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+# backout-policy.yaml is a change policy, not a plan (tests/integration/test_gate.py loads it)
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml") if p.name != "backout-policy.yaml")
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 

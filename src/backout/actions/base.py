@@ -25,6 +25,8 @@ class Context:
     timeout: float
     env: Mapping[str, str] = field(default_factory=dict)
     redact: Callable[[str], str] = str
+    store_url: str | None = None  # the run's store (actions that keep state there: flag)
+    actor: str | None = None  # who started the run
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ def summary(row: ChangeRow) -> dict[str, Any]:
         "window": f"{iso(row.window_start)}..{iso(row.window_end)}"
         if row.window_start is not None
         else None,
+        "window_start": row.window_start,
+        "window_end": row.window_end,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }

@@ -35,6 +35,15 @@ class GateInput:
     approvals: Sequence[ApprovalRow]
     rehearsals: Sequence[RehearsalRow]
     now: float
+    plan_path: str | None = None  # the plan as checked out here; default: the path recorded
+
+
+def _span(seconds: float) -> str:
+    """An age or a limit as people read it at a glance: 3.5 days, 2.0h, 12m, 45s."""
+    for unit, size in ((" days", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds / 60:.0f}m" if seconds >= 60 else f"{seconds:.0f}s"
 
 
 Check = Callable[[GateInput, LoadedPlan | None, str], GateCheck]
@@ -62,7 +71,7 @@ def _plan_valid(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> 
         data.requirements.lint_clean,
         True,
         f"plan {loaded.plan.plan} version {loaded.version} is valid"
-        + (f" ({len(issues)} warning(s))" if issues else ""),
+        + (f" ({len(issues)} lint issue(s) the policy allows)" if issues else ""),
     )
 
 
@@ -102,11 +111,13 @@ def _approvals(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> G
     }
     stale = {
         a.actor for a in data.approvals if a.decision == "approved" and a.plan_version != version
-    }
+    } - valid
     ok = len(valid) >= needed
     reason = f"{len(valid)} of {needed} approval(s) for plan version {version}"
     if valid:
         reason += f" ({', '.join(sorted(valid))})"
+    if loaded and not approvers and needed:
+        reason += "; the plan names no roles.approvers, so anyone but the requester counts"
     if stale and not ok:
         reason += (
             f"; {len(stale)} approval(s) were for an earlier plan version — the plan "
@@ -134,7 +145,9 @@ def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> G
     rule = data.requirements.rehearsal
     if rule is None:
         return GateCheck("rehearsal", False, True, "not required for this risk level")
-    version = loaded.version if loaded else None
+    if loaded is None:
+        return GateCheck("rehearsal", True, False, "cannot tell: the plan does not load")
+    version = loaded.version
     passing = [r for r in data.rehearsals if r.outcome == "succeeded" and r.plan_version == version]
     if not passing:
         return GateCheck(
@@ -147,11 +160,10 @@ def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> G
             "rehearsal",
             True,
             False,
-            f"latest passing rehearsal is "
-            f"{format_duration(round(age))} old; the policy allows "
-            f"{format_duration(rule.max_age)}",
+            f"latest passing rehearsal of this plan version is {_span(age)} old; "
+            f"the policy allows {_span(rule.max_age)}",
         )
-    rto = loaded.plan.rto if loaded else None
+    rto = loaded.plan.rto
     if rule.fits_rto and rto is not None and latest.duration_s > rto:
         return GateCheck(
             "rehearsal",
@@ -163,20 +175,29 @@ def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> G
         "rehearsal",
         True,
         True,
-        f"rehearsed {format_duration(round(age))} ago in {latest.duration_s:.1f}s",
+        f"rehearsed {_span(max(age, 0.0))} ago in {latest.duration_s:.1f}s"
+        + (f" (rto {format_duration(rto)})" if rto is not None else ""),
     )
 
 
 CHECKS: list[Check] = [_status, _plan_valid, _verify, _rto, _approvals, _window, _rehearsal]
 
 
-def evaluate(data: GateInput) -> list[GateCheck]:
-    loaded: LoadedPlan | None = None
-    load_error = ""
+def _load(data: GateInput) -> tuple[LoadedPlan | None, str]:
     try:
-        loaded = load_plan(data.change.plan_file)
+        loaded = load_plan(data.plan_path or data.change.plan_file)
     except PlanError as exc:
-        load_error = f"{len(exc.issues)} error(s), first: {exc.issues[0]}"
+        return None, f"{len(exc.issues)} error(s), first: {exc.issues[0]}"
+    if loaded.plan.plan != data.change.plan:
+        return None, (
+            f"{loaded.path} is plan {loaded.plan.plan!r}; change {data.change.id} is for "
+            f"plan {data.change.plan!r}"
+        )
+    return loaded, ""
+
+
+def evaluate(data: GateInput) -> list[GateCheck]:
+    loaded, load_error = _load(data)
     return [check(data, loaded, load_error) for check in CHECKS]
 
 

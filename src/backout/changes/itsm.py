@@ -36,9 +36,7 @@ class Request:
     body: dict[str, Any]
 
 
-def _sn_time(at: float | None) -> str | None:
-    if at is None:
-        return None
+def _sn_time(at: float) -> str:
     return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -64,9 +62,10 @@ def servicenow(payload: dict[str, Any], external_id: str | None) -> Request:
             "requested_by": change["requester"],
             "state": SN_STATE["planned"],
         }
-        window = change.get("window")
-        if change.get("window"):
-            body["start_date"], body["end_date"] = window.split("..")
+        if change.get("window_start") is not None:
+            # ServiceNow date-time fields take "YYYY-MM-DD HH:MM:SS" (UTC with the API)
+            body["start_date"] = _sn_time(change["window_start"])
+            body["end_date"] = _sn_time(change["window_end"])
         return Request("POST", "/api/now/table/change_request", body)
     body = {"work_notes": _note(payload)}
     if payload["event"] == "transitioned":

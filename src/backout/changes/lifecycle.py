@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from backout.errors import TransitionError
+from backout.errors import ChangeTransitionError
 
 
 class ChangeStatus(StrEnum):
@@ -44,10 +44,12 @@ HINTS: dict[ChangeStatus, str] = {
 
 
 def check_change(change_id: int, current: ChangeStatus, target: ChangeStatus) -> None:
+    """Refuse a move the rules do not list. A user asked for it, so it is a usage error
+    (exit 2) that says where the change may go instead."""
     if target in CHANGE_RULES[current]:
         return
     allowed = ", ".join(sorted(CHANGE_RULES[current])) or "nothing (it is closed)"
-    raise TransitionError(
+    raise ChangeTransitionError(
         f"change {change_id} cannot go from {current} to {target}; from {current} it may go "
         f"to {allowed}",
         hint=HINTS.get(current, "a closed change cannot be reopened; create a new one"),

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from backout.changes import itsm
 from backout.store import audit
@@ -59,25 +60,43 @@ def _next_due(store: Store, target: Target, now: float) -> tuple[int, itsm.Reque
             external = change.external_id if change else None
             if row.event != "created" and external is None:
                 continue  # the remote record does not exist yet
-            row.status, row.next_attempt_at = "sending", now + CLAIM_S
+            if not _claim(session, row, now):
+                continue  # another sender took it between our read and now
             request = itsm.build(target.format, row.payload, external, target.project)
             return row.id, request, f"backout-outbox-{row.id}"
     return None
 
 
-def _deliver(
-    target: Target, request: itsm.Request, key: str
-) -> tuple[bool, str, dict[str, object]]:
-    headers = {"Idempotency-Key": key, "Accept": "application/json"}
+def _claim(session: Session, row: OutboxRow, now: float) -> bool:
+    """Compare-and-set: only the sender that still sees the row as we read it wins, so two
+    senders on PostgreSQL never deliver the same event twice."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.id == row.id,
+            OutboxRow.status == row.status,
+            OutboxRow.next_attempt_at == row.next_attempt_at,
+        )
+        .values(status="sending", next_attempt_at=now + CLAIM_S)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+
+def _client(target: Target) -> httpx.Client:
+    """One client per send: connections are reused across deliveries."""
+    headers = {"Accept": "application/json"}
     if target.token:
         headers["Authorization"] = f"Bearer {target.token}"
+    return httpx.Client(base_url=target.url.rstrip("/"), headers=headers, timeout=target.timeout)
+
+
+def _deliver(
+    client: httpx.Client, request: itsm.Request, key: str
+) -> tuple[bool, str, dict[str, object]]:
     try:
-        response = httpx.request(
-            request.method,
-            target.url.rstrip("/") + request.path,
-            json=request.body,
-            headers=headers,
-            timeout=target.timeout,
+        response = client.request(
+            request.method, request.path, json=request.body, headers={"Idempotency-Key": key}
         )
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}", {}
@@ -98,7 +117,10 @@ def _settle(
     error: str,
     body: dict[str, object],
     actor: str,
-) -> None:
+) -> str:
+    """Record the delivery's result; returns a warning when an acknowledged create named no
+    remote record (the change's later events then wait: there is nothing to add them to)."""
+    warning = ""
     with store.session() as session:
         row = session.get(OutboxRow, outbox_id)
         assert row is not None
@@ -108,6 +130,11 @@ def _settle(
                 change = session.get(ChangeRow, row.change_id)
                 if change is not None:
                     change.external_id = itsm.external_id_of(target.format, body)
+                    if change.external_id is None:
+                        warning = row.last_error = (
+                            "acknowledged, but the answer named no record (ServiceNow "
+                            "result.sys_id, Jira key): later events of this change wait"
+                        )
             audit.append(
                 session,
                 actor,
@@ -119,6 +146,7 @@ def _settle(
             delay = min(target.retry_delay * 2**row.attempts, MAX_BACKOFF_S)
             row.status, row.next_attempt_at, row.last_error = "pending", time.time() + delay, error
         row.attempts += 1
+    return warning
 
 
 def pending_count(store: Store) -> int:
@@ -127,6 +155,13 @@ def pending_count(store: Store) -> int:
 
 
 def send(store: Store, target: Target, actor: str, timeout: float, once: bool) -> SendReport:
+    with _client(target) as client:
+        return _send_all(store, target, client, actor, timeout, once)
+
+
+def _send_all(
+    store: Store, target: Target, client: httpx.Client, actor: str, timeout: float, once: bool
+) -> SendReport:
     report = SendReport()
     deadline = time.monotonic() + timeout
     while True:
@@ -138,8 +173,10 @@ def send(store: Store, target: Target, actor: str, timeout: float, once: bool) -
             time.sleep(min(0.2, target.retry_delay))
             continue
         outbox_id, request, key = claimed
-        ok, error, body = _deliver(target, request, key)
-        _settle(store, target, outbox_id, ok, error, body, actor)
+        ok, error, body = _deliver(client, request, key)
+        warning = _settle(store, target, outbox_id, ok, error, body, actor)
+        if warning:
+            report.errors.append(f"event {outbox_id}: {warning}")
         if ok:
             report.sent += 1
         else:

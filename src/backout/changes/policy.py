@@ -10,7 +10,6 @@ from pathlib import Path
 
 from pydantic import Field
 
-from backout.spec.durations import format_duration
 from backout.spec.models import Duration, Model
 from backout.spec.yamlfile import load_model
 
@@ -64,14 +63,3 @@ def load_policy(path: str | Path | None) -> tuple[Policy, str]:
     if path is None:
         return Policy(), "built-in default"
     return load_model(Path(path), Policy), str(path)
-
-
-def describe(requirements: Requirements) -> list[str]:
-    lines = []
-    if requirements.approvals:
-        lines.append(f"{requirements.approvals} approval(s) from roles.approvers")
-    if requirements.rehearsal:
-        lines.append(
-            f"a passing rehearsal within {format_duration(requirements.rehearsal.max_age)}"
-        )
-    return lines

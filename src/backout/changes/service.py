@@ -18,7 +18,7 @@ from backout.changes.events import move as _move
 from backout.changes.events import record, summary
 from backout.changes.gate import GateCheck, GateInput, evaluate
 from backout.changes.lifecycle import ChangeStatus, check_change
-from backout.changes.policy import load_policy
+from backout.changes.policy import Policy, load_policy
 from backout.changes.window import parse_window
 from backout.errors import PlanError, UsageError
 from backout.settings import Settings
@@ -74,6 +74,18 @@ class GateReport:
 
 def _with_store(settings: Settings) -> Store:
     return open_store(settings.database_url)
+
+
+def _load_for(row: ChangeRow, plan_path: str | Path | None) -> LoadedPlan:
+    """The change's plan: the file at ``plan_path`` (a checkout elsewhere, e.g. in CI) or the
+    path recorded when the change was created. It must be the same plan."""
+    loaded = load_plan(plan_path or row.plan_file)
+    if loaded.plan.plan != row.plan:
+        raise UsageError(
+            f"{loaded.path} is plan {loaded.plan.plan!r}; change {row.id} is for plan {row.plan!r}",
+            hint="pass the change's own plan file with --plan",
+        )
+    return loaded
 
 
 def _plan_version_now(row: ChangeRow) -> str | None:
@@ -198,13 +210,18 @@ def list_all(
 
 
 def _decide(
-    settings: Settings, change_id: int, decision: str, comment: str, policy: str | None
+    settings: Settings,
+    change_id: int,
+    decision: str,
+    comment: str,
+    policy: str | None,
+    plan_path: str | Path | None = None,
 ) -> ChangeReport:
     store = _with_store(settings)
     try:
         with store.session() as session:
             row = repo.get_change(session, change_id, lock=True)
-            loaded = load_plan(row.plan_file)
+            loaded = _load_for(row, plan_path)
             _check_approver(row, loaded, settings.actor, decision)
             target = ChangeStatus.REJECTED if decision == "rejected" else ChangeStatus.APPROVED
             current = ChangeStatus(row.status)
@@ -266,9 +283,13 @@ def _should_move(
 
 
 def approve(
-    settings: Settings, change_id: int, comment: str = "", policy: str | None = None
+    settings: Settings,
+    change_id: int,
+    comment: str = "",
+    policy: str | None = None,
+    plan_path: str | Path | None = None,
 ) -> ChangeReport:
-    return _decide(settings, change_id, "approved", comment, policy)
+    return _decide(settings, change_id, "approved", comment, policy, plan_path)
 
 
 def reject(settings: Settings, change_id: int, comment: str = "") -> ChangeReport:
@@ -278,6 +299,10 @@ def reject(settings: Settings, change_id: int, comment: str = "") -> ChangeRepor
 def transition(
     settings: Settings, change_id: int, target: ChangeStatus, note: str = ""
 ) -> ChangeReport:
+    """Complete or fail a change. Starting one goes through :func:`start` and its policy
+    checks, whoever asks."""
+    if target is ChangeStatus.IN_PROGRESS:
+        return start(settings, change_id, note)
     store = _with_store(settings)
     try:
         with store.session() as session:
@@ -288,19 +313,68 @@ def transition(
         store.dispose()
 
 
-def gate(settings: Settings, change_id: int, policy_path: str | None = None) -> GateReport:
+def start(
+    settings: Settings,
+    change_id: int,
+    note: str = "",
+    policy_path: str | None = None,
+    plan_path: str | Path | None = None,
+    override: str | None = None,
+) -> ChangeReport:
+    """Start a change only when every policy check passes (the gate, evaluated in the same
+    transaction). ``override`` starts it anyway — an emergency — and the audit record says
+    which checks were overridden and why."""
+    policy, source = load_policy(policy_path)
+    store = _with_store(settings)
+    try:
+        with store.session() as session:
+            row = repo.get_change(session, change_id, lock=True)
+            check_change(row.id, ChangeStatus(row.status), ChangeStatus.IN_PROGRESS)
+            failed = [
+                c for c in evaluate(_gate_input(session, row, policy, plan_path)) if not c.passed
+            ]
+            if failed and not override:
+                raise UsageError(
+                    f"change {row.id} may not start: "
+                    + "; ".join(f"{c.name}: {c.reason}" for c in failed),
+                    hint=f"see `backout gate {row.id}`; `--override REASON` starts it anyway "
+                    "and records why",
+                )
+            details: dict[str, Any] = {"note": note} if note else {}
+            details["policy"] = source
+            if failed:
+                details |= {"override": override, "overridden": [c.name for c in failed]}
+            _move(session, row, settings.actor, ChangeStatus.IN_PROGRESS, details)
+        return _report(store, change_id)
+    finally:
+        store.dispose()
+
+
+def _gate_input(
+    session: Session, row: ChangeRow, policy: Policy, plan_path: str | Path | None
+) -> GateInput:
+    return GateInput(
+        row,
+        policy.for_risk(row.risk),
+        repo.approvals(session, row.id),
+        repo.rehearsals(session, row.plan),
+        time.time(),
+        str(plan_path) if plan_path else None,
+    )
+
+
+def gate(
+    settings: Settings,
+    change_id: int,
+    policy_path: str | None = None,
+    plan_path: str | Path | None = None,
+) -> GateReport:
     policy, source = load_policy(policy_path)
     store = _with_store(settings)
     try:
         with store.session() as session:
             row = repo.get_change(session, change_id)
-            data = GateInput(
-                row,
-                policy.for_risk(row.risk),
-                repo.approvals(session, row.id),
-                repo.rehearsals(session, row.plan),
-                time.time(),
-            )
+            data = _gate_input(session, row, policy, plan_path)
         checks = evaluate(data)
         return GateReport(row.id, row.risk, source, all(c.passed for c in checks), checks)
     finally:

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Restart the demo service (standard library only; installed as the demo's ``bin/restart``).
+"""Restart or stop the demo service (standard library only; installed as ``bin/restart``).
 
-Usage: bin/restart PORT
+Usage: bin/restart PORT     stop the service, start releases/current, wait until it answers
+       bin/restart --stop   stop the service (the deploy's undo of a restart)
 
-Stops the process in run/service.pid, then starts releases/current/service.py detached:
-its own session, output to logs/service.log. A child that kept our stdout open would make
-whoever captures this script's output (the backout engine) wait until the service exits.
+The service runs detached: its own session, output to logs/service.log. A child that kept
+our stdout open would make whoever captures this script's output (the backout engine) wait
+until the service exits. A restart returns once the new process answers /health, so
+"restarted" means "live", and exits 1 with the service's last log line when it never does.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PIDFILE = ROOT / "run" / "service.pid"
+LOG = ROOT / "logs" / "service.log"
 STOP_TIMEOUT_S = 3.0
+READY_TIMEOUT_S = 8.0
 
 
 def is_running(pid: int) -> bool:
@@ -49,25 +55,26 @@ def is_ours(pid: int) -> bool:
         return False
 
 
-def stop() -> None:
+def stop() -> str:
     try:
         pid = int(PIDFILE.read_text())
     except (OSError, ValueError):
-        return
+        return "no service to stop"
     if not is_running(pid) or not is_ours(pid):
-        return
+        return "the service was not running"
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while is_running(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     if is_running(pid):
         os.killpg(pid, signal.SIGKILL)
+    return f"stopped pid {pid}"
 
 
 def start(port: str) -> int:
-    (ROOT / "logs").mkdir(exist_ok=True)
+    LOG.parent.mkdir(exist_ok=True)
     PIDFILE.parent.mkdir(exist_ok=True)
-    with (ROOT / "logs" / "service.log").open("ab") as log:
+    with LOG.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "releases" / "current" / "service.py"), "--port", port],
             cwd=ROOT,
@@ -80,13 +87,41 @@ def start(port: str) -> int:
     return proc.pid
 
 
+def wait_until_ready(port: str, pid: int) -> bool:
+    """Poll /health until it answers 200; give up when the process died or time is up."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and is_running(pid):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1.0) as reply:
+                if reply.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.02)
+    return False
+
+
+def last_log_line() -> str:
+    try:
+        lines = LOG.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no service log"
+    return lines[-1] if lines else "the service log is empty"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--stop"]:
+        print(stop())
+        return
     if len(sys.argv) != 2 or not sys.argv[1].isdigit():
-        sys.exit("usage: bin/restart PORT")
+        sys.exit("usage: bin/restart PORT | bin/restart --stop")
     stop()
-    pid = start(sys.argv[1])
+    port = sys.argv[1]
     release = os.readlink(ROOT / "releases" / "current")
-    print(f"started release {release} as pid {pid} on port {sys.argv[1]}")
+    pid = start(port)
+    if not wait_until_ready(port, pid):
+        sys.exit(f"release {release} (pid {pid}) did not answer on port {port}: {last_log_line()}")
+    print(f"release {release} is live as pid {pid} on port {port}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""``backout demo``: a bad release is detected from its own metrics, backed out by a real
-plan through the durable engine, and verified, all in a temporary folder.
+"""``backout demo``: a bad release is deployed, caught by the plan's own triggers on the
+service's /metrics, backed out by the durable engine and verified, all in a temporary folder.
 
-Order of events: v1 up · traffic · baseline snapshot · deploy v2 (the fault) · detection ·
-``commands.run`` (steps, verification) · traffic after the backout · cleanup.
+Order of events: v1 up · traffic · baseline snapshot (with two seconds of the error
+signal) · ``commands.deploy`` of v2: the stage's steps (the fault), the checkpoint's
+triggers, the stage reversed, the plan's steps, verification · traffic after the backout ·
+cleanup. Every time the demo reports comes from the run's journal.
 """
 
 from __future__ import annotations
@@ -15,50 +17,39 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from backout import commands
-from backout.demo.detect import Reading, Rule, Sample, evaluate, parse_counts, read_window
+from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of, went_live
 from backout.demo.processes import (
     OWNER_ENV,
     PORT_ENV,
     choose_port,
     restart,
     stop_all,
-    wait_for_release,
 )
 from backout.demo.summary import print_summary
 from backout.demo.timeline import Timeline
 from backout.demo.traffic import Traffic
-from backout.demo.workdir import RELEASES, layout, switch_release
+from backout.demo.workdir import RELEASES, layout
+from backout.engine.view import Event, RunView
 from backout.errors import BackoutError
-from backout.reports import RunReport
+from backout.reports import RunReport, SnapshotReport
 from backout.settings import Settings
+from backout.spec.loader import load_plan
+from backout.spec.models import Plan
 
-RULE = Rule(threshold=0.10, window_s=2.0, min_requests=20)
-SCRAPE_INTERVAL_S = 0.1
-WARMUP_S = 1.0  # watch v1 this long before the deploy
-SETTLE_S = 1.0  # and the restored release this long after the backout
-DETECT_TIMEOUT_S = 15.0
-
-
-@dataclass(frozen=True)
-class Detection:
-    """The reading that triggered the backout; times are seconds on the timeline."""
-
-    reading: Reading
-    fault_at: float
-    detected_at: float
+RELEASE = "v2"  # the bad release the demo deploys
+SNAPSHOT_WINDOW_S = 2.0  # read the error signal this long while v1 takes traffic
+SETTLE_S = 1.0  # and watch the restored release this long after the backout
 
 
 def run_demo(json_mode: bool, keep: bool, console: Console) -> dict[str, Any]:
-    """Play the demo; return its result (``outcome`` is the backout run's status)."""
+    """Play the demo; return its result (``outcome`` is the deploy run's status)."""
     demo = Demo(console, quiet=json_mode, keep=keep)
     with unwind_on_signals():
         try:
@@ -91,22 +82,32 @@ class Demo:
         self.root = Path(tempfile.mkdtemp(prefix="backout-demo-")).resolve()
         self.settings = Settings(database_url=f"sqlite:///{self.root}/.backout/backout.db")
         self.port = 0
+        self.fault_index = -1
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     # --- the story -----------------------------------------------------------------------
     def play(self) -> dict[str, Any]:
-        plan = self._setup()
+        path = self._setup()
+        plan = load_plan(path).plan
+        self.fault_index = fault_step(plan)
         self._start_v1()
-        baseline = self._snapshot(plan)
-        self._observe(WARMUP_S, "v1 before the deploy")
-        detection = self._detect(self._deploy_v2())
-        report = commands.run(self.settings, plan, observer=self.timeline.observer)
+        snapshot = self._snapshot(path)
+        self.timeline.add(f"deploying {RELEASE}: `backout deploy --release {RELEASE}`")
+        report = commands.deploy(self.settings, path, release=RELEASE, observer=self._observe)
         self._remember_service()
-        restored_at = self._restored(report, detection.fault_at)
-        after = self._observe(SETTLE_S, "after the backout") if restored_at else None
-        return self._result(report, baseline, detection, restored_at, after)
+        if report.result == "promoted":
+            raise BackoutError(
+                f"no trigger fired while {RELEASE} was watched: the deploy was promoted",
+                hint="the machine may be too busy for the demo's traffic; try again",
+            )
+        found = moments(commands.journal(self.settings, report.run_id), self.fault_index)
+        after = None
+        if report.status == "succeeded" and report.verified and found.restored_at is not None:
+            self._restored(found)
+            after = self._error_rate_over(SETTLE_S, "after the backout")
+        return self._result(plan, report, snapshot, found, after)
 
     def _setup(self) -> Path:
         self.port = choose_port()
@@ -119,119 +120,89 @@ class Demo:
         return plan
 
     def _start_v1(self) -> None:
-        pid = self._restart_as("v1")
+        pid = restart(self.root, self.port)
+        self.pids.add(pid)
         self.timeline.add(f"service v1 up on 127.0.0.1:{self.port} (pid {pid})")
         self.traffic = Traffic(self.url("/"))
         self.traffic.start()
         self.timeline.add(f"traffic started: ~{self.traffic.rate:g} requests/s on /")
 
-    def _restart_as(self, release: str) -> int:
-        pid = restart(self.root, self.port)
-        self.pids.add(pid)
-        wait_for_release(self.root, self.port, pid, release)
-        return pid
-
-    def _snapshot(self, plan: Path) -> dict[str, str]:
-        report = commands.snapshot(self.settings, plan)
+    def _snapshot(self, plan: Path) -> SnapshotReport:
+        report = commands.snapshot(self.settings, plan, telemetry_window=SNAPSHOT_WINDOW_S)
         shown = ", ".join(f"{k}={v[:12]}" for k, v in report.values.items())
-        self.timeline.add(f"baseline recorded (snapshot #{report.snapshot_id}): {shown}")
-        return report.values
-
-    def _deploy_v2(self) -> float:
-        self.timeline.add("deploying v2: current -> v2, restart")
-        switch_release(self.root, "v2")
-        pid = self._restart_as("v2")
-        share = RELEASES["v2"]
-        return self.timeline.add(
-            f"fault: v2 is live (pid {pid}) and answers 500 to {share:.0%} of requests", "bold red"
+        signals = "; ".join(
+            f"{name}: {s['events']} of {s['trials']} requests failed"
+            for name, s in report.telemetry.items()
         )
-
-    def _detect(self, fault_at: float) -> Detection:
-        """Scrape /metrics until the rule breaches; v2's counters started at zero."""
-        samples = [Sample(self.timeline.started + fault_at, 0.0, 0.0)]
-        deadline = time.monotonic() + DETECT_TIMEOUT_S
-        with httpx.Client(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                time.sleep(SCRAPE_INTERVAL_S)
-                samples += self._scrape(client)
-                reading, breach = evaluate(samples, RULE)
-                if breach:
-                    return Detection(reading, fault_at, self._detected(reading))
-        raise BackoutError(
-            f"v2 served for {DETECT_TIMEOUT_S:g}s without breaching the error threshold",
-            hint="the machine may be too busy for the demo's traffic; try again",
-        )
-
-    def _detected(self, reading: Reading) -> float:
-        return self.timeline.add(
-            f"detected: {reading.error_share:.1%} of the last {reading.requests:g} requests "
-            f"failed (window {RULE.window_s:g}s, threshold {RULE.threshold:.0%}): backing out",
-            "bold yellow",
-        )
-
-    def _scrape(self, client: httpx.Client) -> list[Sample]:
-        try:
-            requests, errors = parse_counts(client.get(self.url("/metrics")).text)
-        except (httpx.HTTPError, ValueError):
-            return []  # a scrape that fails is a gap, not a verdict
-        return [Sample(time.monotonic(), requests, errors)]
-
-    def _observe(self, seconds: float, label: str) -> Reading:
-        samples: list[Sample] = []
-        stop_at = time.monotonic() + seconds
-        with httpx.Client(timeout=1.0) as client:
-            while True:
-                samples += self._scrape(client)
-                if time.monotonic() >= stop_at:
-                    break
-                time.sleep(SCRAPE_INTERVAL_S)
-        reading = read_window(samples, seconds)
         self.timeline.add(
-            f"{label}: {reading.error_share:.1%} errors in {reading.requests:g} requests"
+            f"baseline recorded (snapshot #{report.snapshot_id}): {shown}; "
+            f"{signals} in {SNAPSHOT_WINDOW_S:g}s"
         )
-        return reading
+        return report
+
+    def _observe(self, event: Event, view: RunView) -> None:
+        """The engine's observer: the timeline, and the moment the bad release went live."""
+        self.timeline.observer(event, view)
+        if went_live(event, self.fault_index):
+            pids = self._pidfile()
+            self.pids |= pids
+            self.timeline.add(
+                f"fault: {RELEASE} is live (pid {', '.join(map(str, pids)) or '?'}) and answers "
+                f"500 to {RELEASES[RELEASE]:.0%} of requests",
+                "bold red",
+                at=event.at,
+            )
 
     def _remember_service(self) -> None:
         self.pids |= self._pidfile()
 
-    def _restored(self, report: RunReport, fault_at: float) -> float | None:
-        finished = self.timeline.finished_at
-        if report.status != "succeeded" or not report.verified or finished is None:
-            return None
+    def _restored(self, found: Moments) -> None:
         self.timeline.add(
-            f"restored: the good release is live, verified {finished - fault_at:.2f}s "
-            "after the fault began",
+            f"restored: the good release is live, verified "
+            f"{found.since_fault(found.restored_at):.2f}s after the fault began",
             "bold green",
+            at=found.restored_at,
         )
-        return finished
+
+    def _error_rate_over(self, seconds: float, label: str) -> float:
+        """The share of 5xx responses users got over the next ``seconds``."""
+        assert self.traffic is not None  # started before the deploy
+        before, _ = self.traffic.counts()
+        time.sleep(seconds)
+        after, _ = self.traffic.counts()
+        grown = after - before
+        served = sum(grown.values())
+        errors = sum(n for code, n in grown.items() if code >= 500)
+        rate = errors / served if served else 0.0
+        self.timeline.add(f"{label}: {rate:.1%} errors in {served} requests")
+        return rate
 
     def _result(
         self,
+        plan: Plan,
         report: RunReport,
-        baseline: dict[str, str],
-        detection: Detection,
-        restored_at: float | None,
-        after: Reading | None,
+        snapshot: SnapshotReport,
+        found: Moments,
+        after: float | None,
     ) -> dict[str, Any]:
         assert self.traffic is not None  # started before the deploy
-        fault_at, reading = detection.fault_at, detection.reading
         return {
             "outcome": report.status,
+            "result": report.result,
             "verified": report.verified,
             "run_id": report.run_id,
             "message": report.message,
-            "detected_after_s": round(detection.detected_at - fault_at, 3),
-            "restored_after_s": None if restored_at is None else round(restored_at - fault_at, 3),
-            "error_rate_at_trigger": round(reading.error_share, 4),
-            "requests_in_window": int(reading.requests),
-            "threshold": RULE.threshold,
-            "window_s": RULE.window_s,
-            "min_requests": RULE.min_requests,
-            "error_rate_after": None if after is None else round(after.error_share, 4),
-            "baseline": baseline,
+            "release": RELEASE,
+            "detected_after_s": found.since_fault(found.detected_at),
+            "restored_after_s": found.since_fault(found.restored_at),
+            "trigger": trigger_of(report.trigger),
+            "triggers": [t.name for t in plan.triggers],
+            "baseline": snapshot.values,
+            "baseline_telemetry": snapshot.telemetry,
+            "error_rate_after": None if after is None else round(after, 4),
             "steps": [
-                {"name": s.name, "outcome": s.status, "duration_s": s.duration_s}
-                for s in report.steps
+                {"name": s.name, "phase": phase, "outcome": s.status, "duration_s": s.duration_s}
+                for s, phase in zip(report.steps, phases(plan), strict=True)
             ],
             "checks": [
                 {"name": c.name, "passed": c.passed, "reason": c.reason} for c in report.checks

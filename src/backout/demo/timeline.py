@@ -1,12 +1,14 @@
 """The demo's timeline: what happened when, printed live and returned as data.
 
-Times are monotonic seconds since the demo started; engine events are stamped when the
-engine reports them (right after they are durably journaled).
+Times are seconds since the demo started, on the wall clock the journal uses: an engine
+event is placed at the time its journal entry carries, so the timeline and
+`backout journal` tell the same story with the same numbers.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +28,15 @@ class Timeline:
     def __init__(self, console: Console, quiet: bool) -> None:
         self.console = console
         self.quiet = quiet
-        self.started = time.monotonic()
+        self.started = time.time()
         self.entries: list[Entry] = []
-        self.finished_at: float | None = None  # when the engine finished the run
 
     def now(self) -> float:
-        return time.monotonic() - self.started
+        return time.time() - self.started
 
-    def add(self, text: str, style: str = "") -> float:
-        entry = Entry(self.now(), text)
+    def add(self, text: str, style: str = "", at: float | None = None) -> float:
+        """Add an entry at ``at`` (a wall-clock time, e.g. a journal event's), else now."""
+        entry = Entry((time.time() if at is None else at) - self.started, text)
         self.entries.append(entry)
         if not self.quiet:
             line = f"[{style}]{escape(text)}[/]" if style else escape(text)
@@ -45,28 +47,29 @@ class Timeline:
         return [{"t_s": round(e.t_s, 3), "event": e.event} for e in self.entries]
 
     def observer(self, event: Event, view: RunView) -> None:
-        """An engine observer: one timeline entry per step, check and run transition."""
+        """An engine observer: one entry per step, checkpoint, trigger and run transition."""
         text = engine_line(event, view)
-        if text is None:
-            return
-        style = ""
-        if event.kind == "run_finished":
-            style = "bold green" if event.data.get("outcome") == "succeeded" else "bold red"
-        at = self.add(text, style)
-        if event.kind == "run_finished":
-            self.finished_at = at
+        if text is not None:
+            self.add(text, _style(event), at=event.at)
+
+
+def _style(event: Event) -> str:
+    if event.kind == "run_finished":
+        return "bold green" if event.data.get("outcome") == "succeeded" else "bold red"
+    if event.kind == "trigger_fired":
+        return "bold yellow"
+    return "dim" if event.kind == "trigger_evaluated" else ""
 
 
 def engine_line(event: Event, view: RunView) -> str | None:
     data = event.data
     number = (event.step or 0) + 1
+    if event.kind in _STEP_LINES:
+        return _STEP_LINES[event.kind](event, view.steps[number - 1].name)
+    if event.kind in _TRIGGER_LINES:
+        return _TRIGGER_LINES[event.kind](data)
     if event.kind == "run_started":
-        return f"backout run {view.run_id} started"
-    if event.kind == "step_started":
-        return f"step {number} started: {view.steps[number - 1].name}"
-    if event.kind in ("step_finished", "step_retrying"):
-        outcome = data.get("outcome", "retrying")
-        return f"step {number} {outcome} in {data.get('duration_s', 0):.2f}s: {data.get('summary')}"
+        return f"run {view.run_id} started"
     if event.kind == "check_finished":
         verdict = "passed" if data.get("passed") else "failed"
         return f"verify {number} {verdict}: {view.checks[number - 1].name} ({data.get('reason')})"
@@ -75,3 +78,58 @@ def engine_line(event: Event, view: RunView) -> str | None:
     if event.kind == "run_finished":
         return f"run {data.get('outcome')}: {data.get('message')}"
     return None
+
+
+def _step_started(event: Event, name: str) -> str:
+    return f"step {(event.step or 0) + 1} started: {name}"
+
+
+def _step_finished(event: Event, name: str) -> str:
+    data = event.data
+    outcome = data.get("outcome", "retrying")
+    return (
+        f"step {(event.step or 0) + 1} {outcome} in {data.get('duration_s', 0):.2f}s: "
+        f"{data.get('summary')}"
+    )
+
+
+def _step_skipped(event: Event, name: str) -> str:
+    return f"step {(event.step or 0) + 1} skipped: {name} ({event.data.get('reason')})"
+
+
+def _checkpoint_started(data: dict[str, Any]) -> str:
+    return f"checkpoint {data.get('name')!r}: watching the triggers for up to {data['hold_s']:g}s"
+
+
+def _checkpoint_passed(data: dict[str, Any]) -> str:
+    return f"checkpoint {data.get('name')!r} passed: no trigger fired"
+
+
+def _evaluated(data: dict[str, Any]) -> str | None:
+    if data.get("verdict") == "fail":
+        return None  # the trigger_fired entry right after it says the same
+    return f"trigger {data['trigger']!r} {data['verdict']}: {data.get('summary')}"
+
+
+def _fired(data: dict[str, Any]) -> str:
+    return f"detected: {data['trigger']!r} ({data.get('trigger_kind')}) fired: {data['summary']}"
+
+
+def _backout_started(data: dict[str, Any]) -> str:
+    return "backing out: the stage's steps in reverse, newest first, then the plan's steps"
+
+
+_STEP_LINES: dict[str, Callable[[Event, str], str]] = {
+    "step_started": _step_started,
+    "step_finished": _step_finished,
+    "step_retrying": _step_finished,
+    "step_skipped": _step_skipped,
+}
+_TRIGGER_LINES: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    "checkpoint_started": _checkpoint_started,
+    "checkpoint_passed": _checkpoint_passed,
+    "trigger_evaluated": _evaluated,
+    "trigger_fired": _fired,
+    "backout_started": _backout_started,
+    "promoted": lambda data: "promoted: the new release is the baseline now",
+}

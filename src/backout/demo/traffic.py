@@ -21,6 +21,7 @@ class Traffic:
         self.rate = rate
         self.codes: Counter[int] = Counter()
         self.connection_errors = 0
+        self._lock = threading.Lock()  # the loop counts while the demo reads
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="backout-demo-traffic", daemon=True)
 
@@ -32,12 +33,17 @@ class Traffic:
         if self._thread.is_alive():
             self._thread.join(timeout=REQUEST_TIMEOUT_S + 1.0)
 
+    def counts(self) -> tuple[Counter[int], int]:
+        """Responses by status code and failed connections, so far."""
+        with self._lock:
+            return Counter(self.codes), self.connection_errors
+
     def summary(self) -> dict[str, object]:
-        codes = dict(self.codes)
+        codes, connection_errors = self.counts()
         return {
-            "requests": sum(codes.values()) + self.connection_errors,
+            "requests": sum(codes.values()) + connection_errors,
             "by_code": {str(code): count for code, count in sorted(codes.items())},
-            "connection_errors": self.connection_errors,
+            "connection_errors": connection_errors,
         }
 
     def _loop(self) -> None:
@@ -52,6 +58,10 @@ class Traffic:
 
     def _send(self, client: httpx.Client) -> None:
         try:
-            self.codes[client.get(self.url).status_code] += 1
+            code = client.get(self.url).status_code
         except httpx.HTTPError:
-            self.connection_errors += 1
+            with self._lock:
+                self.connection_errors += 1
+            return
+        with self._lock:
+            self.codes[code] += 1

@@ -43,11 +43,3 @@ def _write_restart(path: Path) -> None:
     body = resource("restart.py").split("\n", 1)[1]
     path.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
     path.chmod(0o755)
-
-
-def switch_release(root: Path, release: str) -> None:
-    """Point releases/current at ``release`` atomically, as a deploy tool would."""
-    link = root / "releases" / "current"
-    temp = link.with_name(".current.tmp")
-    os.symlink(release, temp)
-    os.replace(temp, link)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -79,6 +80,7 @@ def create_run(
     owner: str,
     lease_ttl: float,
     change_id: int | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> RunRow:
     plan = loaded.plan
     resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
@@ -98,7 +100,11 @@ def create_run(
             plan_version=loaded.version,
             status=RunStatus.PENDING.value,
             actor=actor,
-            plan_doc={"plan": plan.model_dump(mode="json"), "base_dir": str(loaded.base_dir)},
+            plan_doc={
+                "plan": plan.model_dump(mode="json"),
+                "base_dir": str(loaded.base_dir),
+                **(extra or {}),
+            },
             snapshot_id=snapshot.id if snapshot else None,
             created_at=now,
             message="",

@@ -42,6 +42,7 @@ class RunEnvironment:
     secrets: dict[str, str]
     run: dict[str, str] = field(default_factory=dict)
     change: dict[str, Any] = field(default_factory=dict)
+    store_url: str | None = None
 
     @property
     def redactor(self) -> Redactor:
@@ -64,4 +65,11 @@ class RunEnvironment:
         return env
 
     def context(self, timeout: float, redactor: Redactor) -> Context:
-        return Context(self.base_dir, timeout, self.process_env(), redactor)
+        return Context(
+            self.base_dir,
+            timeout,
+            self.process_env(),
+            redactor,
+            self.store_url,
+            self.run.get("actor"),
+        )

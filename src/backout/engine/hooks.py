@@ -20,6 +20,16 @@ AUDITED = {
     "operator_decision": "run.decision",
     "run_needs_attention": "run.needs_attention",
     "run_finished": "run.finished",
+    "trigger_fired": "trigger.fired",
+    "stage_approved": "run.stage_approved",
+    "promoted": "run.promoted",
+}
+# what a finished run means for its change: by the run's result, else by its outcome
+CHANGE_RESULT = {
+    "promoted": ChangeStatus.COMPLETED,
+    "healthy": ChangeStatus.COMPLETED,
+    "backed_out": ChangeStatus.BACKED_OUT,
+    "failed": ChangeStatus.FAILED,
 }
 CHANGE_OUTCOME = {
     RunStatus.SUCCEEDED: ChangeStatus.BACKED_OUT,
@@ -47,7 +57,12 @@ def change_hook(change_id: int, actor: str) -> Hook:
     """A finished backout closes its change: backed_out when it worked, failed when not."""
 
     def hook(session: Session, event: Event, view: RunView) -> None:
-        target = CHANGE_OUTCOME.get(view.status) if event.kind == "run_finished" else None
+        if event.kind != "run_finished":
+            return
+        result = event.data.get("result")
+        target = CHANGE_RESULT.get(result) if result else CHANGE_OUTCOME.get(view.status)
+        if view.status is RunStatus.FAILED:
+            target = ChangeStatus.FAILED
         if target is None:
             return
         row = change_repo.get_change(session, change_id, lock=True)

@@ -40,6 +40,7 @@ class StepView:
     finished_at: float | None = None
     summary: str = ""
     output: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float | None:
@@ -70,6 +71,9 @@ class RunView:
     started_at: float | None = None
     finished_at: float | None = None
     last_seq: int = 0
+    checkpoints_passed: set[int] = field(default_factory=set)
+    backout_reason: dict[str, Any] | None = None
+    result: str | None = None
 
     @property
     def verified(self) -> bool:
@@ -155,6 +159,7 @@ def _step_finished(view: RunView, event: Event) -> None:
     step.started_at = step.started_at or event.at
     step.summary = str(event.data.get("summary", ""))
     step.output = str(event.data.get("output", ""))
+    step.detail = {k: v for k, v in event.data.items() if k not in _STEP_KEYS}
 
 
 def _step_skipped(view: RunView, event: Event) -> None:
@@ -196,6 +201,17 @@ def _finished(view: RunView, event: Event) -> None:
     _run_to(view, RunStatus(event.data["outcome"]))
     view.message = str(event.data.get("message", ""))
     view.finished_at = event.at
+    view.result = event.data.get("result")
+
+
+def _checkpoint_passed(view: RunView, event: Event) -> None:
+    view.checkpoints_passed.add(int(event.data["stage"]))
+
+
+def _backout_started(view: RunView, event: Event) -> None:
+    if view.backout_reason is not None:
+        raise TransitionError("the backout has already started", run_id=view.run_id)
+    view.backout_reason = dict(event.data)
 
 
 def _note(view: RunView, event: Event) -> None:
@@ -217,4 +233,15 @@ _HANDLERS = {
     "run_finished": _finished,
     "operator_decision": _note,
     "warning": _note,
+    "watch_started": _note,
+    "checkpoint_started": _note,
+    "checkpoint_passed": _checkpoint_passed,
+    "trigger_evaluated": _note,
+    "trigger_fired": _note,
+    "stage_approved": _note,
+    "alert_rejected": _note,
+    "alert_ignored": _note,
+    "backout_started": _backout_started,
+    "promoted": _note,
 }
+_STEP_KEYS = frozenset({"outcome", "summary", "output", "duration_s", "resolved"})

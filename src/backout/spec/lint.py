@@ -150,12 +150,59 @@ def _wait_delay(options: object) -> float | None:
         return None
 
 
+def _trigger_signals(loaded: LoadedPlan) -> Iterator[Issue]:
+    from backout.triggers import TRIGGERS
+
+    known = ", ".join(sorted(loaded.plan.telemetry)) or "none: add a `telemetry:` block"
+    for index, trigger in enumerate(loaded.plan.triggers):
+        names: list[tuple[tuple[str | int, ...], str | None]] = []
+        if TRIGGERS.get(trigger.kind).needs_signal:
+            names.append((("triggers", index, "signal"), trigger.signal))
+        if trigger.kind == "judge":
+            where: tuple[str | int, ...] = ("triggers", index, "judge")
+            names += [
+                ((*where, "baseline"), trigger.options.get("baseline")),
+                ((*where, "canary"), trigger.options.get("canary")),
+            ]
+        for where, name in names:
+            if name is None:
+                yield loaded.issue(
+                    ("triggers", index),
+                    f"trigger {trigger.name!r} needs `signal:`",
+                    f"signals: {known}",
+                )
+            elif name not in loaded.plan.telemetry:
+                yield loaded.issue(
+                    where, f"no telemetry signal named {name!r}", f"signals: {known}"
+                )
+
+
+def _stage_reverses(loaded: LoadedPlan) -> Iterator[Issue]:
+    from backout.actions import ACTIONS
+    from backout.actions.base import Action
+
+    deploy = loaded.plan.deploy
+    for s_index, stage in enumerate(deploy.stages if deploy else []):
+        for index, step in enumerate(stage.steps):
+            action = ACTIONS.get(step.kind)
+            if step.undo is None and type(action).reverse is Action.reverse:
+                yield loaded.issue(
+                    ("deploy", "stages", s_index, "steps", index),
+                    f"{step.kind} step {step.name!r} has no reverse: backing out "
+                    "this stage relies on the plan's `steps:`",
+                    "add `undo:` with the action that reverses it",
+                    "warning",
+                )
+
+
 RULES: list[Rule] = [
     _high_risk_needs,
     _retries_need_idempotence,
     _templates,
     _rto_budget,
     _wait_fits_timeout,
+    _trigger_signals,
+    _stage_reverses,
 ]
 
 

@@ -17,11 +17,12 @@ from pydantic import BaseModel, ValidationError
 
 from backout.errors import Issue, PlanError
 from backout.plugins import Registry
-from backout.spec.models import Check, Plan, Roles, Secret, Source, Step
+from backout.spec.models import Check, DeployStep, Plan, Signal, Source, Step, Trigger
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
     dotted,
     error_message,
+    model_fields_at,
     read_yaml,
     to_plain,
     type_hint,
@@ -34,7 +35,11 @@ KINDED_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "steps": (Step, "action"),
     "verify": (Check, "check"),
     "baseline": (Source, "source"),
+    "telemetry": (Signal, "telemetry source"),
+    "triggers": (Trigger, "trigger"),
+    "deploy_steps": (DeployStep, "action"),
 }
+MAPPING_SECTIONS = frozenset({"baseline", "telemetry"})
 
 
 @dataclass(frozen=True)
@@ -67,8 +72,44 @@ class LoadedPlan:
 def registries() -> dict[str, Registry[Any]]:
     from backout.actions import ACTIONS
     from backout.probes import CHECKS, SOURCES
+    from backout.telemetry import SOURCES as TELEMETRY
+    from backout.triggers import TRIGGERS
 
-    return {"steps": ACTIONS, "verify": CHECKS, "baseline": SOURCES}
+    return {
+        "steps": ACTIONS,
+        "verify": CHECKS,
+        "baseline": SOURCES,
+        "telemetry": TELEMETRY,
+        "triggers": TRIGGERS,
+        "deploy_steps": ACTIONS,
+    }
+
+
+Path_ = tuple[str | int, ...]
+
+
+def places(plain: dict[str, Any]) -> list[tuple[Path_, str]]:
+    """Where kinded entries live: (path of the container, section name)."""
+    found: list[tuple[Path_, str]] = [
+        ((section,), section) for section in KINDED_SECTIONS if section in plain
+    ]
+    deploy = plain.get("deploy")
+    stages = deploy.get("stages") if isinstance(deploy, dict) else None
+    for index, stage in enumerate(stages if isinstance(stages, list) else []):
+        if isinstance(stage, dict) and "steps" in stage:
+            found.append((("deploy", "stages", index, "steps"), "deploy_steps"))
+    return found
+
+
+def _get(plain: Any, path: Path_) -> Any:
+    node = plain
+    for part in path:
+        node = node[part]
+    return node
+
+
+def _set(plain: Any, path: Path_, value: Any) -> None:
+    _get(plain, path[:-1])[path[-1]] = value
 
 
 def load_plan(path: str | Path) -> LoadedPlan:
@@ -87,9 +128,8 @@ def load_plan(path: str | Path) -> LoadedPlan:
         raise PlanError(issues)
     kinds = registries()
     plain = to_plain(root)
-    for section, registry in kinds.items():
-        if section in plain:
-            plain[section] = _split_section(plain[section], section, registry, add)
+    for where, section in places(plain):
+        _set(plain, where, _split_section(_get(plain, where), where, section, kinds[section], add))
     _validate_options(plain, kinds, add)
     plan = None
     try:
@@ -102,22 +142,23 @@ def load_plan(path: str | Path) -> LoadedPlan:
     return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain)
 
 
-def _split_section(value: Any, section: str, registry: Registry[Any], add: Any) -> Any:
+def _split_section(
+    value: Any, where: Path_, section: str, registry: Registry[Any], add: Any
+) -> Any:
     """Turn ``{name: x, run: [...]}`` into ``{name: x, kind: run, options: [...]}``."""
     model, label = KINDED_SECTIONS[section]
     common = set(model.model_fields) - {"kind", "options"}
-    if section == "baseline":
+    if section in MAPPING_SECTIONS:
         if not isinstance(value, dict):
             return value
         return {
-            key: _split_item(item, (section, key), registry, common, label, add)
+            key: _split_item(item, (*where, key), registry, common, label, add)
             for key, item in value.items()
         }
     if not isinstance(value, list):
         return value
     return [
-        _split_item(item, (section, i), registry, common, label, add)
-        for i, item in enumerate(value)
+        _split_item(item, (*where, i), registry, common, label, add) for i, item in enumerate(value)
     ]
 
 
@@ -165,7 +206,7 @@ def _without(item: dict[str, Any], reported: list[str], common: set[str]) -> dic
 def _report(error: Any, plain: dict[str, Any], add: Any) -> None:
     loc = _yaml_path(tuple(error["loc"]), plain)
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(loc[:-1], plain)
         add(loc, f"unknown key {loc[-1]!r}", unknown_key_hint(str(loc[-1]), allowed))
     elif error["type"] == "missing":
         add(loc, "is required", _missing_hint(loc))
@@ -195,18 +236,13 @@ def _yaml_path(loc: tuple[Any, ...], plain: dict[str, Any]) -> tuple[str | int, 
     return tuple(out)
 
 
-def _allowed_keys(parent: tuple[str | int, ...]) -> list[str]:
-    models: dict[str, type[BaseModel]] = {"roles": Roles, "secrets": Secret}
-    if not parent:
-        return list(Plan.model_fields)
-    section = str(parent[0])
-    if section in KINDED_SECTIONS and len(parent) == 2:
-        model, _ = KINDED_SECTIONS[section]
-        names = [name for name in model.model_fields if name not in ("kind", "options")]
-        return names + registries()[section].names()
-    if section in models:
-        return list(models[section].model_fields)
-    return []
+def _allowed_keys(parent: Path_, plain: dict[str, Any]) -> list[str]:
+    for where, section in places(plain):
+        if parent[:-1] == where:
+            model, _ = KINDED_SECTIONS[section]
+            names = [name for name in model.model_fields if name not in ("kind", "options")]
+            return names + registries()[section].names()
+    return model_fields_at(Plan, parent)
 
 
 def _missing_hint(loc: tuple[str | int, ...]) -> str:
@@ -218,31 +254,55 @@ def _missing_hint(loc: tuple[str | int, ...]) -> str:
     return hints.get(str(loc[-1]) if loc else "", "")
 
 
-def _kinded_items(plain: dict[str, Any], section: str) -> list[tuple[str | int, dict[str, Any]]]:
-    value = plain.get(section)
-    pairs = (
-        list(value.items())
-        if isinstance(value, dict)
-        else (list(enumerate(value)) if isinstance(value, list) else [])
-    )
-    return [
-        (key, item)
-        for key, item in pairs
-        if isinstance(item, dict) and item.get("kind") not in (None, INVALID_KIND)
-    ]
+def _kinded_items(plain: dict[str, Any]) -> list[tuple[Path_, str, dict[str, Any]]]:
+    items: list[tuple[Path_, str, dict[str, Any]]] = []
+    for where, section in places(plain):
+        value = _get(plain, where)
+        pairs = (
+            list(value.items())
+            if isinstance(value, dict)
+            else (list(enumerate(value)) if isinstance(value, list) else [])
+        )
+        items += [
+            ((*where, key), section, item)
+            for key, item in pairs
+            if isinstance(item, dict) and item.get("kind") not in (None, INVALID_KIND)
+        ]
+    return items
+
+
+def _check_options(model: type[BaseModel], options: Any, where: Path_, add: Any) -> None:
+    try:
+        model.model_validate(options)
+    except ValidationError as exc:
+        for error in exc.errors():
+            at = (*where, *error["loc"])
+            if error["type"] == "extra_forbidden":
+                allowed = [field.alias or name for name, field in model.model_fields.items()]
+                add(at, f"unknown key {at[-1]!r}", unknown_key_hint(str(at[-1]), allowed))
+            else:
+                add(at, error_message(error), type_hint(error))
 
 
 def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], add: Any) -> None:
-    for section, registry in kinds.items():
-        for key, item in _kinded_items(plain, section):
-            model = registry.get(item["kind"]).Options
-            try:
-                model.model_validate(item["options"])
-            except ValidationError as exc:
-                for error in exc.errors():
-                    where = (section, key, item["kind"], *error["loc"])
-                    if error["type"] == "extra_forbidden":
-                        hint = unknown_key_hint(str(where[-1]), list(model.model_fields))
-                        add(where, f"unknown key {where[-1]!r}", hint)
-                    else:
-                        add(where, error_message(error), type_hint(error))
+    for where, section, item in _kinded_items(plain):
+        registry = kinds[section]
+        _check_options(
+            registry.get(item["kind"]).Options, item["options"], (*where, item["kind"]), add
+        )
+        undo = item.get("undo")
+        if section == "deploy_steps" and isinstance(undo, dict):
+            _check_undo(undo, (*where, "undo"), registry, add)
+
+
+def _check_undo(undo: dict[str, Any], where: Path_, registry: Registry[Any], add: Any) -> None:
+    """``undo:`` is one action: ``{run: [...]}``."""
+    if len(undo) != 1 or next(iter(undo)) not in registry:
+        add(
+            where,
+            "undo: must be exactly one action, e.g. {run: [./bin/undo]}",
+            f"actions: {', '.join(registry.names())}",
+        )
+        return
+    kind, options = next(iter(undo.items()))
+    _check_options(registry.get(kind).Options, options, (*where, kind), add)

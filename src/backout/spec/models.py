@@ -97,6 +97,48 @@ class Source(Kinded):
     """A baseline value: how to read it before a deploy."""
 
 
+class Signal(Kinded):
+    """A ``telemetry:`` entry: how to read one signal (``scrape:``, ``prometheus:`` …)."""
+
+    interval: Duration | None = Field(
+        None, description="How often to read it (default: the source's, 1s for scrape/probe)."
+    )
+    timeout: Duration = Field(5.0, description="Time budget for one read.")
+
+
+class Trigger(Kinded):
+    """A ``triggers:`` entry: when to back out (``threshold:``, ``sequential:`` …)."""
+
+    name: str = Field(min_length=1, description="What the trigger watches for, in one line.")
+    signal: str | None = Field(None, description="The `telemetry:` signal it reads.")
+    on_no_data: Literal["backout", "pause", "ignore"] = Field(
+        "pause",
+        description="When the signal has no data: back out, hold the checkpoint, or carry on.",
+    )
+
+
+class DeployStep(Step):
+    """A forward step of a deploy stage; ``undo:`` overrides the action's own reverse."""
+
+    undo: dict[str, Any] | None = Field(
+        None, description="An action that reverses this step, e.g. {run: [./bin/undo]}."
+    )
+
+
+class Stage(Model):
+    name: str = Field(min_length=1, description="What this stage does, e.g. 'canary 5%'.")
+    steps: list[DeployStep] = Field(default_factory=list, description="Forward steps.")
+    hold: Duration = Field(0.0, description="Checkpoint: watch the triggers this long.")
+    approve: bool = Field(False, description="Checkpoint: wait for `backout approve RUN_ID`.")
+
+
+class Deploy(Model):
+    strategy: Literal["direct", "blue-green", "canary", "flag"] = Field(
+        "direct", description="How traffic moves to the new release."
+    )
+    stages: list[Stage] = Field(min_length=1, description="In order; each ends in a checkpoint.")
+
+
 class Plan(Model):
     plan: str = Field(pattern=NAME_PATTERN, description="Unique plan name.")
     service: str = Field("", description="One active run per service; defaults to the plan name.")
@@ -110,6 +152,9 @@ class Plan(Model):
     )
     steps: list[Step] = Field(min_length=1, description="The backout, in order.")
     verify: list[Check] = Field(default_factory=list, description="Checked after the steps.")
+    telemetry: dict[str, Signal] = Field(default_factory=dict, description="Named signals.")
+    triggers: list[Trigger] = Field(default_factory=list, description="When to back out.")
+    deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")
 
     @field_validator("service")
     @classmethod
@@ -118,7 +163,7 @@ class Plan(Model):
             raise ValueError("use letters, digits, '.', '_' or '-'")
         return value
 
-    @field_validator("baseline", "secrets")
+    @field_validator("baseline", "secrets", "telemetry")
     @classmethod
     def _key_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for key in value:

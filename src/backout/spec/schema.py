@@ -63,31 +63,55 @@ def _hoist_defs(node: Any, defs: dict[str, Any]) -> None:
             _hoist_defs(item, defs)
 
 
+def _array(items: dict[str, Any], description: str, min_items: int = 0) -> dict[str, Any]:
+    schema = {"type": "array", "items": items, "description": description}
+    return {**schema, "minItems": min_items} if min_items else schema
+
+
+def _mapping(values: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": values, "description": description}
+
+
+def _undo_schema(registry: Registry[Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "description": "One action that reverses the step.",
+        "properties": {
+            kind: _options_schema("steps", kind, registry.get(kind).Options)
+            for kind in registry.names()
+        },
+        "additionalProperties": False,
+    }
+
+
 def plan_schema() -> dict[str, Any]:
     schema = Plan.model_json_schema()
     kinds = registries()
     props = schema["properties"]
-    props["steps"] = {
-        "type": "array",
-        "minItems": 1,
-        "items": _kinded("steps", kinds["steps"]),
-        "description": props["steps"].get("description", ""),
+
+    def described(name: str) -> str:
+        return str(props[name].get("description", ""))
+
+    props["steps"] = _array(_kinded("steps", kinds["steps"]), described("steps"), 1)
+    props["verify"] = _array(_kinded("verify", kinds["verify"]), described("verify"))
+    props["baseline"] = _mapping(_kinded("baseline", kinds["baseline"]), described("baseline"))
+    props["telemetry"] = _mapping(_kinded("telemetry", kinds["telemetry"]), described("telemetry"))
+    props["triggers"] = _array(_kinded("triggers", kinds["triggers"]), described("triggers"))
+    defs = {
+        k: v
+        for k, v in schema.get("$defs", {}).items()
+        if k not in ("Step", "Check", "Source", "Signal", "Trigger", "DeployStep")
     }
-    props["verify"] = {
-        "type": "array",
-        "items": _kinded("verify", kinds["verify"]),
-        "description": props["verify"].get("description", ""),
-    }
-    props["baseline"] = {
-        "type": "object",
-        "additionalProperties": _kinded("baseline", kinds["baseline"]),
-        "description": props["baseline"].get("description", ""),
-    }
-    schema["$defs"] = {
-        k: v for k, v in schema.get("$defs", {}).items() if k not in ("Step", "Check", "Source")
-    }
-    for name in ("steps", "verify", "baseline"):
-        _hoist_defs(props[name], schema["$defs"])
+    deploy_step = _kinded("deploy_steps", kinds["deploy_steps"])
+    for variant in deploy_step["oneOf"]:
+        variant["properties"]["undo"] = _undo_schema(kinds["deploy_steps"])
+    defs["Stage"]["properties"]["steps"] = _array(deploy_step, "Forward steps.")
+    schema["$defs"] = defs
+    for name in ("steps", "verify", "baseline", "telemetry", "triggers"):
+        _hoist_defs(props[name], defs)
+    _hoist_defs(defs["Stage"], defs)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "backout plan"
     return schema

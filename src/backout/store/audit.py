@@ -5,12 +5,17 @@ where the record is ``{seq, at, actor, action, subject, details}``. Editing, del
 inserting or reordering any record breaks a link that :func:`verify` names. Appends take
 a lock first (a transaction-level advisory lock on PostgreSQL; SQLite's single writer), so
 concurrent writers extend the chain one after another and it never forks.
+
+Details are stored exactly as they were hashed (a JSON round trip first: a tuple becomes a
+list, an int key a string key), and values under secret-looking keys or inside URLs with
+credentials are masked before they are written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +24,13 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from backout.redact import MASK
 from backout.store.models import AuditRow
 
 GENESIS = "0" * 64
 _LOCK_KEY = 7244302
+_SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -44,6 +52,32 @@ def record_of(row: AuditRow) -> dict[str, Any]:
     }
 
 
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _mask(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(item, key) for item in value]
+    if isinstance(value, str):
+        return MASK if value and _SECRET_KEY.search(key) else _URL_CREDENTIALS.sub(r"\1***@", value)
+    return value
+
+
+def clean_details(details: dict[str, Any] | None) -> dict[str, Any]:
+    """What is stored and hashed: plain JSON (so a re-read record hashes the same), with
+    secrets masked. Known secret values are redacted earlier, by the run's redactor."""
+    plain = json.loads(json.dumps(details or {}, default=str))
+    return _mask(plain)  # type: ignore[no-any-return]
+
+
+def lock(session: Session) -> None:
+    """Take the chain's append lock until the transaction ends (re-entrant). On PostgreSQL a
+    transaction-level advisory lock; SQLite's ``BEGIN IMMEDIATE`` already holds the only
+    write lock. Code that locks rows it will audit takes this first, so every transaction
+    takes the two in the same order and two writers never deadlock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+
+
 def head(session: Session) -> AuditRow | None:
     return session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
 
@@ -52,8 +86,7 @@ def append(
     session: Session, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
 ) -> AuditRow:
     """Add a record in the caller's transaction (so it commits with the mutation it audits)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    lock(session)
     last = head(session)
     record = {
         "seq": (last.seq + 1) if last else 1,
@@ -61,7 +94,7 @@ def append(
         "actor": actor,
         "action": action,
         "subject": subject,
-        "details": details or {},
+        "details": clean_details(details),
     }
     prev = last.hash if last else GENESIS
     row = AuditRow(**record, prev_hash=prev, hash=link_hash(prev, record))
@@ -88,11 +121,15 @@ def _rows(session: Session) -> Iterator[AuditRow]:
 def verify(session: Session, against: str | None = None) -> Verification:
     """Walk the whole chain; report the first broken link. ``against``: a checkpoint hash
     that must still be a link of this chain."""
-    prev, expected_seq, count, seen_anchor = GENESIS, 1, 0, against is None
+    against = against.strip().lower() if against else None
+    prev, expected_seq, count = GENESIS, 1, 0
+    seen_anchor = against is None or against == GENESIS  # an empty log's checkpoint
     for row in _rows(session):
         problem = _check_link(row, prev, expected_seq)
         if problem:
-            return Verification(False, count, prev, row.seq, problem)
+            # a deleted record is named by the seq that is missing, not by its successor
+            bad = expected_seq if row.seq > expected_seq else row.seq
+            return Verification(False, count, prev, bad, problem)
         seen_anchor = seen_anchor or row.hash == against
         prev, expected_seq, count = row.hash, row.seq + 1, count + 1
     if not seen_anchor:
@@ -110,10 +147,12 @@ def verify(session: Session, against: str | None = None) -> Verification:
 def _check_link(row: AuditRow, prev: str, expected_seq: int) -> str:
     if row.seq != expected_seq:
         if row.seq > expected_seq:
-            return (
-                f"record {expected_seq} is missing (deleted); the chain jumps from "
-                f"{expected_seq - 1} to {row.seq}"
+            where = (
+                f"the chain jumps from {expected_seq - 1} to {row.seq}"
+                if expected_seq > 1
+                else f"the chain starts at {row.seq}"
             )
+            return f"record {expected_seq} is missing (deleted); {where}"
         return f"record {row.seq} appears twice or out of order"
     if row.prev_hash != prev:
         return (
@@ -121,7 +160,7 @@ def _check_link(row: AuditRow, prev: str, expected_seq: int) -> str:
             "(a record was inserted, deleted or reordered before it)"
         )
     if link_hash(prev, record_of(row)) != row.hash:
-        return f"record {row.seq} was edited: its content no longer matches its hash"
+        return f"record {row.seq} was edited or forged: its content no longer matches its hash"
     return ""
 
 
@@ -135,7 +174,7 @@ def log(
 ) -> list[AuditRow]:
     query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
     if action:
-        query = query.where(AuditRow.action.startswith(action))
+        query = query.where(AuditRow.action.startswith(action, autoescape=True))
     if subject:
         query = query.where(AuditRow.subject == subject)
     if actor:

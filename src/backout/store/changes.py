@@ -9,12 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backout.errors import UsageError
+from backout.store import audit
 from backout.store.models import ApprovalRow, ChangeRow, OutboxRow, RehearsalRow, RunRow
 
 
 def get_change(session: Session, change_id: int, lock: bool = False) -> ChangeRow:
+    """The change; with ``lock``, locked for update until the transaction ends. A locked
+    change is about to be audited, so the audit lock comes first: a run's last journal event
+    (audit, then change) and a verb (change, then audit) would otherwise deadlock."""
     query = select(ChangeRow).where(ChangeRow.id == change_id)
-    row = session.scalars(query.with_for_update() if lock else query).first()
+    if lock:
+        audit.lock(session)
+        query = query.with_for_update()
+    row = session.scalars(query).first()
     if row is None:
         raise UsageError(
             f"no change {change_id} in this store", hint="list changes with `backout change list`"
@@ -59,20 +66,6 @@ def enqueue(session: Session, change_id: int, event: str, payload: dict[str, Any
     session.add(row)
     session.flush()
     return row
-
-
-def due_outbox(session: Session, now: float, limit: int) -> list[OutboxRow]:
-    """The oldest pending event of each change, if due: order per change is kept because a
-    later event never overtakes an earlier one that is still pending."""
-    pending = list(
-        session.scalars(
-            select(OutboxRow).where(OutboxRow.status == "pending").order_by(OutboxRow.id)
-        )
-    )
-    firsts: dict[int, OutboxRow] = {}
-    for row in pending:
-        firsts.setdefault(row.change_id, row)
-    return [row for row in firsts.values() if row.next_attempt_at <= now][:limit]
 
 
 def list_outbox(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxRow]:

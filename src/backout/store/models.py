@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -158,3 +169,25 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FlagRow(Base):
+    """A feature flag. Enabled, a share of targeting keys (``percentage``) gets ``on_variant``;
+    everyone else, and everyone while disabled, gets ``off_variant``. ``version`` counts
+    changes (apps and caches compare it)."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint("percentage >= 0 AND percentage <= 100", name="ck_flags_percentage"),
+    )
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    variants: Mapped[dict[str, Any]] = mapped_column(JSON)
+    on_variant: Mapped[str] = mapped_column(String(100))
+    off_variant: Mapped[str] = mapped_column(String(100))
+    percentage: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    updated_by: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,129 @@
+"""CLI for progressive deploys, watching, triggers from people, approvals and explanations."""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from backout import commands
+from backout.cli import _finish, cli, handle_errors, json_option, live_progress, out, settings_of
+from backout.render import print_json
+from backout.spec.durations import parse_duration
+
+listen_option = click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    help="Receive Alertmanager webhooks at http://HOST:PORT/alertmanager while running.",
+)
+change_option = click.option(
+    "--change", "change_id", type=int, metavar="ID", help="The change record this belongs to."
+)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.option("--release", help="The release being deployed (templates: {{ run.release }}).")
+@change_option
+@listen_option
+@json_option
+@click.pass_context
+@handle_errors
+def deploy(
+    ctx: click.Context,
+    plan: str,
+    release: str | None,
+    change_id: int | None,
+    listen: str | None,
+    as_json: bool,
+) -> None:
+    """Deploy stage by stage, watching triggers at every checkpoint; back out if one fires.
+
+    Exit 0 promoted, 4 backed out (and verified), 1 failed, 3 needs attention.
+    """
+    with live_progress(enabled=not as_json) as progress:
+        report = commands.deploy(settings_of(ctx), plan, release, progress, change_id, listen)
+    _finish(report, as_json)
+
+
+@cli.command()
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.option(
+    "--for",
+    "seconds",
+    default="10m",
+    show_default=True,
+    callback=_seconds,
+    help="How long to watch (500ms, 30s, 10m, 1h).",
+)
+@change_option
+@listen_option
+@json_option
+@click.pass_context
+@handle_errors
+def watch(
+    ctx: click.Context,
+    plan: str,
+    seconds: float,
+    change_id: int | None,
+    listen: str | None,
+    as_json: bool,
+) -> None:
+    """Watch a deployed release; back out if a trigger fires.
+
+    Exit 0 healthy for the whole time, 4 backed out (and verified), 1 failed.
+    """
+    with live_progress(enabled=not as_json) as progress:
+        report = commands.watch(settings_of(ctx), plan, seconds, progress, change_id, listen)
+    _finish(report, as_json)
+
+
+@cli.command(name="trigger")
+@click.argument("service")
+@click.option("--reason", required=True, help="Why: it is journaled and audited.")
+@json_option
+@click.pass_context
+@handle_errors
+def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) -> None:
+    """Make the running deploy or watch of SERVICE back out now."""
+    result = commands.trigger(settings_of(ctx), service, reason)
+    if as_json:
+        print_json(out, result)
+    else:
+        out.print(f"run {result['run_id']} of {service} will back out at its next tick")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--comment", default="")
+@json_option
+@click.pass_context
+@handle_errors
+def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> None:
+    """Approve the checkpoint a deploy is waiting at."""
+    result = commands.approve(settings_of(ctx), run_id, comment)
+    if as_json:
+        print_json(out, result)
+    else:
+        out.print(f"approved stage {result['stage']} of run {result['run_id']}")
+
+
+@cli.command()
+@click.argument("run_id")
+@json_option
+@click.pass_context
+@handle_errors
+def explain(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Why a run backed out (or was promoted): triggers, evidence, what was undone."""
+    report, lines = commands.explain_run(settings_of(ctx), run_id)
+    if as_json:
+        print_json(out, {"run": report.to_json(), "explanation": lines})
+        return
+    for line in lines:
+        out.print(escape(line), soft_wrap=True, highlight=False)

@@ -1,0 +1,157 @@
+"""CLI for feature flags: list, get, set, and serve them to apps over OFREP."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from pydantic import ValidationError
+from rich.markup import escape
+
+from backout.cli import cli, handle_errors, json_option, out, settings_of
+from backout.errors import UsageError
+from backout.flags import service
+from backout.flags.model import FlagChange, FlagState
+from backout.render import clock, print_json
+from backout.store.dialect import hide_password
+
+
+def _flag_line(flag: FlagState) -> str:
+    state = "[green]on[/]" if flag.enabled else "[red]off[/]"
+    return (
+        f"[bold]{escape(flag.key)}[/] {state} {flag.percentage}% · serves "
+        f"{escape(flag.on_variant)} / {escape(flag.off_variant)} · version {flag.version} · "
+        f"{clock(flag.updated_at)} by {escape(flag.updated_by)}"
+    )
+
+
+def _variant(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE``: VALUE as JSON when it parses (true, 3, {"a": 1}), else as text."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--variant {text!r}: write NAME=VALUE, e.g. --variant blue='\"b\"'")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+@cli.group()
+def flags() -> None:
+    """Feature flags in the backout store, served to apps over OpenFeature's OFREP."""
+
+
+@flags.command("list")
+@json_option
+@click.pass_context
+@handle_errors
+def flags_list(ctx: click.Context, as_json: bool) -> None:
+    """Every flag with its state."""
+    rows = service.list_flags(settings_of(ctx))
+    if as_json:
+        print_json(out, [flag.to_json() for flag in rows])
+        return
+    if not rows:
+        out.print("no flags yet; create one with `backout flags set KEY --off`")
+        return
+    for flag in rows:
+        out.print(_flag_line(flag), soft_wrap=True)
+
+
+@flags.command("get")
+@click.argument("key")
+@click.option(
+    "--for", "targeting_key", metavar="TARGETING-KEY", help="Also evaluate it for this key."
+)
+@json_option
+@click.pass_context
+@handle_errors
+def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: bool) -> None:
+    """Show one flag (and, with --for, what it answers for a targeting key)."""
+    settings = settings_of(ctx)
+    flag = service.get_flag(settings, key)
+    evaluation = None
+    if targeting_key is not None:
+        evaluation = service.evaluate_flag(settings, key, {"targetingKey": targeting_key})
+    if as_json:
+        data = flag.to_json()
+        if evaluation:
+            data["evaluation"] = evaluation.to_ofrep()
+        print_json(out, data)
+        return
+    out.print(_flag_line(flag), soft_wrap=True)
+    for name, value in flag.variants.items():
+        out.print(f"  variant {escape(name)} = {escape(json.dumps(value))}")
+    if evaluation:
+        out.print(
+            f"for {escape(targeting_key or '')}: {escape(str(evaluation.variant))} = "
+            f"{escape(json.dumps(evaluation.value))} ({evaluation.reason.value})"
+        )
+
+
+@flags.command("set")
+@click.argument("key")
+@click.option("--on/--off", "enabled", default=None, help="Turn the flag on, or off (kill switch).")
+@click.option(
+    "--percentage",
+    type=click.IntRange(0, 100),
+    help="Share of targeting keys (0-100) that get the on variant while on.",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Replace the variants (repeat; VALUE is JSON or text). Default on=true, off=false.",
+)
+@click.option("--on-variant", metavar="NAME", help="Variant served when on.")
+@click.option("--off-variant", metavar="NAME", help="Variant served when off or not selected.")
+@json_option
+@click.pass_context
+@handle_errors
+def flags_set(
+    ctx: click.Context,
+    key: str,
+    enabled: bool | None,
+    percentage: int | None,
+    variants: tuple[str, ...],
+    on_variant: str | None,
+    off_variant: str | None,
+    as_json: bool,
+) -> None:
+    """Create or change a flag; every change is written to the audit trail."""
+    try:
+        change = FlagChange(
+            enabled=enabled,
+            percentage=percentage,
+            variants=dict(_variant(text) for text in variants) if variants else None,
+            on_variant=on_variant,
+            off_variant=off_variant,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise UsageError(
+            f"flags set {key}: {problems}", hint="give --on/--off, --percentage or --variant"
+        ) from None
+    update = service.set_flag(settings_of(ctx), key, change)
+    if as_json:
+        before = update.before.to_json() if update.before else None
+        print_json(out, {"before": before, "after": update.after.to_json()})
+        return
+    out.print(_flag_line(update.after), soft_wrap=True)
+
+
+@flags.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8016, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+@handle_errors
+def flags_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve flags to apps: OFREP at /ofrep/v1/evaluate/flags[/KEY], a list at /flags."""
+    from backout.flags.server import serve
+
+    settings = settings_of(ctx)
+    where = hide_password(settings.database_url)
+    out.print(f"serving flags from {where} on http://{host}:{port}", soft_wrap=True)
+    serve(settings.database_url, host, port)

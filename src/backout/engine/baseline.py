@@ -1,0 +1,103 @@
+"""Reading a service's last known good state: the plan's ``baseline:`` values, and what
+its telemetry signals looked like (for ``relative`` and ``sequential`` triggers)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from backout.actions.base import Context
+from backout.errors import ActionError
+from backout.probes import SOURCES
+from backout.redact import Redactor
+from backout.spec.models import Plan
+from backout.spec.templating import render_value
+from backout.telemetry import SOURCES as TELEMETRY
+from backout.telemetry import Reading, SourceContext, pool
+from backout.triggers import Baseline
+
+SOURCE_TIMEOUT_S = 10.0
+TELEMETRY_KEY = "_telemetry"  # snapshot value holding the signals' pooled readings (JSON)
+
+
+def read_values(plan: Plan, base_dir: Path, redactor: Redactor) -> dict[str, str]:
+    ctx = Context(base_dir, SOURCE_TIMEOUT_S, {}, redactor)
+    values: dict[str, str] = {}
+    for name, source in plan.baseline.items():
+        probe = SOURCES.get(source.kind)
+        try:
+            values[name] = redactor(probe.read(probe.Options.model_validate(source.options), ctx))
+        except ActionError as exc:
+            raise ActionError(
+                f"baseline {name!r}: {exc.message}",
+                hint="is the good release live? fix the source and retry",
+            ) from exc
+    return values
+
+
+def read_telemetry(
+    plan: Plan, base_dir: Path, window: float, scope: dict[str, Any]
+) -> dict[str, Reading]:
+    """Read every signal for ``window`` seconds and pool the readings per signal."""
+    samplers, intervals = {}, {}
+    for name, signal in plan.telemetry.items():
+        source = TELEMETRY.get(signal.kind)
+        options = source.Options.model_validate(render_value(signal.options, scope))
+        intervals[name] = signal.interval or source.default_interval
+        samplers[name] = source.open(
+            options,
+            SourceContext(timeout=signal.timeout, interval=intervals[name], workdir=base_dir),
+        )
+    readings: dict[str, list[Reading]] = {name: [] for name in samplers}
+    deadline = time.monotonic() + window
+    due = dict.fromkeys(samplers, 0.0)
+    while time.monotonic() < deadline or any(not r for r in readings.values()):
+        now = time.monotonic()
+        for name, sampler in samplers.items():
+            if now >= due[name]:
+                due[name] = now + intervals[name]
+                readings[name].append(sampler.read())
+        time.sleep(0.05)
+    return {name: pool(found) for name, found in readings.items()}
+
+
+def encode(readings: dict[str, Reading]) -> str:
+    return json.dumps(
+        {
+            name: {
+                "at": r.at,
+                "status": r.status,
+                "value": r.value,
+                "events": r.events,
+                "trials": r.trials,
+                "samples": list(r.samples[-2000:]),
+                "detail": r.detail,
+            }
+            for name, r in readings.items()
+        }
+    )
+
+
+def decode(values: dict[str, str]) -> Baseline:
+    raw = json.loads(values.get(TELEMETRY_KEY, "{}"))
+    return Baseline(
+        {
+            name: Reading(
+                at=d["at"],
+                status=d["status"],
+                value=d["value"],
+                events=d["events"],
+                trials=d["trials"],
+                samples=tuple(d["samples"]),
+                detail=d["detail"],
+            )
+            for name, d in raw.items()
+        }
+    )
+
+
+def template_values(values: dict[str, str]) -> dict[str, str]:
+    """What templates see as ``baseline``: the plan's values, not the telemetry record."""
+    return {k: v for k, v in values.items() if not k.startswith("_")}

@@ -1,0 +1,173 @@
+"""The three kinds of run, as flows over the same step machinery.
+
+* backout: the plan's ``steps:``, then ``verify:``.
+* watch: watch the triggers for a while; if one fires, back out.
+* deploy: each stage's forward steps and its checkpoint; on a trigger, reverse exactly the
+  stages touched so far (newest first), then the plan's ``steps:`` and ``verify:``; when
+  every checkpoint passes, promote and record the new baseline.
+
+Each flow reads where it is from the journal, so a resumed run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from backout.actions import ACTIONS
+from backout.actions.base import Action
+from backout.engine.layout import Mode, Unit
+from backout.engine.states import RunStatus, StepStatus
+from backout.engine.steps import StepRunner
+from backout.engine.view import RunView
+from backout.spec.models import Stage
+from backout.triggers.watcher import Fired, Watcher
+
+ATTENTION = Fired("attention", "attention", "the run needs an operator")
+
+
+@dataclass
+class Flow:
+    runner: StepRunner
+    units: list[Unit]
+    mode: Mode
+    watcher: Callable[[], Watcher]
+    watch_for: float = 0.0
+    promote: Callable[[], dict[str, Any]] | None = None
+
+    @property
+    def view(self) -> RunView:
+        return self.runner.journal.view
+
+    def run(self) -> None:
+        if self.mode != "backout" and self.view.backout_reason is None:
+            fired = self._forward() if self.mode == "deploy" else self._watch()
+            if fired is ATTENTION:
+                return
+            if fired is None:
+                self._done()
+                return
+            self.runner.journal.append("backout_started", **fired.to_json())
+        if self.mode == "deploy" and not self._reverse():
+            return
+        self._backout()
+
+    # --- watch ---------------------------------------------------------------------------
+    def _watch(self) -> Fired | None:
+        self.runner.journal.append("watch_started", seconds=self.watch_for)
+        fired = self.watcher().watch(self.watch_for)
+        if fired:
+            self.runner.journal.append("trigger_fired", **fired.to_json())
+        return fired
+
+    # --- deploy --------------------------------------------------------------------------
+    def _forward(self) -> Fired | None:
+        stages = self.runner.plan.deploy.stages if self.runner.plan.deploy else []
+        for s, stage in enumerate(stages):
+            if s in self.view.checkpoints_passed:
+                continue
+            for unit in (u for u in self.units if u.role == "forward" and u.stage == s):
+                result = self.runner.bring(unit)
+                if result == "attention":
+                    return ATTENTION
+                if result == "failed":
+                    summary = self.view.steps[unit.index].summary
+                    failure = Fired(
+                        unit.name,
+                        "step",
+                        f"forward step {unit.name!r} failed: {summary}",
+                        {"stage": s + 1},
+                    )
+                    self.runner.journal.append("trigger_fired", **failure.to_json())
+                    return failure
+            checkpoint = self._checkpoint(s, stage)
+            if checkpoint:
+                return checkpoint
+        return None
+
+    def _checkpoint(self, s: int, stage: Stage) -> Fired | None:
+        journal = self.runner.journal
+        journal.append(
+            "checkpoint_started", stage=s, name=stage.name, hold_s=stage.hold, approve=stage.approve
+        )
+        watcher = self.watcher()
+        approval = (lambda: watcher.approved(s)) if stage.approve else None
+        fired = watcher.watch(stage.hold, approval)
+        if fired:
+            journal.append("trigger_fired", stage=s, **fired.to_json())
+            return fired
+        journal.append("checkpoint_passed", stage=s, name=stage.name, verdicts=watcher.summaries())
+        return None
+
+    def _reverse(self) -> bool:
+        """Undo the touched stages, newest first; a unit that never ran is skipped."""
+        for unit in (u for u in self.units if u.role == "reverse"):
+            reason = self._why_not_reverse(unit)
+            if reason:
+                self.runner.skip(unit, reason)
+                continue
+            if self.runner.bring(unit) == "attention":
+                return False
+        return True
+
+    def _why_not_reverse(self, unit: Unit) -> str:
+        forward = self.view.steps[unit.forward or 0]
+        has_undo = getattr(unit.step, "undo", None) is not None
+        if forward.status in (StepStatus.PENDING, StepStatus.SKIPPED):
+            return "its forward step never ran"
+        if has_undo:
+            return ""
+        if type(ACTIONS.get(unit.step.kind)).reverse is Action.reverse:
+            return f"{unit.step.kind} has no reverse and no `undo:`; the plan's steps cover it"
+        if forward.status is not StepStatus.SUCCEEDED:
+            return "its forward step did not report what it changed; the plan's steps cover it"
+        return ""
+
+    # --- the end -------------------------------------------------------------------------
+    def _backout(self) -> None:
+        for unit in (u for u in self.units if u.role == "backout"):
+            result = self.runner.bring(unit)
+            if result == "attention":
+                return
+            if result == "failed":
+                summary = self.view.steps[unit.index].summary
+                self.runner.finish(
+                    RunStatus.FAILED,
+                    f"step {unit.index + 1} {unit.name!r} failed: {summary}",
+                    **self._result("failed"),
+                )
+                return
+        if not self.runner.verify():
+            return
+        verified = (
+            "finished and verified" if self.runner.plan.verify else "finished (no verify checks)"
+        )
+        self.runner.finish(
+            RunStatus.SUCCEEDED, f"backout {verified}" + self._why(), **self._result("backed_out")
+        )
+
+    def _why(self) -> str:
+        reason = self.view.backout_reason
+        return f" after {reason['trigger']!r}: {reason['summary']}" if reason else ""
+
+    def _result(self, result: str) -> dict[str, Any]:
+        if self.mode == "backout":
+            return {}
+        reason = self.view.backout_reason or {}
+        return {"result": result, "trigger": reason.get("trigger")}
+
+    def _done(self) -> None:
+        if self.mode == "deploy":
+            snapshot = self.promote() if self.promote else {}
+            self.runner.journal.append("promoted", **snapshot)
+            stages = len(self.view.checkpoints_passed)
+            self.runner.finish(
+                RunStatus.SUCCEEDED,
+                f"promoted: {stages} stage(s) passed their checkpoints",
+                result="promoted",
+            )
+        else:
+            self.runner.finish(
+                RunStatus.SUCCEEDED, f"no trigger fired in {self.watch_for:g}s", result="healthy"
+            )

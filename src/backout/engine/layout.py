@@ -1,0 +1,47 @@
+"""The units a run executes, in journal order, for each kind of run.
+
+A backout run (``backout run``) and a watch (``backout watch``) execute the plan's
+``steps:``. A deploy (``backout deploy``) lays out every stage's forward steps, then their
+reverses in reverse order, then the plan's ``steps:`` — all indexed up front, so the
+journal's step numbers mean the same thing before and after a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from backout.spec.models import Plan, Step
+
+Mode = Literal["backout", "deploy", "watch"]
+Role = Literal["backout", "forward", "reverse"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    index: int
+    name: str
+    step: Step  # for a reverse unit: the forward step it undoes
+    role: Role
+    stage: int | None = None
+    forward: int | None = None  # a reverse unit's forward unit
+
+
+def layout(plan: Plan, mode: Mode) -> list[Unit]:
+    units: list[Unit] = []
+    if mode == "deploy" and plan.deploy is not None:
+        for s, stage in enumerate(plan.deploy.stages):
+            units += [
+                Unit(len(units) + i, f"{stage.name}: {step.name}", step, "forward", s)
+                for i, step in enumerate(stage.steps)
+            ]
+        forwards = list(units)
+        units += [
+            Unit(
+                len(forwards) + i, f"undo {unit.name}", unit.step, "reverse", unit.stage, unit.index
+            )
+            for i, unit in enumerate(reversed(forwards))
+        ]
+    return units + [
+        Unit(len(units) + i, step.name, step, "backout") for i, step in enumerate(plan.steps)
+    ]

@@ -1,0 +1,227 @@
+"""Bringing units to a final state and verifying: the machinery every kind of run shares.
+
+Resume semantics: finished units are never run again; a unit that started and never
+finished is re-run only when its step is ``idempotent``; otherwise the run stops in
+``needs_attention`` until an operator decides (``--mark-done``, ``--skip``, ``--retry``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from backout.actions import ACTIONS
+from backout.actions.base import Outcome
+from backout.engine import failpoints
+from backout.engine.environment import RunEnvironment
+from backout.engine.invoke import with_deadline
+from backout.engine.journal import Journal
+from backout.engine.layout import Unit
+from backout.engine.lease import Heartbeat
+from backout.engine.states import RunStatus, StepStatus
+from backout.errors import StoreError, TemplateError
+from backout.probes import CHECKS, Verdict
+from backout.spec.models import MAX_RETRY_DELAY, Check, Plan
+from backout.spec.templating import render_value
+
+Decision = Literal["retry", "done", "skip"]
+Result = Literal["ok", "failed", "attention"]
+
+
+@dataclass
+class StepRunner:
+    journal: Journal
+    plan: Plan
+    env: RunEnvironment
+    heartbeat: Heartbeat
+    run_id: str
+    actor: str
+    decisions: dict[int, Decision] = field(default_factory=dict)
+
+    # --- units ---------------------------------------------------------------------------
+    def bring(self, unit: Unit) -> Result:
+        """Bring one unit to a final state: ``ok``, ``failed`` (and it must stop the run),
+        or ``attention`` (the run is now waiting for an operator)."""
+        state = self.journal.view.steps[unit.index]
+        if state.status is StepStatus.RUNNING and not self._interrupted(unit):
+            return "attention"
+        if state.status in (StepStatus.PENDING, StepStatus.RUNNING):
+            self._guard_lease()
+            failpoints.hit("before_step", unit.index + 1)
+            self._attempts(unit, first=state.attempts + 1)
+        final = self.journal.view.steps[unit.index].status
+        return "failed" if final is StepStatus.FAILED and unit.step.on_failure == "stop" else "ok"
+
+    def skip(self, unit: Unit, reason: str) -> None:
+        if self.journal.view.steps[unit.index].status is StepStatus.PENDING:
+            self.journal.append("step_skipped", step=unit.index, reason=reason)
+
+    def _interrupted(self, unit: Unit) -> bool:
+        """A unit started before a crash and never finished: decide whether to run it again."""
+        index, step = unit.index, unit.step
+        decision = self.decisions.get(index)
+        if decision is not None:
+            self.journal.append(
+                "operator_decision", step=index, decision=decision, actor=self.actor
+            )
+        if decision == "done":
+            self.journal.append(
+                "step_finished",
+                step=index,
+                outcome="succeeded",
+                summary=f"marked done by {self.actor}",
+                resolved=True,
+            )
+            return True
+        if decision == "skip":
+            self.journal.append("step_skipped", step=index, reason=f"skipped by {self.actor}")
+            return True
+        if step.idempotent or decision == "retry":
+            how = " (idempotent)" if step.idempotent else " (operator retry)"
+            self.journal.append(
+                "warning", step=index, message="step was interrupted; running it again" + how
+            )
+            return True
+        message = (
+            f"step {index + 1} {unit.name!r} was interrupted and is not idempotent: it may or "
+            "may not have taken effect. Check the system, then run "
+            f"`backout resume {self.run_id} --mark-done {index + 1}` if it took effect, "
+            f"`--retry {index + 1}` to run it again, or `--skip {index + 1}`"
+        )
+        self.journal.append("run_needs_attention", step=index, message=message)
+        return False
+
+    def _attempts(self, unit: Unit, first: int) -> None:
+        index, step = unit.index, unit.step
+        last = first + step.retries  # a re-run after a crash gets a fresh retry budget
+        for attempt in range(first, last + 1):
+            started = time.monotonic()
+            self.journal.append("step_started", step=index, attempt=attempt)
+            failpoints.hit("step_started", index + 1)
+            outcome = self._invoke(unit)
+            failpoints.hit("action_done", index + 1)
+            data = {
+                "summary": outcome.summary,
+                "output": outcome.output,
+                "duration_s": round(time.monotonic() - started, 3),
+                **outcome.detail,
+            }
+            if outcome.ok or attempt == last:
+                self.journal.append(
+                    "step_finished",
+                    step=index,
+                    attempt=attempt,
+                    outcome="succeeded" if outcome.ok else "failed",
+                    **data,
+                )
+                failpoints.hit("step_finished", index + 1)
+                return
+            delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
+            self.journal.append("step_retrying", step=index, attempt=attempt, delay_s=delay, **data)
+            time.sleep(delay)
+
+    def _invoke(self, unit: Unit) -> Outcome:
+        step = unit.step
+        undo = getattr(step, "undo", None) if unit.role == "reverse" else None
+        kind, raw = next(iter(undo.items())) if undo else (step.kind, step.options)
+        action = ACTIONS.get(kind)
+        redactor = self.journal.redactor
+        try:
+            rendered = render_value(raw, self.env.scope()) if action.templated else raw
+            options = action.Options.model_validate(rendered)
+        except TemplateError as exc:
+            return Outcome(False, redactor(exc.message))
+        except ValidationError as exc:
+            return Outcome(False, redactor(f"options are invalid after rendering: {exc}"))
+        ctx = self.env.context(step.timeout, redactor)
+        call: Callable[[], Outcome | None] = lambda: action.execute(options, ctx)  # noqa: E731
+        if unit.role == "reverse" and not undo:
+            done = self.journal.view.steps[unit.forward or 0].detail
+            call = lambda: action.reverse(options, done, ctx)  # noqa: E731
+        outcome = with_deadline(call, step.timeout, lambda m: Outcome(False, redactor(m)))
+        return outcome or Outcome(False, f"{kind} has no reverse")
+
+    # --- verification --------------------------------------------------------------------
+    def verify(self) -> bool:
+        """Run the checks not yet finished; False (and the run failed) if any did not pass."""
+        checks = self.journal.view.checks
+        if not checks:
+            return True
+        if all(check.started_at is None for check in checks):
+            self.journal.append("verify_started")
+            failpoints.hit("verify_started")
+        for index, check in enumerate(self.plan.verify):
+            if checks[index].passed is None:
+                self._check(index, check)
+                failpoints.hit("check_finished", index + 1)
+        failed = [c for c in self.journal.view.checks if not c.passed]
+        if failed:
+            reasons = "; ".join(f"{c.name!r}: {c.reason}" for c in failed)
+            self.finish(RunStatus.FAILED, f"verification failed: {reasons}")
+            return False
+        return True
+
+    def _check(self, index: int, check: Check) -> None:
+        self.journal.append("check_started", step=index)
+        deadline = time.monotonic() + check.within
+        attempts = 0
+        while True:
+            attempts += 1
+            verdict = self._probe(check)
+            if verdict.passed or time.monotonic() + check.interval > deadline:
+                break
+            time.sleep(check.interval)
+        self.journal.append(
+            "check_finished",
+            step=index,
+            passed=verdict.passed,
+            reason=verdict.reason,
+            attempts=attempts,
+            observed=_jsonable(verdict.observed),
+        )
+
+    def _probe(self, check: Check) -> Verdict:
+        probe = CHECKS.get(check.kind)
+        redactor = self.journal.redactor
+        try:
+            options = probe.Options.model_validate(render_value(check.options, self.env.scope()))
+        except (TemplateError, ValidationError) as exc:
+            return Verdict(False, redactor(str(exc)))
+        ctx = self.env.context(check.timeout, redactor)
+        return with_deadline(
+            lambda: probe.check(options, ctx),
+            check.timeout,
+            lambda message: Verdict(False, redactor(message)),
+        )
+
+    # --- end -----------------------------------------------------------------------------
+    def finish(self, outcome: RunStatus, message: str, **extra: Any) -> None:
+        failpoints.hit("before_finish")
+        view = self.journal.view
+        elapsed = time.time() - (view.started_at or view.created_at or time.time())
+        rto = self.plan.rto
+        self.journal.append(
+            "run_finished",
+            outcome=outcome.value,
+            message=message,
+            elapsed_s=round(elapsed, 3),
+            rto_s=rto,
+            rto_met=None if rto is None else elapsed <= rto,
+            **extra,
+        )
+
+    def _guard_lease(self) -> None:
+        if self.heartbeat.lost.is_set():
+            raise StoreError(
+                "this worker lost the service lease; another worker may have taken the run over",
+                run_id=self.run_id,
+                hint=f"check `backout status {self.run_id}`",
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)

@@ -1,0 +1,79 @@
+"""`backout explain`: why a run did what it did, in plain words, from its journal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from backout.engine.view import Event
+from backout.reports import RunReport
+
+
+def _at(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, tz=dt.UTC).strftime("%H:%M:%S")
+
+
+def _evidence(data: dict[str, Any]) -> str:
+    evidence = data.get("evidence") or {}
+    inner = evidence.get("evidence", evidence) if isinstance(evidence, dict) else {}
+    parts = [f"{k} = {v}" for k, v in inner.items() if not isinstance(v, dict | list)]
+    return "; ".join(parts[:8])
+
+
+def _line(event: Event, names: list[str]) -> str | None:
+    data, when = event.data, _at(event.at)
+    step = names[event.step] if event.step is not None and event.step < len(names) else ""
+    if event.kind == "checkpoint_started":
+        wait = f"watching for up to {data.get('hold_s', 0):g}s" + (
+            " then waiting for approval" if data.get("approve") else ""
+        )
+        return f"{when}  checkpoint of stage {data['stage'] + 1} {data.get('name')!r}: {wait}"
+    if event.kind == "checkpoint_passed":
+        verdicts = ", ".join(f"{k}: {v}" for k, v in (data.get("verdicts") or {}).items())
+        return f"{when}  stage {data['stage'] + 1} passed" + (f" ({verdicts})" if verdicts else "")
+    if event.kind == "trigger_evaluated":
+        return f"{when}  trigger {data['trigger']!r} → {data['verdict']}: {data['summary']}"
+    if event.kind == "trigger_fired":
+        evidence = _evidence(data)
+        return (
+            f"{when}  FIRED: {data['trigger']!r} ({data.get('trigger_kind')}): "
+            f"{data['summary']}" + (f"\n          evidence: {evidence}" if evidence else "")
+        )
+    if event.kind == "step_finished":
+        return f"{when}  {data.get('outcome')}: {step} — {data.get('summary', '')}"
+    if event.kind == "step_skipped":
+        return f"{when}  skipped: {step} — {data.get('reason', '')}"
+    if event.kind == "check_finished":
+        ok = "passed" if data.get("passed") else "FAILED"
+        return f"{when}  verify {ok}: {data.get('reason', '')}"
+    if event.kind in (
+        "alert_rejected",
+        "alert_ignored",
+        "stage_approved",
+        "promoted",
+        "run_needs_attention",
+    ):
+        detail = ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict))
+        return f"{when}  {event.kind.replace('_', ' ')}: {detail}"
+    return None
+
+
+def explain(report: RunReport, events: list[Event]) -> list[str]:
+    names = [s.name for s in report.steps]
+    result = f", result {report.result}" if report.result else ""
+    lines = [
+        f"run {report.run_id} of plan {report.plan} (service {report.service}): "
+        f"{report.status}{result}"
+    ]
+    if report.trigger:
+        lines.append(
+            f"why it backed out: {report.trigger.get('trigger')!r} — "
+            f"{report.trigger.get('summary')}"
+        )
+    elif report.result == "promoted":
+        lines.append("why it was promoted: every checkpoint passed with no trigger firing")
+    lines.append("")
+    lines += [text for event in events if (text := _line(event, names))]
+    if report.message:
+        lines += ["", f"outcome: {report.message}"]
+    return lines
