@@ -18,6 +18,7 @@ from rich.markup import escape
 from backout import __version__, commands
 from backout.engine.runner import Decision
 from backout.errors import BackoutError, PlanError
+from backout.proc import kill_all
 from backout.render import (
     Progress,
     journal_lines,
@@ -62,6 +63,7 @@ def live_progress(enabled: bool) -> Iterator[Progress | None]:
     try:
         yield progress
     except KeyboardInterrupt:
+        kill_all()  # the steps' own processes run in their own sessions: stop them too
         if progress:
             progress.close(interrupted=True)
         raise
