@@ -60,8 +60,8 @@ def test_validate_an_invalid_plan_lists_every_issue(write_plan: WritePlan) -> No
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: plan.yaml:2:1: stepz: unknown key 'stepz' (did you mean 'steps'?)",
-        "error: plan.yaml:5:5: steps[0].run: run: takes a list [program, arg, ...], not a "
-        "string; write run: ['./bin/restart'], or use shell: if you need a shell",
+        "error: plan.yaml:5:5: steps[0].run: takes a list [program, arg, ...], not a "
+        "string; write ['./bin/restart'], or use a `shell:` step if you need a shell",
     ]
     assert "valid" not in result.stdout
 

@@ -426,8 +426,8 @@ def test_baseline_names_must_be_identifiers(write_plan: WritePlan) -> None:
 def test_run_given_a_string_suggests_a_list_or_shell(write_plan: WritePlan) -> None:
     issue = only_issue(write_plan("plan: p\nsteps:\n  - name: a\n    run: ./bin/restart app\n"))
     assert where(issue) == (4, 5, "steps[0].run")
-    assert "write run: ['./bin/restart', 'app']" in issue.message
-    assert "use shell: if you need a shell" in issue.message
+    assert "write ['./bin/restart', 'app']" in issue.message
+    assert "use a `shell:` step if you need a shell" in issue.message
 
 
 def test_command_check_given_a_string_suggests_a_list(write_plan: WritePlan) -> None:

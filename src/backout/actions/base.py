@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Options(BaseModel):
     """Base for action/check/source options: closed and immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArgvOptions(Options):
+    """Options of anything that runs a program: an argv list (or just the list), no shell."""
+
+    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
+    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {"argv": value}
+        if isinstance(value, str):
+            raise ValueError(
+                f"takes a list [program, arg, ...], not a string; write "
+                f"{shlex.split(value)!r}, or use a `shell:` step if you need a "
+                "shell"
+            )
+        return value
 
 
 @dataclass(frozen=True)

@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from backout.actions.base import Action, Context, Options, Outcome, resolve
+from backout.actions.base import Action, ArgvOptions, Context, Outcome, resolve
 from backout.proc import run_process
 
 
-class RunOptions(Options):
-    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
+class RunOptions(ArgvOptions):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
-    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
     exit_codes: list[int] = Field(
         default_factory=lambda: [0], description="Exit codes that mean success."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return {"argv": value}
-        if isinstance(value, str):
-            raise ValueError(
-                "run: takes a list [program, arg, ...], not a string; "
-                f"write run: {shlex.split(value)!r}, or use shell: if you need a shell"
-            )
-        return value
 
 
 def argv_with_local_program(argv: list[str], ctx: Context) -> list[str]:

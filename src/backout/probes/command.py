@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from backout.actions.base import Context, Options, resolve
+from backout.actions.base import ArgvOptions, Context, resolve
 from backout.actions.run import argv_with_local_program
 from backout.errors import ActionError
 from backout.probes.base import Check, Source, Verdict
 from backout.proc import run_process
 
 
-class CommandOptions(Options):
-    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
+class CommandOptions(ArgvOptions):
     exit_code: int = Field(0, description="Exit code that means the check passed.")
     contains: str | None = Field(None, description="Text the output must contain.")
-    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return {"argv": value}
-        if isinstance(value, str):
-            raise ValueError(f"command: takes a list, e.g. {shlex.split(value)!r}")
-        return value
 
 
 def _run(options: CommandOptions, ctx: Context) -> tuple[int | None, str, bool]:

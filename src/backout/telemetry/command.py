@@ -17,30 +17,18 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from backout.actions.base import Options, resolve
+from backout.actions.base import ArgvOptions, resolve
 from backout.telemetry.base import Reading, Source, SourceContext
 
 TAIL = 200
 KILL_GRACE_S = 2.0
 
 
-class CommandOptions(Options):
-    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
-    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
+class CommandOptions(ArgvOptions):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return {"argv": value}
-        if isinstance(value, str):
-            raise ValueError(f"command: takes a list, e.g. {shlex.split(value)!r}")
-        return value
 
 
 @dataclass(frozen=True)
