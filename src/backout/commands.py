@@ -5,6 +5,7 @@ The CLI, and later the REST API and UI, are thin layers over these; nothing here
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -212,14 +213,28 @@ def _start_run(
     _refuse_lint_errors(loaded, strict)
     store = open_store(settings.database_url)
     try:
-        owner = leases.new_owner()
-        row = create_run(store, loaded, settings.actor, owner, settings.lease_ttl, change_id, extra)
-        execution = Execution(
-            store, row, loaded.plan, owner, settings.actor, settings.lease_ttl, observer=observer
-        )
-        if listen is None:
-            return run_report(row, execute(execution))
-        with Listener(store, row.service, row.id, listen):
+        # bind the webhook port first: a busy port must not leave a run behind
+        with contextlib.ExitStack() as stack:
+            listener = (
+                stack.enter_context(Listener(store, loaded.plan.service_name, None, listen))
+                if listen
+                else None
+            )
+            owner = leases.new_owner()
+            row = create_run(
+                store, loaded, settings.actor, owner, settings.lease_ttl, change_id, extra
+            )
+            if listener is not None:
+                listener.run_id = row.id
+            execution = Execution(
+                store,
+                row,
+                loaded.plan,
+                owner,
+                settings.actor,
+                settings.lease_ttl,
+                observer=observer,
+            )
             return run_report(row, execute(execution))
     finally:
         store.dispose()

@@ -232,7 +232,7 @@ _FLOW_LINES: dict[str, Any] = {
     "trigger_fired": lambda d: (
         f"[red]trigger fired[/] {escape(str(d.get('trigger')))}: {escape(str(d.get('summary')))}"
     ),
-    "backout_started": lambda d: "[yellow]backing out[/] the stages done so far",
+    "backout_started": lambda d: "[yellow]backing out[/]",
     "stage_approved": lambda d: f"approved by {escape(str(d.get('actor')))}",
     "promoted": lambda d: "[green]promoted[/]: the new baseline is recorded",
     "alert_rejected": lambda d: f"[yellow]rejected a webhook[/]: {escape(str(d.get('reason')))}",

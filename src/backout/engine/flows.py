@@ -21,6 +21,7 @@ from backout.engine.layout import Mode, Unit
 from backout.engine.states import RunStatus, StepStatus
 from backout.engine.steps import StepRunner
 from backout.engine.view import RunView
+from backout.errors import UsageError
 from backout.spec.models import Stage
 from backout.triggers.watcher import Fired, Watcher
 
@@ -41,6 +42,8 @@ class Flow:
         return self.runner.journal.view
 
     def run(self) -> None:
+        if self.mode != "backout" and not self._triggers_ready():
+            return
         if self.mode != "backout" and self.view.backout_reason is None:
             fired = self._forward() if self.mode == "deploy" else self._watch()
             if fired is ATTENTION:
@@ -52,6 +55,21 @@ class Flow:
         if self.mode == "deploy" and not self._reverse():
             return
         self._backout()
+
+    def _triggers_ready(self) -> bool:
+        """Build every trigger before the first forward step: a trigger that cannot work
+        (no baseline for it) must stop the deploy before it shifts any traffic."""
+        try:
+            self.watcher()
+        except UsageError as exc:
+            if self.view.steps and any(s.status is not StepStatus.PENDING for s in self.view.steps):
+                raise
+            self.runner.finish(
+                RunStatus.FAILED,
+                f"not started: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""),
+            )
+            return False
+        return True
 
     # --- watch ---------------------------------------------------------------------------
     def _watch(self) -> Fired | None:

@@ -131,7 +131,13 @@ def _watcher(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Watcher:
         )
 
     ctx = WatchContext(
-        ex.store, ex.row.service, ex.row.id, env.scope(), source_ctx, runner.journal.append
+        ex.store,
+        ex.row.service,
+        ex.row.id,
+        env.scope(),
+        source_ctx,
+        runner.journal.append,
+        since=ex.row.created_at,
     )
     return Watcher(ex.plan, baseline, ctx)
 

@@ -200,17 +200,21 @@ class StepRunner:
 
     # --- end -----------------------------------------------------------------------------
     def finish(self, outcome: RunStatus, message: str, **extra: Any) -> None:
+        """The run's last event. The rto is measured from when the backout began (for a
+        deploy or watch: when the trigger fired), and only for runs that backed out."""
         failpoints.hit("before_finish")
         view = self.journal.view
-        elapsed = time.time() - (view.started_at or view.created_at or time.time())
+        now = time.time()
+        elapsed = now - (view.backout_started_at or view.started_at or view.created_at or now)
         rto = self.plan.rto
+        measured = rto is not None and extra.get("result") not in ("promoted", "healthy")
         self.journal.append(
             "run_finished",
             outcome=outcome.value,
             message=message,
             elapsed_s=round(elapsed, 3),
             rto_s=rto,
-            rto_met=None if rto is None else elapsed <= rto,
+            rto_met=elapsed <= rto if measured and rto is not None else None,
             **extra,
         )
 

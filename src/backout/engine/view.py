@@ -73,6 +73,7 @@ class RunView:
     last_seq: int = 0
     checkpoints_passed: set[int] = field(default_factory=set)
     backout_reason: dict[str, Any] | None = None
+    backout_started_at: float | None = None
     result: str | None = None
 
     @property
@@ -212,6 +213,7 @@ def _backout_started(view: RunView, event: Event) -> None:
     if view.backout_reason is not None:
         raise TransitionError("the backout has already started", run_id=view.run_id)
     view.backout_reason = dict(event.data)
+    view.backout_started_at = event.at
 
 
 def _note(view: RunView, event: Event) -> None:

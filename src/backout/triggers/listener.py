@@ -28,6 +28,7 @@ class Listener:
         self.store, self.service, self.run_id = store, service, run_id
         try:
             self.server = ThreadingHTTPServer((host or "127.0.0.1", int(port)), self._handler())
+            self.server.daemon_threads = True
         except (OSError, ValueError) as exc:
             raise UsageError(
                 f"cannot listen on {address!r}: {exc}",

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from backout.errors import UsageError
 from backout.spec.models import Plan, Trigger
 from backout.spec.templating import render_value
 from backout.store import inbox
@@ -66,6 +65,7 @@ class WatchContext:
     scope: dict[str, Any]
     source_ctx: Callable[[float, float], SourceContext]  # (timeout, interval) -> context
     note: Note
+    since: float  # inbox entries from this time on are for this run (its creation)
 
 
 class Watcher:
@@ -73,7 +73,7 @@ class Watcher:
         self.plan, self.ctx = plan, ctx
         self.signals = {name: self._open(name) for name in self._used_signals()}
         self.rules = [_Rule(t, self._build(t, baseline)) for t in plan.triggers]
-        self.since = time.time()
+        self.since = ctx.since
         self.approvals: list[dict[str, Any]] = []
 
     def _used_signals(self) -> list[str]:
@@ -98,10 +98,7 @@ class Watcher:
     def _build(self, trigger: Trigger, baseline: Baseline) -> Detector | None:
         kind = TRIGGERS.get(trigger.kind)
         options = kind.Options.model_validate(trigger.options)
-        try:
-            return kind.build(options, trigger.name, trigger.signal or "", baseline)
-        except UsageError as exc:
-            raise UsageError(f"trigger {trigger.name!r}: {exc.message}", hint=exc.hint) from exc
+        return kind.build(options, trigger.name, trigger.signal or "", baseline)
 
     # --- the loop ------------------------------------------------------------------------
     def watch(
@@ -117,7 +114,8 @@ class Watcher:
         started = last
         approved = approval is None
         while True:
-            fired, pausing = self._tick()
+            fired = self._tick()
+            pausing = self._pausing()
             fired = fired or self._inbox()
             if fired:
                 return fired
@@ -146,35 +144,36 @@ class Watcher:
                 )
             time.sleep(TICK_S)
 
-    def _tick(self) -> tuple[Fired | None, bool]:
+    def _tick(self) -> Fired | None:
         now = time.monotonic()
-        pausing = False
         for name, signal in self.signals.items():
             if now < signal.due:
                 continue
             signal.due = now + signal.interval
             signal.last = signal.sampler.read()
-            fired, paused = self._feed(name, signal.last)
-            pausing = pausing or paused
+            fired = self._feed(name, signal.last)
             if fired:
-                return fired, pausing
-        return None, pausing
+                return fired
+        return None
 
-    def _feed(self, name: str, reading: Reading) -> tuple[Fired | None, bool]:
-        paused = False
+    def _pausing(self) -> bool:
+        """A trigger whose latest verdict is no_data under `on_no_data: pause` holds the
+        checkpoint until data returns (between readings too, not only when one arrives)."""
+        return any(
+            rule.last == "no_data" and rule.trigger.on_no_data == "pause" for rule in self.rules
+        )
+
+    def _feed(self, name: str, reading: Reading) -> Fired | None:
         for rule in self.rules:
             decision = self._decide(rule, name, reading)
             if decision is None:
                 continue
             self._record(rule, decision)
-            if decision.verdict == "fail":
-                return self._fire(rule, decision), paused
-            if decision.verdict == "no_data":
-                policy = rule.trigger.on_no_data
-                if policy == "backout":
-                    return self._fire(rule, decision), paused
-                paused = paused or policy == "pause"
-        return None, paused
+            if decision.verdict == "fail" or (
+                decision.verdict == "no_data" and rule.trigger.on_no_data == "backout"
+            ):
+                return self._fire(rule, decision)
+        return None
 
     @staticmethod
     def _decide(rule: _Rule, name: str, reading: Reading) -> Decision | None:
