@@ -160,7 +160,14 @@ def snapshot(ctx: click.Context, plan: str, as_json: bool) -> None:
         return
     out.print(f"snapshot #{report.snapshot_id} of {report.service}:")
     for key, value in report.values.items():
-        out.print(f"  {key} = {value}", soft_wrap=True)
+        out.print(f"  {key} = {escape(value)}", soft_wrap=True)
+    for name, reading in report.telemetry.items():
+        counts = (
+            f" ({reading['events']} of {reading['trials']})"
+            if reading.get("trials") is not None
+            else ""
+        )
+        out.print(f"  telemetry {name}: {reading['status']}, value {reading['value']}{counts}")
 
 
 def _finish(report: RunReport, as_json: bool) -> None:

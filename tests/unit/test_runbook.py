@@ -118,3 +118,26 @@ def test_a_bare_plan_says_what_is_missing(write_plan: WritePlan) -> None:
         lines
     )
     assert "1. **go** — `shell: echo hi` (timeout 1m, not idempotent, on failure: stop)" in lines
+
+
+def test_runbook_shows_stages_undo_and_triggers(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "plan: p\n"
+        "telemetry:\n  errors: {command: [cat, e.txt]}\n"
+        "triggers:\n  - name: too many errors\n    signal: errors\n"
+        "    threshold: {above: 5, for: 10s}\n"
+        "deploy:\n  strategy: canary\n  stages:\n"
+        "    - name: canary 5%\n      steps:\n        - name: shift\n"
+        "          run: [./shift, '5']\n          undo: {run: [./shift, '0']}\n"
+        "      hold: 2m\n      approve: true\n"
+        "steps:\n  - name: everything back\n    run: [./shift, '0']\n"
+    )
+    text = render_runbook(load_plan(plan))
+    assert "## Deploy (canary), stage by stage" in text
+    assert "1. **canary 5%** — checkpoint: hold 2m, then wait for `backout approve`" in text
+    assert "   - shift — `run ./shift 5`; undo: `run ./shift 0`" in text
+    assert (
+        "- **too many errors** — threshold on `errors` (above: 5, for: 10s); no data: pause" in text
+    )
+    assert "## Backout steps (after the stages are undone)" in text

@@ -61,7 +61,11 @@ def render_runbook(loaded: LoadedPlan) -> str:
             for name, src in plan.baseline.items()
         ]
         lines.append("")
-    lines += ["## Steps", ""]
+    lines += _deploy_lines(loaded) + _trigger_lines(loaded)
+    lines += [
+        "## Steps" if not plan.deploy else "## Backout steps (after the stages are undone)",
+        "",
+    ]
     lines += [_step_line(i + 1, step) for i, step in enumerate(plan.steps)]
     lines += ["", '## What "restored" means', ""]
     if plan.verify:
@@ -82,3 +86,45 @@ def render_runbook(loaded: LoadedPlan) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _deploy_lines(loaded: LoadedPlan) -> list[str]:
+    deploy = loaded.plan.deploy
+    if deploy is None:
+        return []
+    lines = [
+        f"## Deploy ({deploy.strategy}), stage by stage",
+        "",
+        "If a trigger fires at a checkpoint, the stages done so far are undone, newest "
+        'first, then the backout steps below run and what "restored" means is '
+        "checked.",
+        "",
+    ]
+    for number, stage in enumerate(deploy.stages, 1):
+        gate = f"hold {format_duration(stage.hold)}" + (
+            ", then wait for `backout approve`" if stage.approve else ""
+        )
+        lines.append(f"{number}. **{stage.name}** — checkpoint: {gate}")
+        for step in stage.steps:
+            action = _describe("steps", step.kind, step.options).replace("`", "'")
+            undo = (
+                f"; undo: `{_describe('steps', *next(iter(step.undo.items())))}`"
+                if step.undo
+                else ""
+            )
+            lines.append(f"   - {step.name} — `{action}`{undo}")
+    return [*lines, ""]
+
+
+def _trigger_lines(loaded: LoadedPlan) -> list[str]:
+    triggers = loaded.plan.triggers
+    if not triggers:
+        return []
+    lines = ["## When to back out (triggers)", ""]
+    for trigger in triggers:
+        on = f" on `{trigger.signal}`" if trigger.signal else ""
+        options = ", ".join(f"{k}: {v}" for k, v in (trigger.options or {}).items())
+        lines.append(
+            f"- **{trigger.name}** — {trigger.kind}{on} ({options}); no data: {trigger.on_no_data}"
+        )
+    return [*lines, ""]
