@@ -177,6 +177,19 @@ def _trigger_signals(loaded: LoadedPlan) -> Iterator[Issue]:
                 )
 
 
+def _no_data_explicit(loaded: LoadedPlan) -> Iterator[Issue]:
+    """What to do without data is a decision, not a default to stumble on."""
+    for index, trigger in enumerate(loaded.plan.triggers):
+        if trigger.signal and "on_no_data" not in trigger.model_fields_set:
+            yield loaded.issue(
+                ("triggers", index),
+                f"trigger {trigger.name!r} does not say "
+                "what to do without data: it pauses the checkpoint",
+                "set `on_no_data: pause`, `backout` or `ignore`",
+                "warning",
+            )
+
+
 def _stage_reverses(loaded: LoadedPlan) -> Iterator[Issue]:
     from backout.actions import ACTIONS
     from backout.actions.base import Action
@@ -202,6 +215,7 @@ RULES: list[Rule] = [
     _rto_budget,
     _wait_fits_timeout,
     _trigger_signals,
+    _no_data_explicit,
     _stage_reverses,
 ]
 
