@@ -22,7 +22,7 @@ test: $(VENV)/.test            ## set up, then lint, type-check and run the whol
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto    # one worker per core: the e2e tests are process-bound
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
