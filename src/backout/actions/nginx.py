@@ -32,6 +32,9 @@ ADDRESS = re.compile(r"^[^\s;{}#'\"]+$")
 HEADER = "# written by backout's nginx action; a later step or its reverse may overwrite it\n"
 
 
+RELOAD_WAIT_S = 5.0  # how long a step waits for nginx to put the new workers in place
+
+
 class NginxOptions(Options):
     upstream_file: str = Field(
         description="The include file holding the upstream block (relative to the plan file)."
@@ -159,6 +162,8 @@ def _apply(
         _write(path, content)
     except OSError as exc:
         return f"cannot write {path}: {exc.strerror or exc}", ""
+    master = _master_pid(options, ctx)
+    before = _workers(master)
     for verb, argv in (("test", ["-t"]), ("reload", ["-s", "reload"])):
         ok, output = _nginx(options, argv, ctx, deadline)
         if not ok:
@@ -167,7 +172,59 @@ def _apply(
                 f"nginx {verb} failed, the previous upstream file is back: {_first_error(output)}",
                 output,
             )
+    _wait_for_new_workers(master, before, deadline)
     return "", ""
+
+
+def _master_pid(options: NginxOptions, ctx: Context) -> int | None:
+    """The running master's pid, from the config's ``pid`` directive (best effort)."""
+    config = resolve(ctx.workdir, options.config)
+    try:
+        found = re.search(r"^\s*pid\s+([^;\s]+)\s*;", config.read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    pid_file = Path(found.group(1)) if found else Path("/run/nginx.pid")
+    if not pid_file.is_absolute():
+        if not options.prefix:
+            return None
+        pid_file = resolve(ctx.workdir, options.prefix) / pid_file
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _workers(master: int | None) -> set[int]:
+    """The master's workers that still accept connections (old ones retitle themselves
+    "shutting down" when they stop listening)."""
+    if master is None:
+        return set()
+    workers = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) != master:
+                continue
+            if b"shutting down" not in (entry / "cmdline").read_bytes():
+                workers.add(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return workers
+
+
+def _wait_for_new_workers(master: int | None, before: set[int], deadline: float) -> None:
+    """``nginx -s reload`` only sends a signal: the step is done when traffic really follows
+    the new file, i.e. when only workers started after the reload accept connections."""
+    if master is None or not before:
+        return
+    limit = min(deadline, time.monotonic() + RELOAD_WAIT_S)
+    while time.monotonic() < limit:
+        current = _workers(master)
+        if current and not current & before:
+            return
+        time.sleep(0.02)
 
 
 def _nginx(
