@@ -7,8 +7,9 @@ signalled, the previous file is put back, so what is on disk is always what ngin
 ``reverse`` writes back the file as it was before the step, with the same test and reload.
 
 nginx applies a reload within a fraction of a second: the master starts new workers and
-lets the old ones finish their requests, so a connection already open may still see the
-old weights briefly.
+lets the old ones finish their requests. ``nginx -s reload`` only sends the signal, so the
+step waits until only the new workers accept connections: when it returns, new traffic
+follows the new weights (a connection already open may still see the old ones briefly).
 """
 
 from __future__ import annotations
