@@ -157,7 +157,7 @@ def run(
     change_id: int | None = None,
 ) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention)."""
-    return _start_run(settings, path, {}, observer, strict, change_id)
+    return _start_run(settings, load_plan(path), {}, observer, strict, change_id)
 
 
 def deploy(
@@ -175,9 +175,8 @@ def deploy(
             f"{path}: the plan has no `deploy:` block",
             hint="add `deploy: {stages: [...]}`; see docs/deploy.md",
         )
-    return _start_run(
-        settings, path, {"mode": "deploy", "release": release}, observer, False, change_id, listen
-    )
+    extra = {"mode": "deploy", "release": release}
+    return _start_run(settings, loaded, extra, observer, False, change_id, listen)
 
 
 def watch(
@@ -195,21 +194,19 @@ def watch(
             f"{path}: the plan has no `triggers:` to watch",
             hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
         )
-    return _start_run(
-        settings, path, {"mode": "watch", "watch_for": seconds}, observer, False, change_id, listen
-    )
+    extra = {"mode": "watch", "watch_for": seconds}
+    return _start_run(settings, loaded, extra, observer, False, change_id, listen)
 
 
 def _start_run(
     settings: Settings,
-    path: str | Path,
+    loaded: LoadedPlan,
     extra: dict[str, Any],
     observer: Observer | None,
     strict: bool,
     change_id: int | None,
     listen: str | None = None,
 ) -> RunReport:
-    loaded = load_plan(path)
     _refuse_lint_errors(loaded, strict)
     store = open_store(settings.database_url)
     try:
