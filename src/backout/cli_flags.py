@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import os
+import sys
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
 from rich.markup import escape
 
-from backout.cli import cli, handle_errors, json_option, out, settings_of
+from backout.cli import cli, err, handle_errors, json_option, out, settings_of
 from backout.errors import UsageError
 from backout.flags import service
 from backout.flags.model import FlagChange, FlagState
 from backout.render import clock, print_json
 from backout.store.dialect import hide_password
+
+if TYPE_CHECKING:
+    from backout.flags.listen import Stopped
 
 
 def _flag_line(flag: FlagState) -> str:
@@ -27,14 +32,30 @@ def _flag_line(flag: FlagState) -> str:
 
 
 def _variant(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE``: VALUE as JSON when it parses (true, 3, {"a": 1}), else as text."""
+    """``NAME=VALUE``: VALUE as JSON when it parses (true, 3, {"a": 1}), else as text
+    (NaN and Infinity, which Python's parser would take, are not JSON: they stay text)."""
     name, sep, raw = text.partition("=")
     if not sep or not name:
-        raise UsageError(f"--variant {text!r}: write NAME=VALUE, e.g. --variant blue='\"b\"'")
+        raise UsageError(
+            f"--variant {text!r}: write NAME=VALUE",
+            hint="e.g. --variant blue='\"#00f\"' (VALUE is JSON when it parses, else text)",
+        )
     try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
+        value = json.loads(raw, parse_constant=_not_json)
+    except ValueError:  # JSONDecodeError, or NaN/Infinity
         return name, raw
+    if value is None:
+        raise UsageError(
+            f"--variant {text!r}: null is not a value apps can be served (OFREP has boolean, "
+            "string, number and object values)",
+            hint=f"for the text null write --variant {name}='\"null\"'; to serve nothing "
+            "new, turn the flag off (--off)",
+        )
+    return name, value
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise ValueError(f"{constant} is not JSON")
 
 
 @cli.group()
@@ -84,9 +105,10 @@ def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: 
     for name, value in flag.variants.items():
         out.print(f"  variant {escape(name)} = {escape(json.dumps(value))}")
     if evaluation:
+        value = "the app's code default" if evaluation.code_default else evaluation.value
         out.print(
             f"for {escape(targeting_key or '')}: {escape(str(evaluation.variant))} = "
-            f"{escape(json.dumps(evaluation.value))} ({evaluation.reason.value})"
+            f"{escape(json.dumps(value))} ({evaluation.reason.value})"
         )
 
 
@@ -144,14 +166,61 @@ def flags_set(
 
 @flags.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8016, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8016,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on (0: any free port, printed at start).",
+)
+@click.option(
+    "--token-file",
+    metavar="PATH",
+    help="Require Authorization: Bearer <the token in this file> (or set BACKOUT_FLAGS_TOKEN).",
+)
+@click.option(
+    "--no-token",
+    "allow_no_token",
+    is_flag=True,
+    help="Serve a non-loopback address without a token (only behind an authenticating proxy).",
+)
 @click.pass_context
 @handle_errors
-def flags_serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve flags to apps: OFREP at /ofrep/v1/evaluate/flags[/KEY], a list at /flags."""
-    from backout.flags.server import serve
+def flags_serve(
+    ctx: click.Context, host: str, port: int, token_file: str | None, allow_no_token: bool
+) -> None:
+    """Serve flags to apps: OFREP at /ofrep/v1/evaluate/flags[/KEY], a list at /flags.
+
+    Stops gracefully on SIGTERM or Ctrl-C: in-flight requests finish, then it exits 143
+    (SIGTERM) or 130 (SIGINT)."""
+    from backout.flags import listen
 
     settings = settings_of(ctx)
-    where = hide_password(settings.database_url)
-    out.print(f"serving flags from {where} on http://{host}:{port}", soft_wrap=True)
-    serve(settings.database_url, host, port)
+    token = listen.load_token(token_file, os.environ.get(listen.TOKEN_ENV))
+    listener = listen.listen(host, port, token, allow_no_token=allow_no_token)
+    auth = "bearer token required" if token else "no token"
+
+    def ready() -> None:
+        if listener.warning:
+            err.print(f"[red bold]{escape(listener.warning)}[/]", soft_wrap=True)
+        where = hide_password(settings.database_url)
+        out.print(f"serving flags from {where} on {listener.url} ({auth})", soft_wrap=True)
+
+    stopped = listen.serve(settings.database_url, listener, ready=ready)
+    if stopped.signal is not None:
+        _say_stopped(stopped)
+
+
+def _say_stopped(stopped: Stopped) -> NoReturn:
+    traffic = stopped.traffic
+    finished = (
+        f"{traffic.cut_off} request(s) cut off after the grace period"
+        if traffic.cut_off
+        else "in-flight requests finished"
+    )
+    out.print(
+        f"flags serve stopped on {stopped.signal_name}: {finished}; "
+        f"{traffic.handled} request(s) handled",
+        soft_wrap=True,
+    )
+    sys.exit(128 + (stopped.signal or 0))

@@ -5,28 +5,26 @@ answering real HTTP requests."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner, Result
+from pydantic import ValidationError
 
 from backout.actions import ACTIONS
 from backout.actions.base import Context
 from backout.actions.flag import FlagAction, FlagOptions, flag_store_url
 from backout.cli import cli
 from backout.flags import ErrorCode, FlagChange, FlagState, Reason, bucket, evaluate, service
-from backout.flags.server import create_app
 from backout.settings import Settings
 from backout.store import audit
 from backout.store.db import open_store
 from backout.store.models import AuditRow
-from tests.services import free_port, port_open, stop_process, wait_until
+from tests.integration.flag_server import flag_server, start_serve
+from tests.services import stop_process
 
 
 def settings(url: str, actor: str = "ci-bot") -> Settings:
@@ -73,6 +71,37 @@ def test_reasons_follow_openfeature() -> None:
     assert missing.to_ofrep()["errorCode"] == "FLAG_NOT_FOUND"
     bad = evaluate("f", on, {"targetingKey": 42})
     assert bad.error_code is ErrorCode.INVALID_CONTEXT
+
+
+def test_a_stored_null_is_served_as_the_code_default() -> None:
+    """A value OFREP cannot carry (stored before null and NaN were refused) is never sent as
+    "value": null: the answer has no value, which tells the app to use its code default."""
+    for unservable in (None, math.nan, {"a": [math.inf]}):
+        flag = FlagState("f", enabled=True, variants={"on": unservable, "off": False}, version=2)
+        answer = evaluate("f", flag, {}).to_ofrep()
+        assert answer == {
+            "key": "f",
+            "variant": "on",
+            "reason": "DEFAULT",
+            "metadata": {"version": 2, "percentage": 100},
+        }
+    off = FlagState("f", enabled=False, variants={"on": None, "off": False})
+    assert evaluate("f", off, {}).to_ofrep()["value"] is False  # the other variant is fine
+    nested = FlagState("f", enabled=True, variants={"on": {"a": None}, "off": False})
+    assert evaluate("f", nested, {}).to_ofrep()["value"] == {"a": None}  # an object may
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "variant 'on' is null, which no OFREP value type allows"),
+        (math.nan, "variant 'on' holds NaN or Infinity, which JSON cannot carry"),
+        ({"a": [1, -math.inf]}, "variant 'on' holds NaN or Infinity"),
+    ],
+)
+def test_a_change_cannot_store_what_apps_cannot_be_served(value: object, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        FlagChange(variants={"on": value, "off": False})
 
 
 def test_split_is_stable_proportional_and_only_grows() -> None:
@@ -190,6 +219,20 @@ def test_reverse_of_a_created_flag_turns_it_off(run_store: str, tmp_path: Path) 
     assert flag.enabled is False
 
 
+def test_reverse_puts_back_a_legacy_null_as_it_was(run_store: str, tmp_path: Path) -> None:
+    legacy = FlagChange.model_construct(enabled=True, variants={"on": None, "off": False})
+    service.set_flag(settings(run_store), "old", legacy)
+    ctx = Context(workdir=tmp_path, timeout=10)
+    options = FlagOptions(key="old", enabled=False)
+    done = FlagAction().execute(options, ctx)
+    assert done.ok, done
+    back = FlagAction().reverse(options, json.loads(json.dumps(done.detail)), ctx)
+    assert back is not None
+    assert back.ok, back
+    restored = service.get_flag(settings(run_store), "old")
+    assert (restored.enabled, restored.variants) == (True, {"on": None, "off": False})
+
+
 def test_action_failure_is_an_outcome_not_a_traceback(run_store: str, tmp_path: Path) -> None:
     outcome = FlagAction().execute(
         FlagOptions(key="f", on_variant="missing"), Context(workdir=tmp_path, timeout=10)
@@ -256,8 +299,21 @@ def test_cli_set_get_list(store_url: str) -> None:
     data = json.loads(got.stdout)
     assert (data["percentage"], data["updated_by"]) == (25, "ci-bot")
     assert data["evaluation"]["reason"] == "SPLIT"
+    constants = invoke(
+        store_url,
+        "flags",
+        "set",
+        "odd",
+        "--variant",
+        "on=NaN",
+        "--variant",
+        "off=-Infinity",
+        "--json",
+    )
+    assert constants.exit_code == 0, constants.output  # not JSON, so text, as documented
+    assert json.loads(constants.stdout)["after"]["variants"] == {"on": "NaN", "off": "-Infinity"}
     listed = json.loads(invoke(store_url, "flags", "list", "--json").stdout)
-    assert [f["key"] for f in listed] == ["banner", "new-checkout"]
+    assert [f["key"] for f in listed] == ["banner", "new-checkout", "odd"]
     human = invoke(store_url, "flags", "list")
     assert "new-checkout" in human.stdout
 
@@ -270,6 +326,10 @@ def test_cli_set_get_list(store_url: str) -> None:
         (["flags", "set", "bad/key", "--on"], "is not a flag key"),
         (["flags", "set", "f", "--percentage", "101"], "101 is not in the range"),
         (["flags", "set", "f", "--variant", "novalue"], "write NAME=VALUE"),
+        (
+            ["flags", "set", "f", "--on", "--variant", "on=null", "--variant", "off=false"],
+            "--variant 'on=null': null is not a value apps can be served",
+        ),
     ],
 )
 def test_cli_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
@@ -277,23 +337,22 @@ def test_cli_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> Non
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+    assert "hint: " in result.output or "Usage:" in result.output
+
+
+def test_cli_shows_a_code_default(store_url: str) -> None:
+    legacy = FlagChange.model_construct(enabled=True, variants={"on": None, "off": False})
+    service.set_flag(settings(store_url), "old", legacy)
+    got = invoke(store_url, "flags", "get", "old", "--for", "user-7")
+    assert got.exit_code == 0, got.output
+    assert 'for user-7: on = "the app\'s code default" (DEFAULT)' in got.stdout
 
 
 # --- the OFREP server, over real HTTP -------------------------------------------------------
 @pytest.fixture
 def ofrep(store_url: str) -> Iterator[str]:
-    store = open_store(store_url)
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 10, "the flag server to start")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    store.dispose()
+    with flag_server(store_url) as running:
+        yield running.url
 
 
 def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
@@ -323,6 +382,11 @@ def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
             "errorCode": "INVALID_CONTEXT",
             "errorDetails": "context must be a JSON object",
         }
+        numeric = {"context": {"targetingKey": 7}}
+        for path in ("/ofrep/v1/evaluate/flags/new-checkout", "/ofrep/v1/evaluate/flags"):
+            refused = http.post(path, json=numeric)  # the bulk request fails whole, too
+            assert (refused.status_code, refused.json()["errorCode"]) == (400, "INVALID_CONTEXT")
+            assert refused.json()["errorDetails"] == "targetingKey must be a string, not int"
 
         bulk = http.post("/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u"}})
         assert bulk.status_code == 200
@@ -360,19 +424,11 @@ def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
 def test_flags_serve_command_answers_over_http(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'b.db'}"
     service.set_flag(settings(url), "new-checkout", FlagChange(enabled=True))
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "backout", "--db", url, "flags", "serve", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    serve = start_serve(url, tmp_path / "serve.log")
     try:
-        wait_until(lambda: process.poll() is not None or port_open(port), 20, "flags serve")
-        assert process.poll() is None, log.read_text()
-        answer = httpx.post(f"http://127.0.0.1:{port}/ofrep/v1/evaluate/flags/new-checkout")
+        answer = httpx.post(f"{serve.url}/ofrep/v1/evaluate/flags/new-checkout", timeout=30)
         assert answer.json()["value"] is True
         assert answer.json()["reason"] == "STATIC"
     finally:
-        stop_process(process)
+        stop_process(serve.process)
+    assert f"on {serve.url} (no token)" in serve.output()

@@ -5,7 +5,10 @@ Reasons (https://openfeature.dev/specification/types#resolution-reason):
 - ``DISABLED`` — the flag is off: everyone gets the off variant.
 - ``STATIC``   — on at 0 % or 100 %: the answer does not depend on who asks.
 - ``SPLIT``    — on at 1-99 %: the targeting key's bucket decides.
-- ``DEFAULT``  — on at 1-99 % but no targeting key to split on: the off variant.
+- ``DEFAULT``  — on at 1-99 % but no targeting key to split on: the off variant; or the
+  variant's stored value is one OFREP cannot carry (null, NaN — refused when set since, but
+  possibly stored before): the answer then has no ``value``, which tells the app to use its
+  code default (OFREP ADR 0006, ``codeDefaultFlag``) rather than ``"value": null``.
 - ``ERROR``    — with ``FLAG_NOT_FOUND`` or ``INVALID_CONTEXT``; no value.
 
 A targeting key lands in one of 100 buckets by a hash of flag key and targeting key, so a
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from backout.flags.model import FlagState
+from backout.flags.model import FlagState, value_problem
 
 BUCKETS = 100
 
@@ -49,6 +52,7 @@ class Evaluation:
     error_code: ErrorCode | None = None
     error_details: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    code_default: bool = False  # no value: the app uses the default in its code
 
     @property
     def ok(self) -> bool:
@@ -62,9 +66,10 @@ class Evaluation:
                 "errorCode": self.error_code.value,
                 "errorDetails": self.error_details,
             }
+        value = {} if self.code_default else {"value": self.value}
         return {
             "key": self.key,
-            "value": self.value,
+            **value,
             "variant": self.variant,
             "reason": self.reason.value,
             "metadata": self.metadata,
@@ -103,12 +108,15 @@ def evaluate(key: str, flag: FlagState | None, context: Mapping[str, Any]) -> Ev
         )
     reason, on = _decide(flag, targeting_key)
     variant = flag.on_variant if on else flag.off_variant
+    value = flag.variants[variant]
+    unservable = value_problem(value) is not None
     return Evaluation(
         key,
-        reason,
-        value=flag.variants[variant],
+        Reason.DEFAULT if unservable else reason,
+        value=None if unservable else value,
         variant=variant,
         metadata={"version": flag.version, "percentage": flag.percentage},
+        code_default=unservable,
     )
 
 

@@ -3,21 +3,53 @@
 A flag has named variants (``{on: true, off: false}`` unless told otherwise). Enabled, a
 ``percentage`` of targeting keys get ``on_variant`` and the rest ``off_variant``; disabled,
 everyone gets ``off_variant`` — so turning a flag off is always the kill switch.
+
+A variant's value is what apps receive over OFREP, whose value types are boolean, string,
+number and object: ``null`` fits none of them, and NaN or Infinity are not JSON at all, so
+a change holding either is refused (:func:`value_problem`).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from backout.errors import UsageError
 
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 DEFAULT_VARIANTS: dict[str, Any] = {"on": True, "off": False}
 CHANGEABLE = ("enabled", "percentage", "variants", "on_variant", "off_variant")
+RESTORING = "restoring"  # validation context key: a reverse puts back what was stored
+
+
+def value_problem(value: Any) -> str | None:
+    """Why apps could not be served ``value`` over OFREP, or None when they can."""
+    if value is None:
+        return "is null, which no OFREP value type allows"
+    if _non_finite(value):
+        return "holds NaN or Infinity, which JSON cannot carry"
+    return None
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(item) for item in value)
+    return False
 
 
 def check_key(key: str) -> str:
@@ -68,12 +100,19 @@ class FlagChange(BaseModel):
 
     @field_validator("variants")
     @classmethod
-    def _variant_names(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _variant_names(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if value is not None and not value:
             raise ValueError("give at least one variant")
-        for name in value or {}:
+        restoring = bool(info.context and info.context.get(RESTORING))
+        for name, served in (value or {}).items():
             if not name or len(name) > 100:
                 raise ValueError(f"variant name {name!r}: 1 to 100 characters")
+            if not restoring and (problem := value_problem(served)):
+                raise ValueError(
+                    f"variant {name!r} {problem}; give true/false, a number, text or an object"
+                )
         return value
 
     @model_validator(mode="after")
@@ -98,7 +137,11 @@ class FlagChange(BaseModel):
 
     @classmethod
     def restoring(cls, state: FlagState | None) -> FlagChange:
-        """The change back to ``state``; a flag that did not exist is turned off."""
+        """The change back to ``state``; a flag that did not exist is turned off.
+
+        A value stored before null and NaN were refused is put back as it was (apps get the
+        code default for it); everything else is validated as for any change.
+        """
         if state is None:
             return cls(enabled=False)
-        return cls(**state.settings())
+        return cls.model_validate(state.settings(), context={RESTORING: True})
