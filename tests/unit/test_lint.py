@@ -143,6 +143,13 @@ def test_unknown_template_name(write_plan: WritePlan) -> None:
     issues = lint_text(write_plan, CLEAN.replace("{{ run.id }}", "{{ runn.id }}"))
     assert messages(issues) == ["template uses unknown name 'runn'"]
     assert issues[0].field == "steps[1].run[1]"
+    assert issues[0].hint == "did you mean 'run'?"
+    assert issues[0].severity == "error"
+
+
+def test_unknown_template_name_far_from_any_lists_the_scope(write_plan: WritePlan) -> None:
+    issues = lint_text(write_plan, CLEAN.replace("{{ run.id }}", "{{ xyzzy }}"))
+    assert messages(issues) == ["template uses unknown name 'xyzzy'"]
     assert issues[0].hint == f"names in scope: {', '.join(sorted(SCOPE_NAMES))}"
     assert "baseline, change, env, run, secrets" in issues[0].hint
 
@@ -170,6 +177,121 @@ def test_shell_without_templates_is_fine(write_plan: WritePlan) -> None:
         'run: [./bin/restart, "{{ run.id }}"]', 'shell: ./bin/restart "$BACKOUT_BASELINE_RELEASE"'
     )
     assert lint_text(write_plan, text) == []
+
+
+def with_template(template: str) -> str:
+    return CLEAN.replace("{{ run.id }}", template)
+
+
+@pytest.mark.parametrize(
+    ("template", "message", "hint"),
+    [
+        (
+            "{{ run.releas }}",
+            "template uses run.releas, which does not exist",
+            "did you mean 'release'?",
+        ),
+        (
+            "{{ run['owner'] }}",
+            "template uses run.owner, which does not exist",
+            "`run` has: id, plan, service, actor, release",
+        ),
+        (
+            "{{ change.id }}",
+            "template uses change.id, but `change` has no values yet",
+            "remove it: `change` is reserved for change records",
+        ),
+        (
+            "{{ secrets.token }}",
+            "template uses secrets.token, which `secrets:` does not declare",
+            "declare it under secrets:",
+        ),
+    ],
+)
+def test_keys_that_can_never_resolve_are_errors(
+    write_plan: WritePlan, template: str, message: str, hint: str
+) -> None:
+    issues = lint_text(write_plan, with_template(template))
+    assert [(i.message, i.hint, i.severity) for i in issues] == [(message, hint, "error")]
+    assert (issues[0].line, issues[0].col, issues[0].field) == (13, 26, "steps[1].run[1]")
+
+
+def test_a_near_miss_of_a_declared_secret(write_plan: WritePlan) -> None:
+    text = with_template("{{ secrets.tokn }}").replace(
+        "baseline:", "secrets:\n  token: {env: TOKEN}\nbaseline:"
+    )
+    issues = lint_text(write_plan, text)
+    assert [(i.message, i.hint) for i in issues] == [
+        ("template uses secrets.tokn, which `secrets:` does not declare", "did you mean 'token'?")
+    ]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ run.release }}",
+        "{{ run.get('id', 'none') }}",
+        "{% for key, value in baseline.items() %}{{ key }}={{ value }}{% endfor %}",
+        "{% set b = baseline %}{{ b.release }}",
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{{ loop.index }}{% endfor %}",
+        "{{ env.get('REGION', 'eu-1') }}{{ env.ANYTHING_AT_ALL }}",
+        "{% macro tag(x) %}<{{ x }}>{% endmacro %}{{ tag(run.id) }}",
+    ],
+)
+def test_names_a_template_defines_and_jinja_globals_are_fine(
+    write_plan: WritePlan, template: str
+) -> None:
+    assert lint_text(write_plan, with_template(template)) == []
+
+
+DEPLOY = """\
+plan: shop
+steps:
+  - name: back
+    run: [./bin/back]
+telemetry:
+  errors:
+    scrape: {url: "http://{{ env.HOST }}/metrics", metric: errors_total}
+deploy:
+  stages:
+    - name: all
+      steps:
+        - name: switch
+          run: [./bin/switch, "{{ run.release }}"]
+          undo: {run: [./bin/undo, "{{ run.release }}"]}
+"""
+
+
+def test_deploy_steps_their_undo_and_telemetry_are_checked_too(write_plan: WritePlan) -> None:
+    assert lint_text(write_plan, DEPLOY) == []
+    text = (
+        DEPLOY.replace("{{ env.HOST }}", "{{ enw.HOST }}")
+        .replace('switch, "{{ run.release }}"', 'switch, "{{ run.relase }}"')
+        .replace('undo, "{{ run.release }}"', 'undo, "{{ change.release }}"')
+    )
+    issues = lint_text(write_plan, text)
+    assert [(i.field, i.message) for i in issues] == [
+        ("telemetry.errors.scrape.url", "template uses unknown name 'enw'"),
+        ("deploy.stages[0].steps[0].run[1]", "template uses run.relase, which does not exist"),
+        (
+            "deploy.stages[0].steps[0].undo.run[1]",
+            "template uses change.release, but `change` has no values yet",
+        ),
+    ]
+    assert all(i.severity == "error" for i in issues)
+
+
+def test_validate_exits_2_on_a_name_that_can_never_resolve(
+    write_plan: WritePlan, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_plan(with_template("{{ run.releas }}"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["validate", "plan.yaml"], obj={})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'plan.yaml'}:13:26: steps[1].run[1]: template uses run.releas, "
+        "which does not exist (did you mean 'release'?)"
+    ]
 
 
 # --- retries and the time budget --------------------------------------------------------

@@ -15,6 +15,7 @@ from backout.probes.command import CommandOptions
 from backout.probes.files import PathOptions
 from backout.probes.http import HttpCheckOptions
 from backout.spec.loader import LoadedPlan, load_plan
+from backout.spec.yamlfile import MAX_ALIAS_NODES, MAX_DEPTH
 
 WritePlan = Callable[..., Path]
 
@@ -475,7 +476,20 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_plan_error_not_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00plan")
-    assert only_issue(path).message.startswith("cannot read")
+    issue = only_issue(path)
+    assert (issue.line, issue.col, issue.message) == (1, 1, "byte 0xff is not valid UTF-8")
+    assert issue.hint == "save the file as UTF-8"
+
+
+def test_invalid_utf8_is_pinned_to_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("plan: p\nowner: Jos\u00e9\n".encode("latin-1"))
+    issue = only_issue(path)
+    assert (issue.line, issue.col, issue.message) == (2, 11, "byte 0xe9 is not valid UTF-8")
+
+
+def test_a_folder_is_a_plan_error(tmp_path: Path) -> None:
+    assert only_issue(tmp_path).message.startswith("cannot read")
 
 
 @pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "", "# only a comment\n"])
@@ -490,6 +504,77 @@ def test_step_that_is_not_a_mapping(write_plan: WritePlan) -> None:
     issue = only_issue(write_plan("plan: p\nsteps:\n  - {name: a, run: [echo]}\n  - echo hi\n"))
     assert where(issue) == (4, 5, "steps[1]")
     assert issue.hint == "check the indentation and the shape of this value"
+
+
+# --- bounds: what a plan file may be -----------------------------------------------------
+def nested(depth: int) -> str:
+    """A plan whose first step's argv is nested ``depth`` levels below the document."""
+    # the document, steps, a step and http are 4 levels, each [ one more, and x the last
+    inner = "[" * (depth - 5) + "x" + "]" * (depth - 5)
+    return f"plan: p\nsteps:\n  - name: s\n    http: {{url: 'http://h/', json: {inner}}}\n"
+
+
+def test_nesting_up_to_the_limit_loads_and_one_more_level_does_not(
+    write_plan: WritePlan,
+) -> None:
+    assert load_plan(write_plan(nested(MAX_DEPTH))).plan.steps[0].kind == "http"
+    issue = only_issue(write_plan(nested(MAX_DEPTH + 1)))
+    assert where(issue) == (4, 36 + MAX_DEPTH - 4, "-")  # at the x: the first [ is at 36
+    assert issue.message == f"nested more than {MAX_DEPTH} levels deep"
+
+
+def test_aliases_may_add_up_to_the_limit(write_plan: WritePlan) -> None:
+    items = ", ".join(["x"] * 99)  # 100 values with the sequence itself
+    uses = "\n".join(f"  k{n}: *many" for n in range(MAX_ALIAS_NODES // 100))
+    text = f"plan: p\nsteps: []\nx-many: &many [{items}]\nextra:\n{uses}\n"
+    issues = issues_of(write_plan(text))
+    assert "aliases expand" not in " ".join(i.message for i in issues)
+    issue = only_issue(write_plan(text + "  one_more: *many\n"))
+    assert where(issue) == (5 + MAX_ALIAS_NODES // 100, 13, "-")
+    assert issue.message.startswith(f"aliases expand to more than {MAX_ALIAS_NODES} values")
+
+
+def test_a_reused_anchor_is_legal_and_says_nothing_on_stderr(
+    write_plan: WritePlan, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = "plan: &n p\nowner: &n team\nservice: *n\nsteps: [{name: s, run: [echo]}]\n"
+    assert load_plan(write_plan(text)).plan.service == "team"
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("char", "name"), [("\x00", "control character U+0000"), ("\x1b", "control character U+001B"),
+                       ("\x7f", "control character U+007F"), ("\ufffe", "character U+FFFE")]
+)  # fmt: skip
+def test_characters_yaml_forbids_are_named_and_placed(tmp_path: Path, char: str, name: str) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(f"plan: p\nsteps:\n  - name: a{char}b\n", encoding="utf-8")
+    issue = only_issue(path)
+    assert where(issue) == (3, 12, "-")
+    assert issue.message == f"{name} is not allowed"
+
+
+def test_a_line_separator_in_a_key_is_escaped_in_the_field(write_plan: WritePlan) -> None:
+    issue = only_issue(write_plan('plan: p\nsteps: [{name: s, run: [x]}]\n"a\\u2028b": 1\n'))
+    assert issue.field == "a\\u2028b"
+    assert len(str(issue).splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (".nan", "a duration must be under 1000000000s (about 30 years)"),
+        (".inf", "a duration must be under 1000000000s (about 30 years)"),
+        ("1" + "0" * 400, "a duration must be under 1000000000s (about 30 years)"),
+        ("9" * 400 + "s", "a duration must be under 1000000000s (about 30 years)"),
+        ("-" + "1" * 400, "a duration cannot be negative"),
+    ],
+)
+def test_durations_must_be_finite(write_plan: WritePlan, value: str, message: str) -> None:
+    text = f"plan: p\nsteps:\n  - name: s\n    run: [echo]\n    timeout: {value}\n"
+    issue = only_issue(write_plan(text))
+    assert where(issue) == (5, 5, "steps[0].timeout")
+    assert issue.message == message
 
 
 # --- many errors at once ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from backout.spec.templating import (
     references,
     render_text,
     render_value,
+    usage,
     walk_strings,
 )
 
@@ -105,6 +106,29 @@ def test_references_finds_names_and_baseline_keys() -> None:
     assert references("no template") == (set(), set())
     assert references("{{ broken }") == (set(), set())
     assert {"baseline", "run", "change", "env", "secrets"} <= SCOPE_NAMES
+
+
+def test_references_skip_names_the_template_defines_and_jinja_globals() -> None:
+    names, keys = references(
+        "{% set b = baseline %}{% for x in range(3) %}{{ x }}{{ loop.index }}{% endfor %}"
+        "{% macro m(arg) %}{{ arg }}{% endmacro %}{{ m(b.release) }}{{ namespace(a=1).a }}"
+    )
+    assert names == {"baseline"}
+    assert keys == set()  # b.release reads through a local name: not checked
+
+
+def test_usage_collects_the_keys_of_each_scope_name() -> None:
+    used = usage("{{ run.id }}{{ run['release'] }}{{ change.x }}{{ secrets.t }}{{ env.HOME }}")
+    assert used.names == {"run", "change", "secrets", "env"}
+    assert (used.keys_of("run"), used.keys_of("change")) == ({"id", "release"}, {"x"})
+    assert (used.keys_of("secrets"), used.keys_of("baseline")) == ({"t"}, set())
+
+
+def test_calling_a_read_method_is_not_a_key() -> None:
+    used = usage("{{ run.get('id') }}{% for k, v in baseline.items() %}{{ k }}{% endfor %}")
+    assert used.keys_of("run") == set()
+    assert used.keys_of("baseline") == set()
+    assert usage("{{ run.get }}").keys_of("run") == {"get"}  # not called: a key named get
 
 
 def test_parse_error() -> None:

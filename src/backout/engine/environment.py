@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +50,14 @@ class RunEnvironment:
         return Redactor(self.secrets.values())
 
     def scope(self) -> dict[str, Any]:
+        """What templates see. The sandbox refuses changes; these copies make sure no
+        render (or a bug in a caller) can change what the next step or check reads."""
         return {
-            "baseline": self.baseline,
-            "run": self.run,
-            "change": self.change,
+            "baseline": dict(self.baseline),
+            "run": dict(self.run),
+            "change": copy.deepcopy(self.change),
             "env": dict(os.environ),
-            "secrets": self.secrets,
+            "secrets": dict(self.secrets),
         }
 
     def process_env(self) -> dict[str, str]:

@@ -4,14 +4,26 @@ issues; ``--strict`` turns warnings into errors."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from backout.errors import Issue
 from backout.spec.durations import parse_duration
 from backout.spec.loader import LoadedPlan
-from backout.spec.models import MAX_RETRY_DELAY, Step
-from backout.spec.templating import SCOPE_NAMES, is_template, parse_error, references, walk_strings
+from backout.spec.models import MAX_RETRY_DELAY, Plan, Step
+from backout.spec.templating import (
+    CHANGE_KEYS,
+    RUN_KEYS,
+    SCOPE_NAMES,
+    Usage,
+    is_template,
+    parse_error,
+    usage,
+    walk_strings,
+)
+from backout.spec.yamlfile import unknown_key_hint
 
 Rule = Callable[[LoadedPlan], Iterator[Issue]]
+Where = tuple[str | int, ...]
 HIGH_RISK = ("high", "critical")
 
 
@@ -63,48 +75,103 @@ def _retries_need_idempotence(loaded: LoadedPlan) -> Iterator[Issue]:
 
 
 def _templates(loaded: LoadedPlan) -> Iterator[Issue]:
-    plan = loaded.plan
-    items = [("steps", i, s.kind, s.options) for i, s in enumerate(plan.steps)] + [
-        ("verify", i, c.kind, c.options) for i, c in enumerate(plan.verify)
-    ]
-    for section, index, kind, options in items:
+    for where, kind, options in _rendered(loaded.plan):
         for path, text in walk_strings(options):
-            where = (section, index, kind, *path)
-            if kind == "shell" and section == "steps":
+            if kind == "shell" and "steps" in where:
                 if is_template(text):
                     yield loaded.issue(
-                        where,
+                        (*where, *path),
                         "templates are not rendered in shell: scripts",
                         "read values from $BACKOUT_BASELINE_<NAME> instead",
                         "warning",
                     )
                 continue
-            yield from _template_issues(loaded, where, text)
+            yield from _template_issues(loaded, (*where, *path), text)
 
 
-def _template_issues(
-    loaded: LoadedPlan, where: tuple[str | int, ...], text: str
-) -> Iterator[Issue]:
+def _rendered(plan: Plan) -> list[tuple[Where, str, Any]]:
+    """(path of the kind key, kind, options) of everything whose options are rendered:
+    steps, verify checks, deploy steps and their undo, telemetry signals."""
+    items: list[tuple[Where, str, Any]] = [
+        (("steps", i, s.kind), s.kind, s.options) for i, s in enumerate(plan.steps)
+    ]
+    items += [(("verify", i, c.kind), c.kind, c.options) for i, c in enumerate(plan.verify)]
+    items += [(("telemetry", n, t.kind), t.kind, t.options) for n, t in plan.telemetry.items()]
+    for s_index, stage in enumerate(plan.deploy.stages if plan.deploy else []):
+        for index, step in enumerate(stage.steps):
+            where: Where = ("deploy", "stages", s_index, "steps", index)
+            items.append(((*where, step.kind), step.kind, step.options))
+            items += [((*where, "undo", k), k, o) for k, o in (step.undo or {}).items()]
+    return items
+
+
+def _template_issues(loaded: LoadedPlan, where: Where, text: str) -> Iterator[Issue]:
     error = parse_error(text) if is_template(text) else None
     if error:
         yield loaded.issue(where, f"template does not parse: {error}", "check the {{ }} braces")
         return
-    names, keys = references(text)
-    for name in sorted(names - SCOPE_NAMES):
+    used = usage(text)
+    for name in sorted(used.names - SCOPE_NAMES):
         yield loaded.issue(
             where,
             f"template uses unknown name {name!r}",
-            f"names in scope: {', '.join(sorted(SCOPE_NAMES))}",
-            "warning",
+            unknown_key_hint(name, sorted(SCOPE_NAMES), "names in scope"),
         )
-    for key in sorted(keys - set(loaded.plan.baseline)):
-        known = ", ".join(sorted(loaded.plan.baseline)) or "none declared"
+    yield from _scope_key_issues(loaded, where, used)
+
+
+# scope name -> (how a missing key is described, the hint's list label, the hint when empty)
+NEVER_RESOLVES = {
+    "run": ("which does not exist", "`run` has", ""),
+    "change": (
+        "but `change` has no values yet",
+        "",
+        "remove it: `change` is reserved for change records",
+    ),
+    "secrets": ("which `secrets:` does not declare", "declared", "declare it under secrets:"),
+}
+
+
+def _scope_key_issues(loaded: LoadedPlan, where: Where, used: Usage) -> Iterator[Issue]:
+    """Keys of ``run``, ``change`` and ``secrets`` are known before a run: a key outside
+    them can never render. Baseline keys depend on the snapshot, so they only warn."""
+    known = {"run": RUN_KEYS, "change": CHANGE_KEYS, "secrets": tuple(sorted(loaded.plan.secrets))}
+    for name, keys in known.items():
+        missing, listed, empty = NEVER_RESOLVES[name]
+        for key in sorted(used.keys_of(name) - set(keys)):
+            hint = unknown_key_hint(key, list(keys), listed) if keys else empty
+            yield loaded.issue(where, f"template uses {name}.{key}, {missing}", hint)
+    for key in sorted(used.keys_of("baseline") - set(loaded.plan.baseline)):
+        declared = ", ".join(sorted(loaded.plan.baseline)) or "none declared"
         yield loaded.issue(
             where,
             f"template uses baseline.{key}, which `baseline:` does not define",
-            f"declare it under baseline: (known: {known})",
+            f"declare it under baseline: (known: {declared})",
             "warning",
         )
+
+
+def needs_release(loaded: LoadedPlan) -> list[Issue]:
+    """The backout ``steps:`` and ``verify:`` that use ``run.release``: only
+    ``backout deploy --release`` sets it, so under ``backout run`` they would see ''."""
+    named = [
+        ("steps", i, "step", s.name, s.kind, s.options) for i, s in enumerate(loaded.plan.steps)
+    ]
+    named += [
+        ("verify", i, "check", c.name, c.kind, c.options) for i, c in enumerate(loaded.plan.verify)
+    ]
+    return [
+        loaded.issue(
+            (section, index, kind, *path),
+            f"{label} {name!r} uses run.release, which only `backout deploy --release` sets",
+            "`backout run` has no release: use a baseline value such as "
+            "{{ baseline.release }}, recorded by `backout snapshot`",
+        )
+        for section, index, label, name, kind, options in named
+        if kind != "shell"  # never rendered; lint warns about {{ }} there
+        for path, text in walk_strings(options)
+        if "release" in usage(text).keys_of("run")
+    ]
 
 
 def _step_worst(step: Step) -> float:

@@ -1,40 +1,201 @@
 """Any YAML file into a typed model, with every error pinned to file, line and column.
 
 The plan loader adds kinds (``run:``, ``http:`` …) on top; policy files use this directly.
+
+Reading is bounded, because a plan file is input like any other: its size, its nesting,
+what its aliases expand to and the integers in it all have limits, and whatever breaks
+one becomes an :class:`~backout.errors.Issue` at the place that broke it, fast.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.reader import Reader
 
 from backout.errors import Issue, PlanError
 from backout.spec.source_map import SourceMap
 
 M = TypeVar("M", bound=BaseModel)
 
+# A long plan is 10-30 KiB. Loading and linting cost about 20 s of CPU per MiB of steps,
+# so the cap is where a file is still 10x any real plan and loads in a few seconds.
+MAX_BYTES = 256 * 1024
+MAX_DEPTH = 50  # real plans nest fewer than 10 levels; deeper ones exhaust the stack
+# Aliases are shared while parsing but copied when the document becomes plain values: an
+# "alias bomb" of a few hundred bytes expands to billions of values. Real plans reuse a
+# few small blocks, far below this.
+MAX_ALIAS_NODES = 10_000
+YAML_HINT = "check indentation and quoting around this place"
+
+
+class LimitError(MarkedYAMLError):
+    """A document that is valid YAML but beyond what a plan may be; carries its own hint."""
+
+    def __init__(self, problem: str, mark: Any, hint: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.hint = hint
+
+
+class BoundedComposer(Composer):
+    """ruamel's composer, refusing nesting deeper than ``MAX_DEPTH``, aliases that expand to
+    more than ``MAX_ALIAS_NODES`` values, and aliases that contain themselves."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.warn_double_anchors = False  # legal YAML; a warning on stderr helps nobody
+        self.level = 0
+        self.sizes: dict[Any, int] = {}  # node -> how many values it expands to
+        self.expanded = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count_alias(node, event)
+            return node
+        self.level += 1
+        try:
+            if self.level > MAX_DEPTH:
+                raise LimitError(
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    event.start_mark,
+                    "a plan needs far fewer levels; check for stray [ or { characters",
+                )
+            node = super().compose_node(parent, index)
+        finally:
+            self.level -= 1
+        self.sizes[node] = 1 + sum(self.sizes.get(child, 0) for child in _children(node))
+        return node
+
+    def _count_alias(self, node: Any, event: Any) -> None:
+        if node not in self.sizes:  # its anchor is still being composed: it contains itself
+            raise LimitError(
+                f"alias *{event.anchor} refers to a value that contains it",
+                event.start_mark,
+                "a plan cannot be recursive; write the value out instead",
+            )
+        self.expanded += self.sizes[node]
+        if self.expanded > MAX_ALIAS_NODES:
+            raise LimitError(
+                f"aliases expand to more than {MAX_ALIAS_NODES} values (an alias bomb?)",
+                event.start_mark,
+                "use fewer aliases (*name), or write the values out",
+            )
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+class BoundedConstructor(RoundTripConstructor):
+    """ruamel's round-trip constructor; a value Python refuses to build (an integer beyond
+    its digit limit, a date like 2024-02-30) becomes an error at that value."""
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except ValueError as exc:
+            raise LimitError(
+                _value_problem(node, exc), node.start_mark, _value_hint(node)
+            ) from None
+
+
+def _value_problem(node: Any, exc: ValueError) -> str:
+    if str(node.tag).endswith(":int"):
+        digits = sum(char.isdigit() for char in str(node.value))
+        limit = sys.get_int_max_str_digits()
+        return f"an integer of {digits} digits is too long (at most {limit})"
+    return f"cannot read this value: {exc}"
+
+
+def _value_hint(node: Any) -> str:
+    return "quote it to make it text" if str(node.value).strip() else YAML_HINT
+
+
+def _parser() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.Composer = BoundedComposer
+    yaml.Constructor = BoundedConstructor
+    return yaml
+
 
 def read_yaml(file: Path) -> Any:
-    """Parse YAML keeping positions; unreadable or invalid files become a PlanError."""
+    """Parse YAML keeping positions; unreadable, invalid or oversized files become a
+    PlanError pinned to the place that broke a rule."""
+    text = read_text(file)
+    _refuse_unprintable(file, text)
     try:
-        text = file.read_text(encoding="utf-8")
+        return _parser().load(text)
+    except MarkedYAMLError as exc:
+        raise PlanError([_marked_issue(file, exc)]) from None
+    except YAMLError as exc:  # unmarked errors (the reader's): rare after the checks above
+        raise PlanError([Issue(str(file), 1, 1, "-", f"invalid YAML: {exc}", YAML_HINT)]) from None
+
+
+def read_text(file: Path) -> str:
+    """The file as text, refusing what is not UTF-8 or larger than ``MAX_BYTES``."""
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise PlanError([Issue(str(file), 0, 0, "-", "no such file", "check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise PlanError([Issue(str(file), 0, 0, "-", f"cannot read: {exc}")]) from None
+    if len(data) > MAX_BYTES:
+        message = f"the file is larger than {MAX_BYTES // 1024} KiB, the most a plan may be"
+        hint = "a plan is a page or two; keep large data in files the plan points to"
+        raise PlanError([Issue(str(file), 1, 1, "-", message, hint)])
     try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        hint = "check indentation and quoting around this place"
-        raise PlanError([Issue(str(file), line, col, "-", message, hint)]) from None
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data[: exc.start].decode("utf-8"))
+        message = f"byte 0x{data[exc.start]:02x} is not valid UTF-8"
+        raise PlanError(
+            [Issue(str(file), line, col, "-", message, "save the file as UTF-8")]
+        ) from None
+
+
+def _refuse_unprintable(file: Path, text: str) -> None:
+    """YAML forbids control characters; ruamel's own error has no line or column."""
+    found = Reader.NON_PRINTABLE.search(text)
+    if found is None:
+        return
+    code = ord(found.group())
+    kind = "control character" if code < 0x20 or 0x7F <= code <= 0x9F else "character"
+    escape = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    line, col = _position(text[: found.start()])
+    message = f"{kind} U+{code:04X} is not allowed"
+    hint = f'delete it; to mean it, write the escape "{escape}" inside double quotes'
+    raise PlanError([Issue(str(file), line, col, "-", message, hint)])
+
+
+def _position(before: str) -> tuple[int, int]:
+    """1-based line and column of the character that follows ``before``."""
+    return before.count("\n") + 1, len(before) - before.rfind("\n")
+
+
+def _marked_issue(file: Path, exc: MarkedYAMLError) -> Issue:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if isinstance(exc, LimitError):
+        return Issue(str(file), line, col, "-", str(exc.problem), exc.hint)
+    problem = " ".join(str(exc.problem or exc.context).split())  # one line per issue
+    return Issue(str(file), line, col, "-", f"invalid YAML: {problem}", YAML_HINT)
 
 
 def to_plain(node: Any) -> Any:
@@ -48,8 +209,14 @@ def to_plain(node: Any) -> Any:
 def dotted(path: tuple[str | int, ...]) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        name = _printable(str(part))
+        text += f"[{part}]" if isinstance(part, int) else (f".{name}" if text else name)
     return text or "-"
+
+
+def _printable(key: str) -> str:
+    """A key as it can be shown on one line: U+2028 or a tab inside it is escaped."""
+    return key if key.isprintable() else repr(key)[1:-1]
 
 
 def error_message(error: Any) -> str:
@@ -68,9 +235,10 @@ def type_hint(error: Any) -> str:
     return ""
 
 
-def unknown_key_hint(key: str, allowed: list[str]) -> str:
+def unknown_key_hint(key: str, allowed: list[str], listed: str = "allowed keys") -> str:
+    """ "did you mean 'x'?" for a near miss, else the allowed names under ``listed``."""
     guess = difflib.get_close_matches(key, allowed, n=1)
-    return f"did you mean {guess[0]!r}?" if guess else f"allowed keys: {', '.join(allowed)}"
+    return f"did you mean {guess[0]!r}?" if guess else f"{listed}: {', '.join(allowed)}"
 
 
 def model_fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list[str]:
