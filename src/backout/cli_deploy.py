@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 from rich.markup import escape
 
 from backout import commands
 from backout.cli import _finish, cli, handle_errors, json_option, live_progress, out, settings_of
+from backout.errors import UsageError
 from backout.render import print_json
 from backout.spec.durations import parse_duration
+from backout.triggers.listener import ListenAddress, listen_address
 
-listen_option = click.option(
-    "--listen",
-    metavar="HOST:PORT",
-    help="Receive Alertmanager webhooks at http://HOST:PORT/alertmanager while running.",
+F = TypeVar("F", bound=Callable[..., Any])
+_LISTEN_OPTIONS = (
+    click.option(
+        "--listen",
+        metavar="HOST:PORT",
+        help="Receive Alertmanager webhooks at http://HOST:PORT/alertmanager while running "
+        "(needs a token: --listen-token-file or BACKOUT_LISTEN_TOKEN).",
+    ),
+    click.option(
+        "--listen-token-file",
+        metavar="PATH",
+        help="File holding the token Alertmanager must send as `Authorization: Bearer` "
+        "(else the environment's BACKOUT_LISTEN_TOKEN).",
+    ),
+    click.option(
+        "--listen-user",
+        metavar="NAME",
+        help="Expect the token as the basic-auth password of NAME instead of a bearer token "
+        "(else the environment's BACKOUT_LISTEN_USER).",
+    ),
 )
+
+
+def listen_options(func: F) -> F:
+    """The same webhook options on `deploy` and `watch`."""
+    for option in reversed(_LISTEN_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _listen(address: str | None, token_file: str | None, user: str | None) -> ListenAddress | None:
+    """The checked --listen address with its credential; a bad one stops before any run."""
+    if address is None:
+        given = "--listen-token-file" if token_file else "--listen-user" if user else ""
+        if given:
+            raise UsageError(
+                f"{given} applies only with --listen", hint="add --listen HOST:PORT, or drop it"
+            )
+        return None
+    return listen_address(address, token_file, user)
+
+
 change_option = click.option(
     "--change", "change_id", type=int, metavar="ID", help="The change record this belongs to."
 )
@@ -31,7 +73,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--release", help="The release being deployed (templates: {{ run.release }}).")
 @change_option
-@listen_option
+@listen_options
 @json_option
 @click.pass_context
 @handle_errors
@@ -41,12 +83,15 @@ def deploy(
     release: str | None,
     change_id: int | None,
     listen: str | None,
+    listen_token_file: str | None,
+    listen_user: str | None,
     as_json: bool,
 ) -> None:
     """Deploy stage by stage, watching triggers at every checkpoint; back out if one fires.
 
     Exit 0 promoted, 4 backed out (and verified), 1 failed, 3 needs attention.
     """
+    listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
         report = commands.deploy(settings_of(ctx), plan, release, progress, change_id, listen)
     _finish(report, as_json)
@@ -63,7 +108,7 @@ def deploy(
     help="How long to watch (500ms, 30s, 10m, 1h).",
 )
 @change_option
-@listen_option
+@listen_options
 @json_option
 @click.pass_context
 @handle_errors
@@ -73,12 +118,15 @@ def watch(
     seconds: float,
     change_id: int | None,
     listen: str | None,
+    listen_token_file: str | None,
+    listen_user: str | None,
     as_json: bool,
 ) -> None:
     """Watch a deployed release; back out if a trigger fires.
 
     Exit 0 healthy for the whole time, 4 backed out (and verified), 1 failed.
     """
+    listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
         report = commands.watch(settings_of(ctx), plan, seconds, progress, change_id, listen)
     _finish(report, as_json)

@@ -20,6 +20,60 @@ def _evidence(data: dict[str, Any]) -> str:
     return "; ".join(parts[:8])
 
 
+_INDENT = "\n          "
+
+
+def _pairs(values: Any) -> str:
+    if not isinstance(values, dict):
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def _alert(data: dict[str, Any]) -> str:
+    """An Alertmanager alert's evidence: its labels and annotations, and which firing it was
+    (the fingerprint and start find it in Alertmanager; who delivered it, in an HA set)."""
+    lines = [
+        f"{name}: {text}"
+        for name, text in (
+            ("labels", _pairs(data.get("labels"))),
+            ("annotations", _pairs(data.get("annotations"))),
+        )
+        if text
+    ]
+    identity = ", ".join(
+        f"{label} {data[key]}"
+        for key, label in (
+            ("fingerprint", "fingerprint"),
+            ("starts_at", "started"),
+            ("delivered_by", "delivered by"),
+        )
+        if data.get(key)
+    )
+    if identity:
+        lines.append(identity)
+    return "".join(_INDENT + line for line in lines)
+
+
+def _fired(event: Event) -> str:
+    data = event.data
+    head = (
+        f"{_at(event.at)}  FIRED: {data['trigger']!r} ({data.get('trigger_kind')}): "
+        f"{data['summary']}"
+    )
+    if data.get("trigger_kind") == "alertmanager":
+        return head + _alert(data.get("evidence") or {})
+    evidence = _evidence(data)
+    return head + (f"{_INDENT}evidence: {evidence}" if evidence else "")
+
+
+def _ignored(event: Event) -> str:
+    data = event.data
+    why = data.get("why") or "no_trigger"
+    reason = data.get("reason") or "no `alertmanager:` trigger matches its labels"
+    head = f"{_at(event.at)}  alert {data.get('alert')!r} not acted on ({why}): {reason}"
+    return head + _alert(data)
+
+
 def _line(event: Event, names: list[str]) -> str | None:
     data, when = event.data, _at(event.at)
     step = names[event.step] if event.step is not None and event.step < len(names) else ""
@@ -34,11 +88,12 @@ def _line(event: Event, names: list[str]) -> str | None:
     if event.kind == "trigger_evaluated":
         return f"{when}  trigger {data['trigger']!r} → {data['verdict']}: {data['summary']}"
     if event.kind == "trigger_fired":
-        evidence = _evidence(data)
-        return (
-            f"{when}  FIRED: {data['trigger']!r} ({data.get('trigger_kind')}): "
-            f"{data['summary']}" + (f"\n          evidence: {evidence}" if evidence else "")
-        )
+        return _fired(event)
+    if event.kind == "alert_ignored":
+        return _ignored(event)
+    if event.kind == "alert_rejected":
+        left_out = f" ({data['left_out']} more left out)" if data.get("left_out") else ""
+        return f"{when}  rejected a webhook request: {data.get('reason')}{left_out}"
     if event.kind == "step_finished":
         return f"{when}  {data.get('outcome')}: {step} — {data.get('summary', '')}"
     if event.kind == "step_skipped":
@@ -47,8 +102,6 @@ def _line(event: Event, names: list[str]) -> str | None:
         ok = "passed" if data.get("passed") else "FAILED"
         return f"{when}  verify {ok}: {data.get('reason', '')}"
     if event.kind in (
-        "alert_rejected",
-        "alert_ignored",
         "stage_approved",
         "promoted",
         "run_needs_attention",

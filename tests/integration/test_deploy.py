@@ -5,6 +5,7 @@ a file the test changes, so every decision comes from real telemetry readings.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import textwrap
@@ -26,8 +27,13 @@ def settings(url: str) -> Settings:
     return Settings(database_url=url, actor="deployer", lease_ttl=5.0)
 
 
-def layout(folder: Path, hold: str = "600ms", stages: int = STAGES, extra: str = "") -> Path:
-    """v1 and v2 releases; each stage records itself in stages.txt and knows its undo."""
+def layout(
+    folder: Path, hold: str | list[str] = "600ms", stages: int = STAGES, extra: str = ""
+) -> Path:
+    """v1 and v2 releases; each stage records itself in stages.txt and knows its undo.
+    ``hold`` is every stage's, or one per stage (a long hold where a trigger must fire, so
+    a busy machine cannot let the stage pass first)."""
+    holds = hold if isinstance(hold, list) else [hold] * stages
     for release in ("v1", "v2"):
         (folder / "rel" / release).mkdir(parents=True, exist_ok=True)
     (folder / "rel" / "cur").symlink_to("v1")
@@ -40,7 +46,7 @@ def layout(folder: Path, hold: str = "600ms", stages: int = STAGES, extra: str =
               run: [sh, -c, 'echo {n} >> stages.txt']
               undo: {{run: [sh, -c, 'echo undo {n} >> stages.txt']}}
               timeout: 5s
-          hold: {hold}
+          hold: {holds[n - 1]}
         """)
         for n in range(1, stages + 1)
     )
@@ -97,7 +103,7 @@ def kinds(url: str, run_id: str) -> list[str]:
 
 
 def test_trigger_at_stage_2_of_4_reverses_2_then_1_only(store_url: str, tmp_path: Path) -> None:
-    plan = layout(tmp_path)
+    plan = layout(tmp_path, hold=["600ms", "60s", "600ms", "600ms"])
     commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
     fail_when_stage_starts(tmp_path, 2)
     report = commands.deploy(settings(store_url), plan, release="v2")
@@ -256,8 +262,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+TOKEN = "test-listener-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
 def alert(labels: dict[str, str], status: str = "firing") -> dict[str, object]:
-    """A real Alertmanager v4 webhook body."""
+    """A real Alertmanager v4 webhook body, for an alert that started now."""
+    now = dt.datetime.now(dt.UTC).isoformat()
     return {
         "version": "4",
         "groupKey": '{}:{alertname="HighErrorRate"}',
@@ -273,7 +284,7 @@ def alert(labels: dict[str, str], status: str = "firing") -> dict[str, object]:
                 "status": status,
                 "labels": labels,
                 "annotations": {"summary": "5xx"},
-                "startsAt": "2026-11-26T10:00:00Z",
+                "startsAt": now,
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.example/graph",
                 "fingerprint": "abc123",
@@ -282,7 +293,10 @@ def alert(labels: dict[str, str], status: str = "firing") -> dict[str, object]:
     }
 
 
-def test_alertmanager_webhook_fires_only_on_matching_labels(store_url: str, tmp_path: Path) -> None:
+def test_alertmanager_webhook_fires_only_on_matching_labels(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BACKOUT_LISTEN_TOKEN", TOKEN)
     extra = (
         "  - name: paged by alertmanager\n"
         "    alertmanager: {match: {service: shop}, match_re: {severity: 'page|critical'}}\n"
@@ -295,18 +309,15 @@ def test_alertmanager_webhook_fires_only_on_matching_labels(store_url: str, tmp_
     responses: list[int] = []
 
     def send() -> None:
+        # an alert that started before the run was created would not count: wait for it
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                responses.append(httpx.post(url, content=b"{not json", timeout=2).status_code)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        while not commands.runs(settings(store_url), "shop") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        responses.append(httpx.post(url, content=b"{not json", headers=AUTH, timeout=5).status_code)
         other = alert({"alertname": "DiskFull", "service": "billing", "severity": "page"})
-        responses.append(httpx.post(url, json=other, timeout=2).status_code)
-        time.sleep(0.5)
+        responses.append(httpx.post(url, json=other, headers=AUTH, timeout=2).status_code)
         ours = alert({"alertname": "HighErrorRate", "service": "shop", "severity": "critical"})
-        responses.append(httpx.post(url, json=ours, timeout=2).status_code)
+        responses.append(httpx.post(url, json=ours, headers=AUTH, timeout=2).status_code)
 
     threading.Thread(target=send, daemon=True).start()
     report = commands.watch(settings(store_url), plan, 30, listen=f"127.0.0.1:{port}")

@@ -3,6 +3,11 @@
 
 Writers never touch a run's journal (only its executor does, so its sequence never forks);
 the executor reads the inbox every tick and journals what it consumed.
+
+Alertmanager delivers at least once, and every member of an HA set delivers on its own, so
+the same alert can arrive again at any time — also at the next run, re-armed on the release
+the first copy restored. ``alert_actions`` remembers each alert that made a service back
+out, by its (fingerprint, startsAt); one row per service and alert, kept across runs.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, select, update
+from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from backout.store.models import Base
@@ -73,3 +79,59 @@ def take(session: Session, service: str, run_id: str, since: float) -> list[Inbo
             .values(consumed_at=time.time())
         )
     return rows
+
+
+class AlertActionRow(Base):
+    """An alert that made a service back out. The unique key is the claim: of two copies
+    consumed at once (two runs, two members), only one insert succeeds."""
+
+    __tablename__ = "alert_actions"
+    __table_args__ = (
+        UniqueConstraint("service", "fingerprint", "starts_at", name="uq_alert_actions_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(200))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, microseconds
+    alert: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(32))
+    acted_at: Mapped[float] = mapped_column(Float)
+
+
+def acted_on(session: Session, service: str, key: tuple[str, str]) -> AlertActionRow | None:
+    """The record of the backout this alert (fingerprint, startsAt) already caused, if any."""
+    fingerprint, starts_at = key
+    query = select(AlertActionRow).where(
+        AlertActionRow.service == service,
+        AlertActionRow.fingerprint == fingerprint,
+        AlertActionRow.starts_at == starts_at,
+    )
+    return session.scalars(query).first()
+
+
+def claim_alert(
+    session: Session, service: str, key: tuple[str, str], alert: str, run_id: str
+) -> AlertActionRow:
+    """Record that ``run_id`` backs out because of this alert; if another run got there first,
+    its record is returned instead (compare ``run_id`` to tell)."""
+    earlier = acted_on(session, service, key)
+    if earlier is not None:
+        return earlier
+    row = AlertActionRow(
+        service=service,
+        fingerprint=key[0],
+        starts_at=key[1],
+        alert=alert[:200],
+        run_id=run_id,
+        acted_at=time.time(),
+    )
+    try:
+        with session.begin_nested():  # a lost race rolls back only this insert
+            session.add(row)
+    except IntegrityError:
+        winner = acted_on(session, service, key)
+        if winner is None:
+            raise
+        return winner
+    return row
