@@ -9,7 +9,10 @@ PostgreSQL half is skipped with one line saying what to start — unless
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +78,70 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'backout.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+# --- no process left behind ----------------------------------------------------------------
+# Every process a test starts inherits this tag through its environment (the tests pass
+# ``{**os.environ, ...}``; backout passes its own environment on to steps). At the end of
+# the session, a process still carrying this session's tag was leaked by the test named
+# in its BACKOUT_TEST_NODE: the run fails, and the process is killed by its pid.
+# The tag is set by the first test a process runs (so an xdist controller, which runs none,
+# never tags its workers).
+SESSION_TAG = f"backout-test-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(autouse=True)
+def _tag_processes_with_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    os.environ["BACKOUT_TEST_SESSION"] = SESSION_TAG
+    os.environ["BACKOUT_TEST_NODE"] = request.node.nodeid
+    yield
+    os.environ["BACKOUT_TEST_NODE"] = ""
+
+
+def tagged_processes() -> dict[int, str]:
+    """Live processes (not zombies, not this one) started under this session: pid -> test."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z" or f"BACKOUT_TEST_SESSION={SESSION_TAG}".encode() not in environ:
+            continue
+        node = next(
+            (v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"BACKOUT_TEST_NODE=")),
+            "?",
+        )
+        found[int(entry.name)] = node
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Torn down last (autouse, session scope): fails the run, naming the test, when a
+    process this session started still runs; kills it by its pid."""
+    yield
+    if not Path("/proc").is_dir():
+        return
+    deadline = time.monotonic() + 10  # processes being stopped right now get a moment
+    leaked = tagged_processes()
+    while leaked and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leaked = tagged_processes()
+    if not leaked:
+        return
+    lines = [f"  pid {pid} ({_cmdline(pid)}) started by {node}" for pid, node in leaked.items()]
+    for pid in leaked:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    pytest.fail("leaked processes (killed now):\n" + "\n".join(lines), pytrace=False)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"

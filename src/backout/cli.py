@@ -18,7 +18,6 @@ from rich.markup import escape
 from backout import __version__, commands
 from backout.engine.runner import Decision
 from backout.errors import BackoutError, PlanError
-from backout.proc import kill_all
 from backout.render import (
     Progress,
     journal_lines,
@@ -30,10 +29,13 @@ from backout.render import (
 )
 from backout.reports import RunReport
 from backout.settings import Settings
+from backout.spec.durations import parse_duration
+from backout.stop import Stopped, on_signals
 
 F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# emoji=False: user text such as ``plan.yaml:100:5`` must never turn into 💯
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def handle_errors(func: F) -> F:
@@ -49,6 +51,9 @@ def handle_errors(func: F) -> F:
         except BackoutError as exc:
             err.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
             sys.exit(exc.exit_code)
+        except Stopped as stop:
+            err.print(escape(stopped_line(stop)), soft_wrap=True)
+            sys.exit(stop.exit_code)
         except KeyboardInterrupt:
             err.print("interrupted")
             sys.exit(130)
@@ -56,17 +61,30 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def stopped_line(stop: Stopped) -> str:
+    where = f" {stop.where}" if stop.where else ""
+    if stop.run_id is None:
+        return f"stopped by {stop.name}{where}"
+    steps = (
+        "a step may still be finishing in this process as it exits"
+        if stop.abandoned
+        else "its steps stopped"
+    )
+    return (
+        f"stopped by {stop.name}{where}: run {stop.run_id} is interrupted, {steps}; "
+        f"continue it with `backout resume {stop.run_id}`"
+    )
+
+
 @contextmanager
-def live_progress(enabled: bool) -> Iterator[Progress | None]:
-    """Step-by-step progress on stderr; on Ctrl-C it says how to continue the run."""
+def live_progress(enabled: bool, drain: float = 0.0) -> Iterator[Progress | None]:
+    """Step-by-step progress on stderr, and a graceful stop on SIGTERM or Ctrl-C: running
+    steps are stopped (after ``drain`` seconds), the run is journalled as stopped, its
+    lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume."""
     progress = Progress(err) if enabled else None
     try:
-        yield progress
-    except KeyboardInterrupt:
-        kill_all()  # the steps' own processes run in their own sessions: stop them too
-        if progress:
-            progress.close(interrupted=True)
-        raise
+        with on_signals(drain):
+            yield progress
     finally:
         if progress:
             progress.close()
@@ -77,6 +95,25 @@ def settings_of(ctx: click.Context) -> Settings:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A plan-style duration on the command line: ``500ms``, ``10s``, ``2m``, ``1h``."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -306,12 +343,23 @@ def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
     type=click.FloatRange(0.1),
     help="Seconds between polls.",
 )
+@click.option(
+    "--drain",
+    default="30s",
+    show_default=True,
+    type=DURATION,
+    help="On SIGTERM, let the step in flight finish for up to this long before stopping it.",
+)
 @json_option
 @click.pass_context
 @handle_errors
-def worker(ctx: click.Context, once: bool, interval: float, as_json: bool) -> None:
-    """Resume runs whose executor died, once their lease has expired."""
-    with live_progress(enabled=not as_json) as progress:
+def worker(ctx: click.Context, once: bool, interval: float, drain: float, as_json: bool) -> None:
+    """Resume runs whose executor died, once their lease has expired.
+
+    On SIGTERM the worker drains: it claims nothing new, lets the step in flight finish
+    (up to --drain), journals the run as stopped, hands its lease back and exits 143.
+    """
+    with live_progress(enabled=not as_json, drain=drain) as progress:
         reports = commands.work(settings_of(ctx), once=once, interval=interval, observer=progress)
     if as_json:
         print_json(out, [r.to_json() for r in reports])

@@ -18,6 +18,7 @@ from backout.engine.create import create_run
 from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.engine.journal import Observer
 from backout.engine.lease import claim_for_resume
+from backout.engine.orphans import StepMayBeRunning
 from backout.engine.runner import (
     Decision,
     Execution,
@@ -29,7 +30,7 @@ from backout.engine.runner import (
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, fold
 from backout.engine.worker import claim_orphan
-from backout.errors import BackoutError, Issue, PlanError, UsageError
+from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.explain import explain
 from backout.redact import Redactor
 from backout.reports import (
@@ -40,11 +41,12 @@ from backout.reports import (
     run_report,
 )
 from backout.settings import Settings
-from backout.spec.lint import lint
+from backout.spec.lint import lint, needs_release
 from backout.spec.loader import LoadedPlan, load_plan, registries
 from backout.spec.runbook import render_runbook
 from backout.spec.schema import plan_schema
 from backout.spec.templating import render_value
+from backout.stop import STOP
 from backout.store import audit, inbox, leases, repo
 from backout.store import changes as change_store
 from backout.store.db import Store, open_store
@@ -75,12 +77,24 @@ def schema() -> dict[str, Any]:
 
 
 def init(path: str | Path, force: bool = False) -> Path:
+    """Write the starter plan at ``path``, creating its folder (like ``git init``)."""
     target = Path(path)
     if target.exists() and not force:
         raise UsageError(f"{target} already exists", hint="choose another name or pass --force")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder", hint=f"name the file: {target / 'backout.yaml'}")
     from importlib.resources import files
 
-    target.write_text((files("backout.spec") / "starter.yaml").read_text(encoding="utf-8"))
+    starter = (files("backout.spec") / "starter.yaml").read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(starter, encoding="utf-8")
+    except OSError as exc:
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        problem = f"{blocker} is a file, not a folder" if blocker else exc.strerror
+        raise UsageError(
+            f"cannot write {target}: {problem}", hint="choose another path for the plan"
+        ) from exc
     return target
 
 
@@ -157,7 +171,17 @@ def run(
     change_id: int | None = None,
 ) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention)."""
-    return _start_run(settings, load_plan(path), {}, observer, strict, change_id)
+    loaded = load_plan(path)
+    _refuse_release_users(loaded)
+    return _start_run(settings, loaded, {}, observer, strict, change_id)
+
+
+def _refuse_release_users(loaded: LoadedPlan) -> None:
+    """Refused before anything is created: with no release given, ``run.release`` would
+    render '' in the backout steps and checks, silently."""
+    release_users = needs_release(loaded)
+    if release_users:
+        raise PlanError(release_users)
 
 
 def deploy(
@@ -175,6 +199,8 @@ def deploy(
             f"{path}: the plan has no `deploy:` block",
             hint="add `deploy: {stages: [...]}`; see docs/deploy.md",
         )
+    if release is None:
+        _refuse_release_users(loaded)
     extra = {"mode": "deploy", "release": release}
     return _start_run(settings, loaded, extra, observer, False, change_id, listen)
 
@@ -194,6 +220,7 @@ def watch(
             f"{path}: the plan has no `triggers:` to watch",
             hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
         )
+    _refuse_release_users(loaded)  # a watch backs out with no release either
     extra = {"mode": "watch", "watch_for": seconds}
     return _start_run(settings, loaded, extra, observer, False, change_id, listen)
 
@@ -247,25 +274,22 @@ def dry_run(settings: Settings, path: str | Path) -> DryRunReport:
     """Render every step with the latest baseline; execute nothing, write nothing."""
     loaded = load_plan(path)
     plan = loaded.plan
-    store = open_store(settings.database_url)
-    try:
-        with store.session() as session:
-            snap = repo.latest_snapshot(session, plan.service_name)
-            baseline = dict(snap.values) if snap else {}
-    finally:
-        store.dispose()
-    problems: list[str] = []
+    problems = [str(issue) for issue in needs_release(loaded)]
+    snap = _latest_snapshot(settings, plan.service_name, problems)
+    values = baseline.template_values(dict(snap.values)) if snap else {}
     try:
         secrets = resolve_secrets(plan, loaded.base_dir)
     except UsageError as exc:
         problems.append(exc.message)
         secrets = {}
-    env = RunEnvironment(
-        loaded.base_dir,
-        baseline,
-        secrets,
-        {"id": "DRY-RUN", "plan": plan.plan, "service": plan.service_name, "actor": settings.actor},
-    )
+    run_values = {
+        "id": "DRY-RUN",
+        "plan": plan.plan,
+        "service": plan.service_name,
+        "actor": settings.actor,
+        "release": "",  # as `backout run` sees it: only `backout deploy --release` sets it
+    }
+    env = RunEnvironment(loaded.base_dir, values, secrets, run_values)
     redactor = env.redactor
     steps = [
         DryRunStep(
@@ -291,8 +315,22 @@ def dry_run(settings: Settings, path: str | Path) -> DryRunReport:
         for i, c in enumerate(plan.verify)
     ]
     return DryRunReport(
-        plan.plan, plan.service_name, snap.id if snap else None, baseline, steps, checks, problems
+        plan.plan, plan.service_name, snap.id if snap else None, values, steps, checks, problems
     )
+
+
+def _latest_snapshot(settings: Settings, service: str, problems: list[str]) -> Any:
+    """The service's newest snapshot, read without creating a store."""
+    try:
+        store = open_store(settings.database_url, create=False)
+    except NoStoreError as exc:
+        problems.append(f"{exc.message}: no snapshot of {service!r} to render baseline values")
+        return None
+    try:
+        with store.session() as session:
+            return repo.latest_snapshot(session, service)
+    finally:
+        store.dispose()
 
 
 def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
@@ -302,8 +340,9 @@ def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
         return item.options
     try:
         return render_value(item.options, env.scope())
-    except BackoutError as exc:
-        problems.append(f"{item.name}: {exc.message}")
+    except TemplateError as exc:  # the only error rendering raises; it would fail this step
+        # the message may quote a value, and a value may be a secret
+        problems.append(env.redactor(f"{item.name}: {exc.message}"))
         return item.options
 
 
@@ -346,25 +385,35 @@ def resume(
 def work(
     settings: Settings, once: bool = False, interval: float = 2.0, observer: Observer | None = None
 ) -> list[RunReport]:
-    """Finish orphaned runs (their executor died and the lease expired); ``once``: one pass."""
+    """Finish orphaned runs (their executor died and the lease expired); ``once``: one pass.
+
+    A run whose interrupted step may still be running under its previous executor (on
+    another host, or hung) is left alone until that step's timeout has ended. On a stop
+    (SIGTERM) the worker claims nothing new; the run in hand is stopped and handed back.
+    """
     store = open_store(settings.database_url)
     reports: list[RunReport] = []
+    waiting: dict[str, float] = {}  # run id -> when its previous executor's step must be over
     try:
-        while True:
+        while not STOP.requested:
+            now = time.time()
             owner = leases.new_owner()
-            row = claim_orphan(store, owner, settings.lease_ttl)
+            skip = {run_id for run_id, until in waiting.items() if until > now}
+            row = claim_orphan(store, owner, settings.lease_ttl, skip=skip)
             if row is None:
-                if once:
-                    return reports
-                time.sleep(interval)
+                if once or STOP.wait(interval):
+                    break
                 continue
             plan, _ = plan_of(row)
-            view = execute(
-                Execution(
-                    store, row, plan, owner, settings.actor, settings.lease_ttl, observer=observer
-                )
+            execution = Execution(
+                store, row, plan, owner, settings.actor, settings.lease_ttl, observer=observer
             )
-            reports.append(run_report(row, view))
+            try:
+                reports.append(run_report(row, execute(execution)))
+            except StepMayBeRunning as exc:
+                waiting[row.id] = exc.until
+        STOP.check()
+        return reports
     finally:
         store.dispose()
 
@@ -378,7 +427,7 @@ def _report(store: Store, run_id: str) -> RunReport:
 
 
 def status(settings: Settings, run_id: str) -> RunReport:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         return _report(store, run_id)
     finally:
@@ -386,7 +435,7 @@ def status(settings: Settings, run_id: str) -> RunReport:
 
 
 def runs(settings: Settings, service: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
             return [repo.run_summary(row) for row in repo.list_runs(session, service, limit)]
@@ -395,7 +444,7 @@ def runs(settings: Settings, service: str | None = None, limit: int = 20) -> lis
 
 
 def journal(settings: Settings, run_id: str) -> list[Event]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
             row = repo.get_run(session, run_id)
@@ -413,7 +462,7 @@ def audit_log(
     since: float | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
             return [
@@ -425,17 +474,35 @@ def audit_log(
 
 
 def audit_verify(settings: Settings, against: str | None = None) -> audit.Verification:
-    store = open_store(settings.database_url)
+    checkpoint = None if against is None else _checkpoint_hash(against)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
-            return audit.verify(session, against)
+            return audit.verify(session, checkpoint)
     finally:
         store.dispose()
 
 
+def _checkpoint_hash(text: str) -> str:
+    """A checkpoint to verify against: an empty or garbled one would prove nothing."""
+    value = text.strip().lower()
+    if not value:
+        raise UsageError(
+            "--against is empty: expected a checkpoint hash (64 hex digits)",
+            hint="the file or variable it came from is empty; take a checkpoint with "
+            "`backout audit checkpoint | cut -d' ' -f1`",
+        )
+    if not audit.is_hash(value):
+        raise UsageError(
+            f"--against {text.strip()!r} is not a checkpoint hash: expected 64 hex digits",
+            hint="use the first field of `backout audit checkpoint` (its `hash` with --json)",
+        )
+    return value
+
+
 def audit_checkpoint(settings: Settings) -> dict[str, Any]:
     """The chain's head: keep its hash elsewhere, then `audit verify --against HASH`."""
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
             head = audit.head(session)
@@ -460,7 +527,7 @@ def outbox_send(
 
 
 def outbox_list(settings: Settings, status: str | None = None) -> list[dict[str, Any]]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         with store.session() as session:
             return [
@@ -550,7 +617,7 @@ def _waiting_stage(events: list[Event], run_id: str) -> int:
 
 
 def explain_run(settings: Settings, run_id: str) -> tuple[RunReport, list[str]]:
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, create=False)
     try:
         report = _report(store, run_id)
         with store.session() as session:

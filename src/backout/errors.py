@@ -7,6 +7,7 @@
     │   ├── PlanError               exit 2   a plan file failed to load or validate (has .issues)
     │   ├── TemplateError           exit 2   a template could not be rendered
     │   ├── ServiceBusyError        exit 2   another run holds the service
+    │   ├── NoStoreError            exit 2   a read-only verb found no store (none is created)
     │   └── ChangeTransitionError   exit 2   a change asked to go where its lifecycle forbids
     │                                        (also a TransitionError)
     ├── StoreError                  exit 1   the database could not be reached or migrated
@@ -82,6 +83,10 @@ class TemplateError(UsageError):
 
 class ServiceBusyError(UsageError):
     """Another run is active for the same service."""
+
+
+class NoStoreError(UsageError):
+    """There is no store where a read-only verb looked; reading never creates one."""
 
 
 class StoreError(BackoutError):

@@ -1,4 +1,11 @@
-"""Run a process without a shell, with a hard timeout that kills its whole process group.
+"""Run a process without a shell, with a hard timeout that kills its whole process group,
+and with one owner: it never outlives the executor unobserved.
+
+Every process starts under :mod:`backout.stepshim`, which leads its own process group,
+waits for the executor's *go* before it starts the program, and kills the whole group if
+the executor dies (its gate pipe reads EOF). Before saying *go*, the executor hands the
+shim's identity to the ``SPAWN_HOOK`` of the step being run (the engine journals it), so
+whoever takes the run over can find — and kill — a step that is still running.
 
 Output goes to an unlinked temporary file, not a pipe: the step ends when its process
 exits, even if it started a daemon that keeps the output open (a restart script), and a
@@ -9,25 +16,63 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from backout.errors import ActionError
+from backout.stop import STOP, Stopped
 
 TAIL_BYTES = 4096
-_LIVE: set[int] = set()  # process groups of steps running now, for kill_all() on Ctrl-C
+SHIM = str(Path(__file__).with_name("stepshim.py"))
+TERM_GRACE_S = 2.0  # on a graceful stop: SIGTERM to a step's group, then SIGKILL after this
+BACKSTOP_S = 2.0  # the shim kills its group this long after the step's timeout, on its own
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """Where a step's process group lives: enough for another executor to find it."""
+
+    pid: int  # the shim, leader of the group (pgid == pid)
+    start: int | None  # its start time in clock ticks since boot: tells pid reuse apart
+    host: str
+    boot_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "start": self.start, "host": self.host, "boot_id": self.boot_id}
+
+
+# Set by the engine around a step's action: journals the group before the program starts.
+SPAWN_HOOK: ContextVar[Callable[[Spawned], None] | None] = ContextVar(
+    "backout_spawn_hook", default=None
+)
+
+
+@dataclass
+class _Live:
+    stopped: bool = False
+
+
+_LIVE: dict[int, _Live] = {}  # process groups of steps running now
+_LIVE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
 class ProcResult:
     exit_code: int | None  # None when it timed out
-    output: str  # merged stdout/stderr, tail only
+    output: str  # merged stdout/stderr, tail only (stdout alone with ``separate_stderr``)
     timed_out: bool
+    stderr: str = ""  # only with ``separate_stderr``
 
     @property
     def ok(self) -> bool:
@@ -38,26 +83,85 @@ def tail(text: str, limit: int = TAIL_BYTES) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
+# --- identity -----------------------------------------------------------------------------
+def boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None if it is gone/unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may contain spaces and parentheses: fields start after the last ')'
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return int(fields[19]) if len(fields) > 19 and fields[0] != "Z" else None
+
+
+def this_host() -> tuple[str, str | None]:
+    return socket.gethostname(), boot_id()
+
+
+def alive(pid: int, start: int | None) -> bool:
+    """Is the process that had this pid and start time still running (not a zombie)?
+    With no start time to compare (no /proc), a live pid counts as alive."""
+    now = start_time(pid)
+    if now is None:
+        if Path("/proc").is_dir():
+            return False
+        try:  # no /proc: all we can ask is whether the pid exists
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return start is None or now == start
+
+
+# --- running --------------------------------------------------------------------------------
+def _resolve(program: str, cwd: Path, env: Mapping[str, str]) -> None:
+    """Refuse a program that cannot start, with the same words as before the shim existed."""
+    if "/" in program:
+        path = Path(program) if Path(program).is_absolute() else cwd / program
+        found = path if path.exists() else None
+    else:
+        which = shutil.which(program, path=env.get("PATH", os.defpath))
+        found = Path(which) if which else None
+    if found is None:
+        raise ActionError(
+            f"command not found: {program}",
+            hint="use a path relative to the plan file, or a program on PATH",
+        )
+    if found.is_dir() or not os.access(found, os.X_OK):
+        raise ActionError(f"not executable: {program}", hint=f"chmod +x {program}")
+
+
 def _start(
-    argv: Sequence[str], cwd: Path, env: Mapping[str, str] | None, output: IO[bytes]
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    output: IO[bytes],
+    errors: IO[bytes] | None,
+    gate: int,
+    timeout: float,
 ) -> subprocess.Popen[bytes]:
+    backstop = f"{timeout + BACKSTOP_S:.3f}"
     try:
         return subprocess.Popen(
-            list(argv),
+            [sys.executable, "-I", "-S", SHIM, str(gate), backstop, *argv],
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env=dict(env),
             stdout=output,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if errors is None else errors,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # so a timeout can kill the children too
+            start_new_session=True,  # its own group: a timeout or a stop kills the children too
+            pass_fds=(gate,),
         )
-    except FileNotFoundError as exc:
-        raise ActionError(
-            f"command not found: {argv[0]}",
-            hint="use a path relative to the plan file, or a program on PATH",
-        ) from exc
-    except PermissionError as exc:
-        raise ActionError(f"not executable: {argv[0]}", hint=f"chmod +x {argv[0]}") from exc
     except OSError as exc:
         raise ActionError(f"cannot start {argv[0]}: {exc}") from exc
 
@@ -68,30 +172,164 @@ def _read_tail(output: IO[bytes]) -> str:
     return tail(output.read().decode(errors="replace"))
 
 
+def _announce(proc: subprocess.Popen[bytes]) -> None:
+    """Journal the group (through the step's hook) before the program may start."""
+    hook = SPAWN_HOOK.get()
+    if hook is not None:
+        host, boot = this_host()
+        hook(Spawned(proc.pid, start_time(proc.pid), host, boot))
+    if STOP.killing.is_set():  # stopping now (not draining): do not start anything new
+        raise Stopped(STOP.signum)
+
+
 def run_process(
-    argv: Sequence[str], *, cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    separate_stderr: bool = False,
 ) -> ProcResult:
-    with tempfile.TemporaryFile() as output:
-        proc = _start(argv, cwd, env, output)
-        _LIVE.add(proc.pid)
+    """Run ``argv`` to its end or ``timeout``. Raises ActionError when it cannot start, and
+    :class:`~backout.stop.Stopped` when a stop killed it."""
+    full_env = {**os.environ, **(env or {})}
+    _resolve(argv[0], cwd, full_env)
+    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
+        gate_read, gate_write = os.pipe()
         try:
-            proc.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
+            proc = _start(
+                argv,
+                cwd,
+                full_env,
+                output,
+                errors if separate_stderr else None,
+                gate_read,
+                timeout,
+            )
+        except BaseException:
+            os.close(gate_write)
+            raise
+        finally:
+            os.close(gate_read)
+        live = _track(proc.pid)
+        try:
+            _announce(proc)
+            _go(gate_write, live)
+            timed_out = _wait(proc, timeout)
+        except BaseException:
             _kill_group(proc.pid)
             proc.wait()
-            timed_out = True
+            raise
         finally:
-            _LIVE.discard(proc.pid)
-        return ProcResult(None if timed_out else proc.returncode, _read_tail(output), timed_out)
+            os.close(gate_write)  # after the shim ended: its EOF means "the executor died"
+            _untrack(proc.pid)
+        if live.stopped:
+            raise Stopped(STOP.signum)
+        return ProcResult(
+            None if timed_out else proc.returncode,
+            _read_tail(output),
+            timed_out,
+            _read_tail(errors) if separate_stderr else "",
+        )
 
 
-def _kill_group(pgid: int) -> None:
+def _go(gate_write: int, live: _Live) -> None:
+    """Let the shim start the program. A shim already gone was killed before it could:
+    by a stop (the step was interrupted, not failed), or by someone else."""
+    try:
+        os.write(gate_write, b"g")
+    except BrokenPipeError:
+        if live.stopped or STOP.killing.is_set():
+            raise Stopped(STOP.signum) from None
+        raise ActionError("the step's process was killed before its program started") from None
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for the process; on timeout kill its group. True when it timed out."""
+    try:
+        proc.wait(timeout=timeout)
+        return False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.wait()
+        return True
+
+
+def _track(pgid: int) -> _Live:
+    with _LIVE_LOCK:
+        live = _LIVE[pgid] = _Live()
+    return live
+
+
+def _untrack(pgid: int) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(pgid, None)
+
+
+def _kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(pgid, sig)
 
 
-def kill_all() -> None:
-    """Kill the process groups of every step still running (the user pressed Ctrl-C)."""
-    for pgid in list(_LIVE):
+def group_alive(pgid: int) -> bool:
+    """Does any process of the group still run (zombies waiting to be reaped do not)?"""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not Path("/proc").is_dir():
+        return True
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _wait_groups_gone(groups: Sequence[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    left = [pgid for pgid in groups if group_alive(pgid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [pgid for pgid in left if group_alive(pgid)]
+    return left
+
+
+def stop_all(grace: float | None = None) -> bool:
+    """Stop every step running now: SIGTERM to each group, SIGKILL to what is left after
+    ``grace`` seconds. The steps' callers see :class:`~backout.stop.Stopped`, not a
+    failure. True when every group is gone."""
+    with _LIVE_LOCK:
+        groups = list(_LIVE.items())
+        for _, live in groups:
+            live.stopped = True
+    pgids = [pgid for pgid, _ in groups]
+    for pgid in pgids:
+        _kill_group(pgid, signal.SIGTERM)
+    survivors = _wait_groups_gone(pgids, TERM_GRACE_S if grace is None else grace)
+    for pgid in survivors:
         _kill_group(pgid)
+    return not _wait_groups_gone(survivors, 5.0)
+
+
+def kill_orphan(spawned: Spawned, timeout: float = 10.0) -> bool:
+    """Kill a dead executor's step group on this host; True once it is gone. A pid that
+    now belongs to another process (a different start time) is left alone: that group is
+    gone. Without a recorded start time nothing can be told apart: False."""
+    if spawned.start is None:
+        return False
+    if not alive(spawned.pid, spawned.start):
+        return True
+    _kill_group(spawned.pid)
+    return not _wait_groups_gone([spawned.pid], timeout)
+
+
+STOP.on_kill(stop_all)

@@ -173,12 +173,8 @@ class Progress:
             self._status = self.console.status(f"{escape(name)} …")
             self._status.start()
 
-    def close(self, interrupted: bool = False) -> None:
+    def close(self) -> None:
         self._stop_spinner()
-        if interrupted and self.run_id:
-            self.console.print(
-                f"run {self.run_id} interrupted; continue it with `backout resume {self.run_id}`"
-            )
 
     def _stop_spinner(self) -> None:
         if self._status is not None:
@@ -236,4 +232,8 @@ _FLOW_LINES: dict[str, Any] = {
     "stage_approved": lambda d: f"approved by {escape(str(d.get('actor')))}",
     "promoted": lambda d: "[green]promoted[/]: the new baseline is recorded",
     "alert_rejected": lambda d: f"[yellow]rejected a webhook[/]: {escape(str(d.get('reason')))}",
+    "alert_ignored": lambda d: (
+        f"[dim]alert {escape(str(d.get('alert')))} not acted on ({escape(str(d.get('why')))})"
+        f": {escape(str(d.get('reason')))}[/]"
+    ),
 }

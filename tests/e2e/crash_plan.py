@@ -1,8 +1,8 @@
 """The five-step plan the crash tests (and bench/crash_resume.py) kill at every boundary.
 
 Every step appends its number to ``side-effects.txt``. Steps 1, 3 and 5 are idempotent,
-2 and 4 are not. ``SLOW_STEP=N`` makes step N write its process group id to ``inside-N``
-and then sleep, so a test can SIGKILL the runner from outside while that step is running.
+2 and 4 are not. ``SLOW_STEP=N`` makes step N write its shell's pid to ``inside-N`` and then
+sleep, so a test can SIGKILL the runner from outside while that step is running.
 """
 
 from __future__ import annotations

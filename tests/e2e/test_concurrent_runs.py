@@ -12,6 +12,7 @@ import pytest
 
 from backout import commands
 from backout.settings import Settings
+from backout.store.db import open_store
 
 PLAN = """plan: concurrent
 service: checkout
@@ -26,7 +27,7 @@ steps:
 def test_two_runs_at_once_one_is_refused(store_url: str, tmp_path: Path, attempt: int) -> None:
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
-    commands.runs(Settings(database_url=store_url))  # migrate first: the race is on the run
+    open_store(store_url).dispose()  # create and migrate first: the race is on the run
     env = {**os.environ, "BACKOUT_DATABASE_URL": store_url}
     procs = [
         subprocess.Popen(
@@ -54,13 +55,13 @@ def test_concurrent_first_use_of_a_new_store_migrates_once(store_url: str, tmp_p
     env = {**os.environ, "BACKOUT_DATABASE_URL": store_url}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "backout", "runs", "--json"],
+            [sys.executable, "-m", "backout", "flags", "set", f"flag-{i}", "--off"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for i in range(3)
     ]
     for proc in procs:
         assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""

@@ -11,14 +11,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from signal import SIGKILL
 
 import pytest
 
 from backout import commands
 from backout.settings import Settings
-from tests.e2e import crash_plan
+from tests.e2e import crash_plan, procs
 
 pytestmark = pytest.mark.slow
 
@@ -104,15 +104,13 @@ def test_sigkill_from_outside_inside_a_step_then_resume(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    marker = tmp_path / f"inside-{step}"
-    deadline = time.monotonic() + 60
-    while not (marker.exists() and marker.read_text().strip()):
-        assert proc.poll() is None, "the run ended before the step started"
-        assert time.monotonic() < deadline, "step never started"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(10) == -signal.SIGKILL
-    os.killpg(int(marker.read_text()), signal.SIGKILL)  # the machine died: the step's process too
+    step_pid = int(procs.wait_for_file(tmp_path / f"inside-{step}"))
+    proc.send_signal(SIGKILL)
+    assert proc.wait(10) == -SIGKILL
+    try:  # the step dies with its executor: nothing runs on unobserved
+        assert procs.wait_gone(step_pid), "the step's process outlived its executor"
+    finally:
+        procs.kill_group_of(step_pid)
     run_id = only_run_id(store_url)
     result = finish(store_url, run_id, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

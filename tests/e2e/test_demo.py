@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from backout.spec.loader import load_plan
+from tests.e2e import procs
 
 pytestmark = pytest.mark.slow
 
@@ -69,11 +70,6 @@ def processes_naming(folder: Path) -> list[int]:
     return [pid for pid in found if running(pid)]
 
 
-def default_sigint() -> None:
-    """A background job inherits an ignored SIGINT (and Python keeps it so): undo that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def gone_within(folder: Path, seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
     while (left := processes_naming(folder)) and time.monotonic() < deadline:
@@ -84,14 +80,11 @@ def gone_within(folder: Path, seconds: float) -> list[int]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     tmp = tmp_path_factory.mktemp("demo")
-    started = time.monotonic()
     done = subprocess.run(
-        [*DEMO, "--json"], capture_output=True, text=True, env=demo_env(tmp), timeout=60
+        [*DEMO, "--json"], capture_output=True, text=True, env=demo_env(tmp), timeout=120
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)  # stdout holds the JSON document and nothing else
-    result["_elapsed_s"] = elapsed
     return result, tmp
 
 
@@ -104,9 +97,10 @@ def test_the_bad_release_is_detected_backed_out_and_verified(
     assert result["verified"] is True
     assert result["run_id"]
     assert result["release"] == "v2"
-    assert 0 < result["detected_after_s"] < result["restored_after_s"] < 10
+    # how fast is measured in bench/demo_restore.py, not asserted here (the suite runs on
+    # a loaded machine too)
+    assert 0 < result["detected_after_s"] < result["restored_after_s"]
     assert result["error_rate_after"] == 0
-    assert result["_elapsed_s"] < 30
 
 
 def test_the_plans_sequential_trigger_fired_on_real_evidence(
@@ -190,7 +184,7 @@ def test_an_interrupted_demo_stops_everything(
         stderr=subprocess.PIPE,
         text=True,
         env=demo_env(tmp_path),
-        preexec_fn=default_sigint,
+        preexec_fn=procs.default_sigint,
     )
     assert proc.stderr is not None
     seen = []

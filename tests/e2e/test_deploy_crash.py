@@ -43,7 +43,8 @@ def test_killed_after_a_forward_step_resumes_to_promotion(store_url: str, tmp_pa
 
 
 def test_killed_inside_a_reverse_step_needs_a_decision(store_url: str, tmp_path: Path) -> None:
-    plan = layout(tmp_path, hold="400ms", stages=4)
+    # stage 2 holds long: the trigger fires in it however busy the machine is
+    plan = layout(tmp_path, hold=["200ms", "60s", "200ms", "200ms"], stages=4)
     commands.snapshot(Settings(database_url=store_url), plan, telemetry_window=0.3)
     fail_when_stage_starts(tmp_path, 2)
     # units: 1-4 forward, 5-8 undo stages 4..1, 9 the plan's step; 7 is "undo stage 2"

@@ -12,14 +12,7 @@ from pathlib import Path
 
 from backout import commands
 from backout.settings import Settings
-
-
-def gone(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    return "State:\tZ" in status  # killed; only waiting for its parent to reap it
+from tests.e2e import procs
 
 
 def test_ctrl_c_stops_the_step_and_leaves_a_resumable_run(tmp_path: Path) -> None:
@@ -34,6 +27,7 @@ def test_ctrl_c_stops_the_step_and_leaves_a_resumable_run(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
     )
     pid_file = tmp_path / "pid"
     deadline = time.monotonic() + 30
@@ -48,7 +42,7 @@ def test_ctrl_c_stops_the_step_and_leaves_a_resumable_run(tmp_path: Path) -> Non
     assert f"continue it with `backout resume {run_id}`" in stderr
     step_pid = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while not gone(step_pid):
+    while not procs.gone(step_pid):
         assert time.monotonic() < deadline, "the step's process survived Ctrl-C"
         time.sleep(0.05)
     assert commands.status(Settings(database_url=url), run_id).status == "running"

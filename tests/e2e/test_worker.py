@@ -13,7 +13,7 @@ import pytest
 
 from backout import commands
 from backout.settings import Settings
-from tests.e2e import crash_plan
+from tests.e2e import crash_plan, procs
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,25 @@ def start(url: str, *args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+def wait_lease_expired(url: str, run_id: str, timeout: float = 30.0) -> None:
+    """The hung executor's lease runs out (its heartbeat is stopped with it)."""
+    from backout.store import leases
+    from backout.store.db import open_store
+
+    store = open_store(url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with store.session() as session:
+                holder = leases.holder(session, "crashy", time.time())
+            if holder is None or holder.expires_in < 0:
+                return
+            assert time.monotonic() < deadline, f"lease of {run_id} never expired"
+            time.sleep(0.05)
+    finally:
+        store.dispose()
+
+
 def assert_finished_once(url: str, run_id: str) -> None:
     report = commands.status(Settings(database_url=url), run_id)
     assert report.status == "succeeded", report.message
@@ -39,21 +58,25 @@ def assert_finished_once(url: str, run_id: str) -> None:
 def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Path) -> None:
     plan = crash_plan.write(tmp_path)
     runner = start(store_url, "run", str(plan), SLOW_STEP="3", BACKOUT_LEASE_TTL="1")
-    marker = tmp_path / "inside-3"
-    deadline = time.monotonic() + 60
-    while not (marker.exists() and marker.read_text().strip()):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    step_pid = int(procs.wait_for_file(tmp_path / "inside-3"))
     runner.send_signal(signal.SIGSTOP)  # hung, not dead: only the lease expiry frees the run
     try:
-        time.sleep(1.5)
+        run_id = commands.runs(Settings(database_url=store_url))[0]["run_id"]
+        wait_lease_expired(store_url, run_id)
         worker = start(store_url, "worker", "--once", "--json")
         assert worker.wait(60) == 0, worker.stderr.read() if worker.stderr else ""
-        run_id = commands.runs(Settings(database_url=store_url))[0]["run_id"]
+        # the taker-over killed the hung executor's step before it ran step 3 again
+        assert procs.gone(step_pid)
         assert_finished_once(store_url, run_id)
+        resumed = next(
+            e
+            for e in commands.journal(Settings(database_url=store_url), run_id)
+            if e.kind == "run_resumed"
+        )
+        assert [o["step"] for o in resumed.data["orphans_stopped"]] == [2]
         before = len(commands.journal(Settings(database_url=store_url), run_id))
     finally:
-        os.killpg(int(marker.read_text()), signal.SIGKILL)
+        procs.kill_group_of(step_pid)
         runner.send_signal(signal.SIGCONT)
     # the woken executor must not write into a journal another worker has moved on
     assert runner.wait(60) != 0
@@ -90,17 +113,14 @@ def test_two_workers_share_orphans_without_running_any_twice(
 def test_worker_leaves_a_live_run_alone(store_url: str, tmp_path: Path) -> None:
     plan = crash_plan.write(tmp_path)
     runner = start(store_url, "run", str(plan), SLOW_STEP="2")
-    marker = tmp_path / "inside-2"
-    deadline = time.monotonic() + 60
-    while not (marker.exists() and marker.read_text().strip()):
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    step_pid = int(procs.wait_for_file(tmp_path / "inside-2"))
     try:
         worker = start(store_url, "worker", "--once", "--json")
         assert worker.wait(60) == 0
         assert worker.stdout is not None
         assert worker.stdout.read().strip() == "[]"
+        assert not procs.gone(step_pid)  # the live run's step was left alone
     finally:
-        os.killpg(int(marker.read_text()), signal.SIGKILL)
         runner.kill()
         runner.wait(10)
+        assert procs.wait_gone(step_pid), "the step outlived its killed executor"

@@ -6,11 +6,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from backout.store import audit
@@ -194,6 +198,7 @@ def test_the_first_bad_record_is_named(store_url: str) -> None:
 
 
 def test_an_untouched_log_verifies(store_url: str, tmp_path: Path) -> None:
+    open_store(store_url).dispose()  # a store with no records yet
     code, report, human = _verify(store_url)  # empty
     assert (code, report["ok"], report["records"], report["head_hash"]) == (
         0,
@@ -242,6 +247,7 @@ def test_each_hash_is_the_documented_formula(store_url: str) -> None:
 
 
 def test_checkpoint_then_verify_against(store_url: str) -> None:
+    open_store(store_url).dispose()  # a store with no records yet
     empty = json.loads(invoke(store_url, "audit", "checkpoint", "--json").stdout)
     assert empty == {"seq": 0, "hash": audit.GENESIS, "at": None}
     assert _verify(store_url, "--against", audit.GENESIS)[0] == 0  # an empty log's checkpoint
@@ -265,6 +271,69 @@ def test_checkpoint_then_verify_against(store_url: str) -> None:
     assert f"checkpoint {checkpoint} is not in this chain" in report["problem"]
     assert "truncated" in human
     assert _verify(store_url, "--against", "ab" * 32)[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("against", "message"),
+    [
+        ("", "--against is empty: expected a checkpoint hash (64 hex digits)"),
+        ("  \n", "--against is empty"),
+        ("0d06b7ab", "--against '0d06b7ab' is not a checkpoint hash: expected 64 hex digits"),
+        ("g" * 64, "is not a checkpoint hash"),
+        ("ab" * 32 + "  (record 5, 2026-11-26T11:30+00:00)", "is not a checkpoint hash"),
+    ],
+)
+def test_a_checkpoint_that_is_not_a_hash_is_bad_input(
+    store_url: str, against: str, message: str
+) -> None:
+    """An empty checkpoint file (the nightly job's `$(cat checkpoint.txt)`) or a mistyped
+    hash must not pass as "intact", nor read as "broken": it is bad input, exit 2."""
+    _fill(store_url, 4)
+    _sql(store_url, ("DELETE FROM audit WHERE seq >= 3", {}))  # the tail was cut
+    for args in (["--against", against], ["--against", against, "--json"]):
+        result = invoke(store_url, "audit", "verify", *args)
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr
+        assert "hint: " in result.stderr
+        assert "intact" not in result.output
+        assert "Traceback" not in result.output
+        assert result.stdout == ""
+
+
+def test_the_documented_nightly_job_fails_loudly(store_url: str, tmp_path: Path) -> None:
+    """docs/audit.md's nightly job, run by a real shell: with an empty checkpoint file it
+    fails and keeps the file as it was; on a good one it verifies and moves it on."""
+    script = _nightly_job_script()
+    _fill(store_url, 3)
+    env = {**os.environ, "BACKOUT_DATABASE_URL": store_url, "PATH": _path_with_backout()}
+    checkpoint = tmp_path / "checkpoint.txt"
+    checkpoint.write_text("")
+    failed = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert failed.returncode == 2, failed.stderr
+    assert "--against is empty" in failed.stderr
+    assert checkpoint.read_text() == ""  # nothing was overwritten
+    first = invoke(store_url, "audit", "checkpoint").stdout.split()[0]
+    checkpoint.write_text(first + "\n")
+    _fill(store_url, 2, first=4)
+    ok = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert f"extends checkpoint {first}" in ok.stdout
+    head = invoke(store_url, "audit", "checkpoint").stdout.split()[0]
+    assert checkpoint.read_text().strip() == head != first
+
+
+def _nightly_job_script() -> str:
+    doc = (Path(__file__).parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+    section = doc.split("A nightly job that verifies against", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def _path_with_backout() -> str:
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def test_log_filters(store_url: str) -> None:

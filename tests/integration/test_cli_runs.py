@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from backout.cli import cli
+from backout.store.db import open_store
 
 GOOD = """plan: web
 steps:
@@ -71,6 +72,7 @@ def test_failed_backout_exits_1_and_status_agrees(store_url: str, tmp_path: Path
     "args", [["status", "missing"], ["journal", "missing"], ["resume", "missing"]]
 )
 def test_unknown_run_exits_2(store_url: str, args: list[str]) -> None:
+    open_store(store_url).dispose()  # a store without that run
     result = invoke(store_url, *args)
     assert result.exit_code == 2
     assert "no run 'missing' in this store" in result.output
@@ -118,8 +120,14 @@ def test_unreachable_store_is_a_clear_error_without_password() -> None:
         cli, ["--db", "postgresql://me:s3cret@127.0.0.1:1/x", "runs"], obj={}
     )
     assert result.exit_code == 1
-    assert "cannot reach store" in result.output
+    assert result.stderr.startswith(
+        "error: cannot reach store postgresql+psycopg://me:***@127.0.0.1:1/x: "
+    )
     assert "s3cret" not in result.output
+    assert len(result.stderr.splitlines()) == 2  # the error on one line, then the hint
+    assert (
+        result.stderr.splitlines()[1] == "hint: is the database running, and does the URL name it?"
+    )
 
 
 def test_bad_lease_ttl_env_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

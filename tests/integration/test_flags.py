@@ -321,7 +321,7 @@ def test_cli_set_get_list(store_url: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["flags", "get", "nope"], "no flag 'nope'"),
+        (["flags", "get", "nope"], "no store at"),  # reading never creates a store
         (["flags", "set", "f"], "nothing to change"),
         (["flags", "set", "bad/key", "--on"], "is not a flag key"),
         (["flags", "set", "f", "--percentage", "101"], "101 is not in the range"),
@@ -338,6 +338,13 @@ def test_cli_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> Non
     assert message in result.output
     assert "Traceback" not in result.output
     assert "hint: " in result.output or "Usage:" in result.output
+
+
+def test_get_of_a_missing_flag_exits_2(store_url: str) -> None:
+    service.set_flag(settings(store_url), "other", FlagChange(enabled=False))
+    result = invoke(store_url, "flags", "get", "nope")
+    assert result.exit_code == 2
+    assert "no flag 'nope'" in result.output
 
 
 def test_cli_shows_a_code_default(store_url: str) -> None:

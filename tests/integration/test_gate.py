@@ -269,6 +269,7 @@ def test_start_is_gated_and_an_override_is_audited(store_url: str, tmp_path: Pat
 
 
 def test_gate_errors_are_usage_errors(store_url: str, tmp_path: Path) -> None:
+    open_store(store_url).dispose()
     missing = invoke(store_url, "gate", "42")
     assert missing.exit_code == 2
     assert "no change 42 in this store" in missing.stderr

@@ -132,6 +132,35 @@ def test_init_refuses_to_overwrite(in_tmp: Path) -> None:
     assert target.read_text().startswith("# A backout plan")
 
 
+def test_init_creates_the_plans_folder(in_tmp: Path) -> None:
+    """Like `git init DIR`: a plan in a folder that does not exist yet is written there."""
+    result = invoke("init", "ops/checkout/backout.yaml")
+    assert result.exit_code == 0, result.output
+    assert "wrote ops/checkout/backout.yaml" in result.stdout
+    assert invoke("validate", "--strict", "ops/checkout/backout.yaml").exit_code == 0
+
+
+def test_init_under_a_file_is_refused_without_a_traceback(in_tmp: Path) -> None:
+    (in_tmp / "notes.txt").write_text("precious\n")
+    result = invoke("init", "notes.txt/sub/backout.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "error: cannot write notes.txt/sub/backout.yaml: notes.txt is a file, not a folder",
+        "hint: choose another path for the plan",
+    ]
+    assert (in_tmp / "notes.txt").read_text() == "precious\n"
+
+
+def test_init_on_a_folder_is_refused(in_tmp: Path) -> None:
+    (in_tmp / "plans").mkdir()
+    for args in (["init", "plans"], ["init", "--force", "plans"]):
+        result = invoke(*args)
+        assert result.exit_code == 2
+        assert "Traceback" not in result.output
+        assert "is a directory" in result.stderr
+    assert list((in_tmp / "plans").iterdir()) == []
+
+
 # --- show and schema --------------------------------------------------------------------
 def test_show_renders_the_runbook(write_plan: WritePlan) -> None:
     write_plan(VALID)
@@ -244,5 +273,7 @@ def test_dry_run_without_a_snapshot_reports_the_problem(
     assert report["snapshot_id"] is None
     assert report["steps"][0]["rendered"]["target"] == "{{ baseline.release }}"
     assert len(report["problems"]) == 3
-    assert report["problems"][0].startswith("switch back: template")
+    problem = report["problems"][0]  # names the step and the template that failed
+    assert problem.startswith("switch back: ")
+    assert "template '{{ baseline.release }}'" in problem
     assert not (in_tmp / "shell.marker").exists()

@@ -19,6 +19,7 @@ from backout.commands import validate
 from backout.errors import PlanError
 from backout.probes.http import HttpCheck, HttpCheckOptions
 from backout.spec.loader import load_plan
+from backout.stop import Stopped
 
 
 def test_a_step_that_starts_a_daemon_ends_when_the_step_process_exits(tmp_path: Path) -> None:
@@ -38,19 +39,25 @@ def test_a_step_that_starts_a_daemon_ends_when_the_step_process_exits(tmp_path: 
         os.kill(daemon, signal.SIGKILL)
 
 
-def test_kill_all_stops_running_steps(tmp_path: Path) -> None:
-    outcome: list[proc.ProcResult] = []
-    thread = threading.Thread(
-        target=lambda: outcome.append(proc.run_process(["sleep", "30"], cwd=tmp_path, timeout=60))
-    )
+def test_stop_all_stops_running_steps_and_says_so(tmp_path: Path) -> None:
+    """A stop kills the step's group, and the caller sees Stopped, not a failed step."""
+    outcome: list[BaseException] = []
+
+    def step() -> None:
+        try:
+            proc.run_process(["sleep", "30"], cwd=tmp_path, timeout=60)
+        except Stopped as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=step)
     thread.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not proc._LIVE and time.monotonic() < deadline:
         time.sleep(0.01)
-    proc.kill_all()
+    proc.stop_all()
     thread.join(10)
     assert outcome
-    assert outcome[0].exit_code == -signal.SIGKILL
+    assert isinstance(outcome[0], Stopped)
 
 
 def test_secret_needs_exactly_one_source(write_plan: Callable[..., Path]) -> None:

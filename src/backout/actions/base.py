@@ -64,6 +64,10 @@ class Action(ABC):
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]]
     templated: ClassVar[bool] = True
+    # False when the action's only effects come from programs it starts through
+    # ``backout.proc`` (journalled before they run): a taker-over that killed those
+    # need not wait for a hung executor. Plugins doing work in-process keep True.
+    in_process: ClassVar[bool] = True
 
     @abstractmethod
     def execute(self, options: Any, ctx: Context) -> Outcome:

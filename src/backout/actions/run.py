@@ -27,6 +27,7 @@ def argv_with_local_program(argv: list[str], ctx: Context) -> list[str]:
 
 class RunAction(Action):
     kind = "run"
+    in_process = False
     Options = RunOptions
 
     def execute(self, options: RunOptions, ctx: Context) -> Outcome:

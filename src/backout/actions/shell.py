@@ -25,6 +25,7 @@ class ShellOptions(Options):
 
 class ShellAction(Action):
     kind = "shell"
+    in_process = False
     Options = ShellOptions
     templated = False
 

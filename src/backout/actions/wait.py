@@ -11,7 +11,9 @@ from backout.actions.base import Action, Context, Options, Outcome
 from backout.probes.base import Verdict
 from backout.probes.command import CommandCheck, CommandOptions
 from backout.probes.http import HttpCheck, HttpCheckOptions
+from backout.proc import SPAWN_HOOK
 from backout.spec.models import Duration
+from backout.stop import STOP
 
 
 class WaitOptions(Options):
@@ -41,11 +43,20 @@ class WaitAction(Action):
         if options.delay is not None:
             if options.delay > ctx.timeout:
                 return Outcome(False, f"delay {options.delay:g}s exceeds timeout {ctx.timeout:g}s")
-            time.sleep(options.delay)
+            STOP.sleep(options.delay)
             return Outcome(True, f"waited {options.delay:g}s")
         return self._poll(options, ctx)
 
     def _poll(self, options: WaitOptions, ctx: Context) -> Outcome:
+        # the probes only look, and die with the executor anyway: journalling each poll's
+        # process would add an event per poll for nothing
+        token = SPAWN_HOOK.set(None)
+        try:
+            return self._polls(options, ctx)
+        finally:
+            SPAWN_HOOK.reset(token)
+
+    def _polls(self, options: WaitOptions, ctx: Context) -> Outcome:
         deadline = time.monotonic() + ctx.timeout
         polls, reason = 0, ""
         while True:
@@ -57,7 +68,7 @@ class WaitAction(Action):
             reason = verdict.reason
             if time.monotonic() + options.interval >= deadline:
                 return Outcome(False, f"still failing after {polls} poll(s): {reason}")
-            time.sleep(options.interval)
+            STOP.sleep(options.interval)
 
     @staticmethod
     def _probe(options: WaitOptions, ctx: Context) -> Verdict:

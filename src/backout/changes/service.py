@@ -72,8 +72,9 @@ class GateReport:
         }
 
 
-def _with_store(settings: Settings) -> Store:
-    return open_store(settings.database_url)
+def _with_store(settings: Settings, create: bool = True) -> Store:
+    """The store; read-only verbs pass ``create=False`` so they never create one."""
+    return open_store(settings.database_url, create=create)
 
 
 def _load_for(row: ChangeRow, plan_path: str | Path | None) -> LoadedPlan:
@@ -191,7 +192,7 @@ def _report(store: Store, change_id: int) -> ChangeReport:
 
 
 def show(settings: Settings, change_id: int) -> ChangeReport:
-    store = _with_store(settings)
+    store = _with_store(settings, create=False)
     try:
         return _report(store, change_id)
     finally:
@@ -201,7 +202,7 @@ def show(settings: Settings, change_id: int) -> ChangeReport:
 def list_all(
     settings: Settings, status: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
-    store = _with_store(settings)
+    store = _with_store(settings, create=False)
     try:
         with store.session() as session:
             return [summary(row) for row in repo.list_changes(session, status, limit)]
@@ -370,7 +371,7 @@ def gate(
     plan_path: str | Path | None = None,
 ) -> GateReport:
     policy, source = load_policy(policy_path)
-    store = _with_store(settings)
+    store = _with_store(settings, create=False)
     try:
         with store.session() as session:
             row = repo.get_change(session, change_id)

@@ -14,7 +14,6 @@ import shutil
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +41,7 @@ from backout.reports import RunReport, SnapshotReport
 from backout.settings import Settings
 from backout.spec.loader import load_plan
 from backout.spec.models import Plan
+from backout.stop import STOP, Stopped, on_signals
 
 RELEASE = "v2"  # the bad release the demo deploys
 SNAPSHOT_WINDOW_S = 2.0  # read the error signal this long while v1 takes traffic
@@ -49,15 +49,24 @@ SETTLE_S = 1.0  # and watch the restored release this long after the backout
 
 
 def run_demo(json_mode: bool, keep: bool, console: Console) -> dict[str, Any]:
-    """Play the demo; return its result (``outcome`` is the deploy run's status)."""
+    """Play the demo; return its result (``outcome`` is the deploy run's status).
+
+    SIGTERM, SIGHUP and Ctrl-C stop it gracefully (:mod:`backout.stop`): the engine stops
+    at its next safe point, then every demo process is stopped and the folder removed, and
+    :class:`~backout.stop.Stopped` comes out of here (the CLI exits ``128 + signal``).
+    """
     demo = Demo(console, quiet=json_mode, keep=keep)
-    with unwind_on_signals():
+    with on_signals():
         try:
             result = demo.play()
-        except KeyboardInterrupt:
+            STOP.check()  # a signal during the last moments still counts
+        except Stopped as stop:
             demo.cleanup()
             kept = f"; kept {demo.root}" if keep else ", folder removed (nothing to resume)"
-            console.print(f"demo interrupted: {len(demo.stopped)} process(es) stopped{kept}")
+            console.print(
+                f"demo stopped by {stop.name}: {len(demo.stopped)} process(es) stopped{kept}"
+            )
+            stop.run_id = None  # the demo's store is gone with its folder: nothing to resume
             raise
         finally:
             demo.cleanup()
@@ -93,7 +102,9 @@ class Demo:
         plan = load_plan(path).plan
         self.fault_index = fault_step(plan)
         self._start_v1()
+        STOP.check()
         snapshot = self._snapshot(path)
+        STOP.check()
         self.timeline.add(f"deploying {RELEASE}: `backout deploy --release {RELEASE}`")
         report = commands.deploy(self.settings, path, release=RELEASE, observer=self._observe)
         self._remember_service()
@@ -168,7 +179,8 @@ class Demo:
         """The share of 5xx responses users got over the next ``seconds``."""
         assert self.traffic is not None  # started before the deploy
         before, _ = self.traffic.counts()
-        time.sleep(seconds)
+        if STOP.wait(seconds):
+            raise Stopped(STOP.signum)
         after, _ = self.traffic.counts()
         grown = after - before
         served = sum(grown.values())
@@ -246,13 +258,6 @@ Handler = Callable[[int, FrameType | None], Any] | int | None
 
 
 @contextmanager
-def unwind_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP unwind the stack like Ctrl-C does, so ``finally`` cleans up."""
-    with _handlers({signal.SIGTERM: _exit_on_signal, signal.SIGHUP: _exit_on_signal}):
-        yield
-
-
-@contextmanager
 def signals_ignored() -> Iterator[None]:
     """A second Ctrl-C during cleanup must not leave processes behind."""
     with _handlers({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}):
@@ -270,7 +275,3 @@ def _handlers(wanted: dict[signal.Signals, Handler]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
-
-def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)

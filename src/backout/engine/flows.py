@@ -150,12 +150,14 @@ class Flow:
                 return
             if result == "failed":
                 summary = self.view.steps[unit.index].summary
+                self._drain_inbox()
                 self.runner.finish(
                     RunStatus.FAILED,
                     f"step {unit.index + 1} {unit.name!r} failed: {summary}",
                     **self._result("failed"),
                 )
                 return
+        self._drain_inbox()
         if not self.runner.verify():
             return
         verified = (
@@ -164,6 +166,12 @@ class Flow:
         self.runner.finish(
             RunStatus.SUCCEEDED, f"backout {verified}" + self._why(), **self._result("backed_out")
         )
+
+    def _drain_inbox(self) -> None:
+        """Journal what arrived while the run backed out (late alert copies, a second
+        `backout trigger`): every notification leaves a record, none acts now."""
+        if self.mode != "backout":
+            self.watcher().drain()
 
     def _why(self) -> str:
         reason = self.view.backout_reason

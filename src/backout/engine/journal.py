@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -38,6 +39,9 @@ class Journal:
         self.redactor = redactor
         self.observer = observer
         self.hooks = hooks
+        # a step's action thread journals its process group while the main thread waits;
+        # a stop may journal from the main thread then: one writer at a time
+        self._lock = threading.Lock()
 
     @classmethod
     def open(
@@ -55,6 +59,10 @@ class Journal:
     def append(
         self, kind: str, step: int | None = None, attempt: int | None = None, **data: Any
     ) -> Event:
+        with self._lock:
+            return self._append(kind, step, attempt, data)
+
+    def _append(self, kind: str, step: int | None, attempt: int | None, data: Any) -> Event:
         event = Event(
             self.view.run_id,
             self.view.last_seq + 1,

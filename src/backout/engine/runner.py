@@ -3,6 +3,7 @@ journal, keep the lease alive, and drive the run's flow to an end or ``needs_att
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,15 @@ from backout.engine.hooks import hooks_for
 from backout.engine.journal import Journal, Observer
 from backout.engine.layout import Mode, layout
 from backout.engine.lease import Heartbeat
+from backout.engine.orphans import Executor, settle
 from backout.engine.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.engine.steps import Decision, StepRunner
 from backout.engine.view import RunView, new_view
-from backout.errors import UsageError
+from backout.errors import StoreError, UsageError
+from backout.proc import stop_all
 from backout.spec.models import Plan
-from backout.store import audit, repo
+from backout.stop import Stopped
+from backout.store import audit, leases, repo
 from backout.store.db import Store
 from backout.store.models import RunRow
 from backout.telemetry import SourceContext
@@ -80,7 +84,13 @@ def environment(store: Store, row: RunRow, plan: Plan, base_dir: Path) -> RunEnv
 
 
 def execute(ex: Execution) -> RunView:
-    """Drive the run to a terminal state or ``needs_attention``; return the final view."""
+    """Drive the run to a terminal state or ``needs_attention``; return the final view.
+
+    The caller holds the service's lease; it is released when this returns or raises.
+    Raises :class:`~backout.engine.orphans.StepMayBeRunning` when a previous executor may
+    still run one of its steps, and :class:`~backout.stop.Stopped` after a graceful stop
+    (journalled as ``run_stopped``, the interrupted step left for ``resume``).
+    """
     plan, base_dir = plan_of(ex.row)
     env = environment(ex.store, ex.row, plan, base_dir)
     journal = Journal.open(
@@ -91,12 +101,61 @@ def execute(ex: Execution) -> RunView:
         hooks_for(ex.row.change_id, ex.actor),
     )
     if journal.view.status in RUN_TERMINAL:
+        _release(ex)
         return journal.view
     with Heartbeat(ex.store, ex.row.service, ex.owner, ex.lease_ttl) as heartbeat:
-        _start(journal, ex)
+        with ex.store.session() as session:
+            events = repo.load_events(session, ex.row.id)
+        orphans = settle(journal.view, layout(plan, mode_of(ex.row)), events)
+        _start(journal, ex, orphans)
         runner = StepRunner(journal, plan, env, heartbeat, ex.row.id, ex.actor, dict(ex.decisions))
-        _flow(ex, runner, env).run()
+        try:
+            _flow(ex, runner, env).run()
+        except Stopped as stop:
+            _stopped(journal, stop)
+            raise
+        except StoreError as exc:
+            raise _store_lost(exc, ex.row.id) from exc
     return journal.view
+
+
+def _store_lost(exc: StoreError, run_id: str) -> StoreError:
+    """The store went away mid-run: say which run, and how to go on once it is back."""
+    if exc.run_id is not None and exc.hint:
+        return exc
+    return StoreError(
+        f"lost the store in the middle of the run: {exc.message}",
+        run_id=run_id,
+        hint=f"once the store is reachable again, continue with `backout resume {run_id}` "
+        "(finished steps are not run again)",
+    )
+
+
+def _release(ex: Execution) -> None:
+    with ex.store.session() as session:
+        leases.release(session, ex.row.service, ex.owner)
+
+
+def _stopped(journal: Journal, stop: Stopped) -> None:
+    """Journal a graceful stop: which step was interrupted, and whether its processes are
+    known to be gone (a taker-over need not wait out its timeout then). If the store is
+    gone too, the stop stands: resume treats the run as after a crash."""
+    groups_gone = stop_all()  # what still runs of a step (a drained stop reached a safe point)
+    stop.abandoned = stop.abandoned or not groups_gone
+    running = [s for s in journal.view.steps if s.status is StepStatus.RUNNING]
+    stop.run_id = journal.view.run_id
+    stop.where = f"during step {running[0].index + 1} {running[0].name!r}" if running else ""
+    resume = f"backout resume {journal.view.run_id}"
+    with contextlib.suppress(StoreError):
+        journal.append(
+            "run_stopped",
+            signal=stop.name,
+            step=running[0].index if running else None,
+            steps_stopped=not stop.abandoned,
+            message=f"stopped by {stop.name}"
+            + (f" {stop.where}" if stop.where else "")
+            + f"; continue it with `{resume}`",
+        )
 
 
 def _flow(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Flow:
@@ -194,16 +253,19 @@ def check_decisions(view: RunView, decisions: dict[int, Decision]) -> None:
             )
 
 
-def _start(journal: Journal, ex: Execution) -> None:
+def _start(journal: Journal, ex: Execution, orphans: list[dict[str, Any]]) -> None:
     view = journal.view
+    executor = Executor.this_process().to_json()
     if view.status is RunStatus.PENDING:
-        journal.append("run_started", actor=ex.actor, owner=ex.owner)
+        journal.append("run_started", actor=ex.actor, owner=ex.owner, executor=executor)
     else:
         decisions = {str(i + 1): d for i, d in ex.decisions.items()}
         journal.append(
             "run_resumed",
             actor=ex.actor,
             owner=ex.owner,
+            executor=executor,
             decisions=decisions,
             previous_status=view.status.value,
+            orphans_stopped=orphans,
         )

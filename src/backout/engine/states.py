@@ -43,7 +43,8 @@ RUN_RULES: dict[RunStatus, frozenset[RunStatus]] = {
 }
 
 STEP_RULES: dict[StepStatus, frozenset[StepStatus]] = {
-    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED}),
+    # PENDING -> FAILED: it could not start (a template error); nothing ran
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.SKIPPED, StepStatus.FAILED}),
     # RUNNING -> RUNNING is the next attempt (retry, or re-run of an interrupted step)
     StepStatus.RUNNING: frozenset(
         {StepStatus.RUNNING, StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED}

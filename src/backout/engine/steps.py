@@ -23,10 +23,12 @@ from backout.engine.journal import Journal
 from backout.engine.layout import Unit
 from backout.engine.lease import Heartbeat
 from backout.engine.states import RunStatus, StepStatus
-from backout.errors import StoreError, TemplateError
+from backout.errors import ActionError, StoreError, TemplateError
 from backout.probes import CHECKS, Verdict
+from backout.proc import SPAWN_HOOK, Spawned, kill_orphan
 from backout.spec.models import MAX_RETRY_DELAY, Check, Plan
 from backout.spec.templating import render_value
+from backout.stop import STOP, Stopped
 
 Decision = Literal["retry", "done", "skip"]
 Result = Literal["ok", "failed", "attention"]
@@ -50,6 +52,7 @@ class StepRunner:
         if state.status is StepStatus.RUNNING and not self._interrupted(unit):
             return "attention"
         if state.status in (StepStatus.PENDING, StepStatus.RUNNING):
+            STOP.check()  # a safe point: nothing of this unit runs yet
             self._guard_lease()
             failpoints.hit("before_step", unit.index + 1)
             self._attempts(unit, first=state.attempts + 1)
@@ -97,19 +100,20 @@ class StepRunner:
 
     def _attempts(self, unit: Unit, first: int) -> None:
         index, step = unit.index, unit.step
+        call = self._prepare(unit)
+        if isinstance(call, Outcome):  # nothing started: one event, so resume knows that
+            self.journal.append(
+                "step_finished", step=index, outcome="failed", started=False, **_data(call, 0.0)
+            )
+            return
         last = first + step.retries  # a re-run after a crash gets a fresh retry budget
         for attempt in range(first, last + 1):
             started = time.monotonic()
             self.journal.append("step_started", step=index, attempt=attempt)
             failpoints.hit("step_started", index + 1)
-            outcome = self._invoke(unit)
+            outcome = self._call(unit, attempt, call)
             failpoints.hit("action_done", index + 1)
-            data = {
-                "summary": outcome.summary,
-                "output": outcome.output,
-                "duration_s": round(time.monotonic() - started, 3),
-                **outcome.detail,
-            }
+            data = _data(outcome, time.monotonic() - started)
             if outcome.ok or attempt == last:
                 self.journal.append(
                     "step_finished",
@@ -122,9 +126,12 @@ class StepRunner:
                 return
             delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
             self.journal.append("step_retrying", step=index, attempt=attempt, delay_s=delay, **data)
-            time.sleep(delay)
+            if STOP.wait(delay):
+                raise Stopped(STOP.signum)
 
-    def _invoke(self, unit: Unit) -> Outcome:
+    def _prepare(self, unit: Unit) -> Callable[[], Outcome | None] | Outcome:
+        """Render the options and bind the action; an Outcome when that already failed
+        (a template error fails the step before anything starts)."""
         step = unit.step
         undo = getattr(step, "undo", None) if unit.role == "reverse" else None
         kind, raw = next(iter(undo.items())) if undo else (step.kind, step.options)
@@ -134,16 +141,32 @@ class StepRunner:
             rendered = render_value(raw, self.env.scope()) if action.templated else raw
             options = action.Options.model_validate(rendered)
         except TemplateError as exc:
-            return Outcome(False, redactor(exc.message))
+            return Outcome(False, redactor(f"not started: {exc.message}"))
         except ValidationError as exc:
-            return Outcome(False, redactor(f"options are invalid after rendering: {exc}"))
+            return Outcome(
+                False, redactor(f"not started: options are invalid after rendering: {exc}")
+            )
         ctx = self.env.context(step.timeout, redactor)
-        call: Callable[[], Outcome | None] = lambda: action.execute(options, ctx)  # noqa: E731
         if unit.role == "reverse" and not undo:
             done = self.journal.view.steps[unit.forward or 0].detail
-            call = lambda: action.reverse(options, done, ctx)  # noqa: E731
-        outcome = with_deadline(call, step.timeout, lambda m: Outcome(False, redactor(m)))
-        return outcome or Outcome(False, f"{kind} has no reverse")
+            return lambda: action.reverse(options, done, ctx)
+        return lambda: action.execute(options, ctx)
+
+    def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:
+        """Run the action with a hard deadline; each process group it starts is journalled
+        before its program may run (so a taker-over can find it)."""
+        redactor = self.journal.redactor
+        groups = _Groups(lambda group: self._journal_group(unit, attempt, group))
+        token = SPAWN_HOOK.set(groups.spawned)
+        try:
+            outcome = with_deadline(call, unit.step.timeout, lambda m: Outcome(False, redactor(m)))
+        finally:
+            SPAWN_HOOK.reset(token)
+            groups.close()
+        return outcome or Outcome(False, f"{unit.step.kind} has no reverse")
+
+    def _journal_group(self, unit: Unit, attempt: int, group: Spawned) -> None:
+        self.journal.append("step_process", step=unit.index, attempt=attempt, **group.to_json())
 
     # --- verification --------------------------------------------------------------------
     def verify(self) -> bool:
@@ -156,6 +179,7 @@ class StepRunner:
             failpoints.hit("verify_started")
         for index, check in enumerate(self.plan.verify):
             if checks[index].passed is None:
+                STOP.check()
                 self._check(index, check)
                 failpoints.hit("check_finished", index + 1)
         failed = [c for c in self.journal.view.checks if not c.passed]
@@ -174,7 +198,8 @@ class StepRunner:
             verdict = self._probe(check)
             if verdict.passed or time.monotonic() + check.interval > deadline:
                 break
-            time.sleep(check.interval)
+            if STOP.wait(check.interval):
+                raise Stopped(STOP.signum)
         self.journal.append(
             "check_finished",
             step=index,
@@ -225,6 +250,37 @@ class StepRunner:
                 run_id=self.run_id,
                 hint=f"check `backout status {self.run_id}`",
             )
+
+
+class _Groups:
+    """The process groups one call of an action starts. When the call is over (or given up
+    at its deadline: a plugin that ignores its timeout), nothing it started may run on,
+    and it may start nothing more."""
+
+    def __init__(self, journal: Callable[[Spawned], None]) -> None:
+        self._journal = journal
+        self._groups: list[Spawned] = []
+        self._closed = False
+
+    def spawned(self, group: Spawned) -> None:
+        if self._closed:
+            raise ActionError("the step's call is over: it may not start another program")
+        self._journal(group)
+        self._groups.append(group)
+
+    def close(self) -> None:
+        self._closed = True
+        for group in self._groups:
+            kill_orphan(group)  # at once when it already ended, as it normally has
+
+
+def _data(outcome: Outcome, seconds: float) -> dict[str, Any]:
+    return {
+        "summary": outcome.summary,
+        "output": outcome.output,
+        "duration_s": round(seconds, 3),
+        **outcome.detail,
+    }
 
 
 def _jsonable(value: Any) -> Any:

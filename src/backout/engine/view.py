@@ -216,6 +216,11 @@ def _backout_started(view: RunView, event: Event) -> None:
     view.backout_started_at = event.at
 
 
+def _stopped(view: RunView, event: Event) -> None:
+    """A graceful stop: the run stays ``running`` (interrupted) until it is resumed."""
+    view.message = str(event.data.get("message", ""))
+
+
 def _note(view: RunView, event: Event) -> None:
     """Informational events (decisions, warnings) change no state."""
 
@@ -245,5 +250,7 @@ _HANDLERS = {
     "alert_ignored": _note,
     "backout_started": _backout_started,
     "promoted": _note,
+    "step_process": _note,
+    "run_stopped": _stopped,
 }
 _STEP_KEYS = frozenset({"outcome", "summary", "output", "duration_s", "resolved"})

@@ -23,10 +23,10 @@ from backout.store.models import RunRow
 ORPHAN_STATES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
 
-def _candidates(session: Session, store: Store, limit: int) -> list[RunRow]:
+def _candidates(session: Session, store: Store, limit: int, skip: set[str]) -> list[RunRow]:
     query = (
         select(RunRow)
-        .where(RunRow.status.in_(ORPHAN_STATES))
+        .where(RunRow.status.in_(ORPHAN_STATES), RunRow.id.not_in(skip))
         .order_by(RunRow.created_at)
         .limit(limit)
     )
@@ -34,11 +34,13 @@ def _candidates(session: Session, store: Store, limit: int) -> list[RunRow]:
     return list(session.scalars(query))
 
 
-def claim_orphan(store: Store, owner: str, ttl: float, limit: int = 20) -> RunRow | None:
-    """Claim one orphaned run for ``owner``; None when there is nothing to do."""
+def claim_orphan(
+    store: Store, owner: str, ttl: float, limit: int = 20, skip: set[str] | None = None
+) -> RunRow | None:
+    """Claim one orphaned run for ``owner`` (none of ``skip``); None when there is none."""
     now = time.time()
     with store.session() as session:
-        for row in _candidates(session, store, limit):
+        for row in _candidates(session, store, limit, skip or set()):
             holder = leases.holder(session, row.service, now)
             if (
                 holder is not None

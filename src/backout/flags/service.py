@@ -18,8 +18,9 @@ from backout.store.db import open_store
 
 
 @contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    store = open_store(settings.database_url)
+def _session(settings: Settings, create: bool = False) -> Iterator[Session]:
+    """Reading never creates a store (``no store at …``); only ``set`` does."""
+    store = open_store(settings.database_url, create=create)
     try:
         with store.session() as session:
             yield session
@@ -45,7 +46,7 @@ def get_flag(settings: Settings, key: str) -> FlagState:
 
 
 def set_flag(settings: Settings, key: str, change: FlagChange, source: str = "cli") -> FlagUpdate:
-    with _session(settings) as session:
+    with _session(settings, create=True) as session:
         return repo.put(session, key, change, settings.actor, source)
 
 

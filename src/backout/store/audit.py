@@ -28,6 +28,7 @@ from backout.redact import MASK
 from backout.store.models import AuditRow
 
 GENESIS = "0" * 64
+_HASH = re.compile(r"[0-9a-f]{64}")
 _LOCK_KEY = 7244302
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
@@ -35,6 +36,11 @@ _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re
 
 def canonical_json(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_hash(text: str) -> bool:
+    """Whether ``text`` is spelled like a link hash (64 lowercase hex digits)."""
+    return _HASH.fullmatch(text) is not None
 
 
 def link_hash(prev_hash: str, record: dict[str, Any]) -> str:
@@ -121,7 +127,7 @@ def _rows(session: Session) -> Iterator[AuditRow]:
 def verify(session: Session, against: str | None = None) -> Verification:
     """Walk the whole chain; report the first broken link. ``against``: a checkpoint hash
     that must still be a link of this chain."""
-    against = against.strip().lower() if against else None
+    against = against.strip().lower() if against is not None else None
     prev, expected_seq, count = GENESIS, 1, 0
     seen_anchor = against is None or against == GENESIS  # an empty log's checkpoint
     for row in _rows(session):

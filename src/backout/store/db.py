@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from backout.errors import StoreError, UsageError
+from backout.errors import BackoutError, NoStoreError, StoreError, UsageError
 from backout.store import dialect
 
 if TYPE_CHECKING:
@@ -19,7 +20,17 @@ if TYPE_CHECKING:
 
 # The newest migration. Checked against alembic's own head by a test; knowing it here lets
 # every command skip importing alembic (a fifth of start-up) when the schema is current.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
+
+# What a server or SQLite says when the URL itself is wrong: retrying will not help (exit 2).
+_WRONG_URL = re.compile(
+    r"database \S+ does not exist|role \S+ does not exist|password authentication failed"
+    r"|no password supplied|file is not a database"
+)
+_PG_URL_HINT = (
+    "check the user, password and database name in the URL; backout creates its tables, "
+    "not the database (`createdb NAME`)"
+)
 
 
 def _alembic_config() -> Config:
@@ -49,23 +60,65 @@ class Store:
     def is_sqlite(self) -> bool:
         return dialect.is_sqlite(self.url)
 
-    def migrate(self) -> None:
-        """Upgrade to the newest schema; cheap when already there, safe with concurrent callers."""
-        try:
-            if self.revision() == HEAD_REVISION:
-                return
-            from alembic import command
+    @property
+    def where(self) -> str:
+        """The store as a message names it: the SQLite file, or the URL without password."""
+        path = dialect.sqlite_file(self.url)
+        return str(path.absolute()) if path else self.safe_url
 
-            config = _alembic_config()
+    def migrate(self, create: bool = True) -> None:
+        """Upgrade to the newest schema; cheap when already there, safe with concurrent callers.
+        ``create=False`` refuses an empty database instead of creating the tables in it."""
+        try:
+            revision = self.revision()
+            if revision is None and not create:
+                raise NoStoreError(f"no backout store in {self.where}", hint=dialect.NO_STORE_HINT)
+            if revision != HEAD_REVISION:
+                self._upgrade(revision)
+        except DBAPIError as exc:
+            raise self._unusable(exc) from exc
+
+    def _upgrade(self, revision: str | None) -> None:
+        from alembic import command
+        from alembic.util import CommandError
+
+        config = _alembic_config()
+        try:
             with dialect.migration_lock(self.engine) as conn:
                 config.attributes["connection"] = conn
                 command.upgrade(config, "head")
                 conn.commit()
-        except OperationalError as exc:
-            raise StoreError(
-                f"cannot reach store {self.safe_url}: {exc.orig}",
-                hint="is the database running, and does the URL name it?",
+        except CommandError as exc:
+            raise UsageError(
+                f"{self.where} is at schema revision {revision!r}, which this backout "
+                f"does not know: {exc}",
+                hint="a store written by a newer backout? upgrade backout; otherwise "
+                "this database is not a backout store",
             ) from exc
+        except OSError as exc:  # the SQLite lock file next to the database
+            raise StoreError(
+                f"cannot upgrade store {self.where}: {exc.strerror}: {exc.filename}",
+                hint="can this user write the store's folder and files?",
+            ) from exc
+
+    def _unusable(self, exc: DBAPIError) -> BackoutError:
+        """A database error while opening, as one line: exit 2 when the URL itself is wrong
+        (retrying cannot help), exit 1 when the database could not be reached."""
+        reason = " ".join(str(exc.orig).split())
+        if _WRONG_URL.search(reason):
+            return UsageError(
+                f"cannot open store {self.where}: {reason}",
+                hint="check the path" if self.is_sqlite else _PG_URL_HINT,
+            )
+        if self.is_sqlite:
+            return StoreError(
+                f"cannot open store {self.where}: {reason}",
+                hint="can this user read and write the file and its folder?",
+            )
+        return StoreError(
+            f"cannot reach store {self.safe_url}: {reason}",
+            hint="is the database running, and does the URL name it?",
+        )
 
     def revision(self) -> str | None:
         """The schema's migration revision, or None for an empty database."""
@@ -84,13 +137,27 @@ class Store:
             with self._sessions.begin() as session:
                 yield session
         except OperationalError as exc:
-            raise StoreError(f"store {self.safe_url}: {exc.orig}") from exc
+            raise StoreError(f"store {self.safe_url}: {' '.join(str(exc.orig).split())}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """The store at ``url`` (default ``.backout/backout.db`` here), at the newest schema.
+
+    Writing verbs create a missing store. Read-only verbs pass ``create=False``: a missing
+    SQLite file or an empty database is then a UsageError naming it, so reading never
+    leaves a store (or a folder) behind. SQLite stores are kept private (0700/0600)."""
     store = Store(url or dialect.DEFAULT_URL)
-    store.migrate()
+    path = dialect.sqlite_file(store.url)
+    try:
+        if path is not None:
+            dialect.prepare_sqlite(path, create)
+        store.migrate(create)
+    except BaseException:
+        store.dispose()
+        raise
+    if path is not None:
+        dialect.make_private(path)
     return store

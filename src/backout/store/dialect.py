@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import re
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from backout.errors import NoStoreError, StoreError, UsageError
+
 DEFAULT_URL = "sqlite:///.backout/backout.db"
 SQLITE_BUSY_TIMEOUT_S = 30
+# A store holds journals, snapshots, change records and the audit log: only its owner may
+# read it, whatever the umask. SQLite gives the -wal and -shm files the database's mode.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+_OWN_FOLDER = ".backout"  # the default store's folder: backout's own, so kept private too
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", ".lock")
+NO_STORE_HINT = (
+    "a writing command creates one (`backout snapshot PLAN`, `backout run PLAN`); "
+    "to read another store, pass --db URL or set BACKOUT_DATABASE_URL"
+)
 
 
 def normalize_url(url: str) -> str:
@@ -41,10 +56,124 @@ def create(url: str) -> Engine:
     )
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
+        return None
+    database = parsed.database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def prepare_sqlite(path: Path, create: bool) -> None:
+    """Before SQLite opens ``path`` (which would create any missing file): a store that must
+    exist does and is a SQLite file; a new one is created private, with its own folder but
+    never the folders above it (a mistyped ``--db`` should not grow a tree)."""
+    if path.exists():
+        _check_sqlite_file(path)
+        if not create and not _has_schema(path):
+            raise NoStoreError(f"no backout store in {path.absolute()}", hint=NO_STORE_HINT)
+    elif not create:
+        raise NoStoreError(f"no store at {path.absolute()}", hint=NO_STORE_HINT)
+    else:
+        _create_private(path)
+
+
+def _has_schema(path: Path) -> bool:
+    """Whether the file holds backout's tables, asked without changing it: the engine's
+    connections would turn any SQLite file they open into a WAL database."""
+    try:
+        with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).fetchone()
+    except sqlite3.Error:
+        return True  # unreadable or damaged: opening it says why, in the store's own words
+    return found is not None
+
+
+def _check_sqlite_file(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(
+            f"store {path} is a folder, not a database file",
+            hint=f"name the file in it, e.g. --db sqlite:///{path / 'backout.db'}",
+        )
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot open store {path}: {exc.strerror}") from exc
+    if head and head != _SQLITE_MAGIC:
+        raise UsageError(
+            f"{path} is not a backout store: it is not a SQLite database",
+            hint="check the --db / BACKOUT_DATABASE_URL path; the default store is "
+            ".backout/backout.db",
+        )
+
+
+def _create_private(path: Path) -> None:
+    folder = path.parent
+    try:
+        if not folder.exists():
+            _create_folder(folder)
+        elif not folder.is_dir():
+            raise UsageError(
+                f"cannot create store {path}: {folder} is not a folder",
+                hint="check the --db / BACKOUT_DATABASE_URL path",
+            )
+        os.close(_open_private(path))
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create store {path}: {exc.strerror}",
+            hint=f"can this user write to {folder}?",
+        ) from exc
+
+
+def _open_private(path: str | Path) -> int:
+    """Open ``path`` for appending; if this creates it, it is 0600 whatever the umask (one
+    like 0277 would leave a file its owner cannot open for writing again)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:  # ours from before, or another process's a moment ago
+        return os.open(path, os.O_WRONLY | os.O_APPEND)
+    os.fchmod(fd, PRIVATE_FILE)
+    return fd
+
+
+def _create_folder(folder: Path) -> None:
+    above = folder.parent
+    if above.exists() and not above.is_dir():
+        raise UsageError(
+            f"cannot create store in {folder}: {above} is not a folder",
+            hint="check the --db / BACKOUT_DATABASE_URL path",
+        )
+    if not above.exists():
+        raise UsageError(
+            f"cannot create store in {folder}: {above} does not exist",
+            hint="backout creates the store's own folder, not the folders above it: "
+            f"create {above} first, or check the --db / BACKOUT_DATABASE_URL path",
+        )
+    folder.mkdir(mode=PRIVATE_FOLDER, exist_ok=True)
+    os.chmod(folder, PRIVATE_FOLDER)
+
+
+def make_private(path: Path) -> None:
+    """Take access away from other users on a store's files (and on backout's own
+    ``.backout`` folder), as created by an older backout under a lax umask. A mode that
+    grants nothing to others (0600, or a store shared with a group on purpose, 0660) stays."""
+    targets = [(Path(f"{path}{suffix}"), PRIVATE_FILE) for suffix in _SQLITE_COMPANIONS]
+    if path.parent.name == _OWN_FOLDER:
+        targets.append((path.parent, PRIVATE_FOLDER))
+    for target, mode in targets:
+        try:
+            info = target.stat()
+            if info.st_uid == os.getuid() and info.st_mode & 0o007:
+                os.chmod(target, mode)
+        except OSError:
+            continue  # gone, or not ours to change: the open goes on
+
+
 def _sqlite_engine(url: str) -> Engine:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
@@ -71,7 +200,7 @@ def migration_lock(engine: Engine) -> Iterator[Connection]:
     """Serialize schema upgrades across processes (two `backout run` at once on a new store)."""
     if is_sqlite(str(engine.url)):
         lock_path = (engine.url.database or "backout.db") + ".lock"
-        with open(lock_path, "a") as handle, engine.connect() as conn:
+        with os.fdopen(_open_private(lock_path), "a") as handle, engine.connect() as conn:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield conn

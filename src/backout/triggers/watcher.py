@@ -1,10 +1,15 @@
 """Watch a release: read the plan's signals every interval, feed each trigger, and say when
 to back out — with the evidence. Manual triggers, Alertmanager alerts and approvals arrive
 through the store's trigger inbox, which is read on every tick.
+
+Every alert that arrives is journalled, acted on or not. An alert acts at most once per
+service (its fingerprint and startsAt are claimed in the store), and never when it started
+before this run was created: the release being watched cannot have caused it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from backout.spec.models import Plan, Trigger
 from backout.spec.templating import render_value
+from backout.stop import STOP, Stopped
 from backout.store import inbox
 from backout.store.db import Store
 from backout.telemetry import SOURCES, Reading, Sampler, SourceContext
@@ -75,6 +81,7 @@ class Watcher:
         self.rules = [_Rule(t, self._build(t, baseline)) for t in plan.triggers]
         self.since = ctx.since
         self.approvals: list[dict[str, Any]] = []
+        self.acting = True  # until the watch fires or ends: then nothing acts any more
 
     def _used_signals(self) -> list[str]:
         names = [t.signal for t in self.plan.triggers if t.signal]
@@ -118,6 +125,7 @@ class Watcher:
             pausing = self._pausing()
             fired = fired or self._inbox()
             if fired:
+                self.acting = False
                 return fired
             now = time.monotonic()
             step, last = now - last, now
@@ -142,7 +150,8 @@ class Watcher:
                     f"not approved within {approve_within:.0f}s of the checkpoint",
                     {},
                 )
-            time.sleep(TICK_S)
+            if STOP.wait(TICK_S):  # a stop ends the watch at once: watching changes nothing
+                raise Stopped(STOP.signum)
 
     def _tick(self) -> Fired | None:
         now = time.monotonic()
@@ -198,25 +207,29 @@ class Watcher:
         return Fired(rule.trigger.name, rule.trigger.kind, decision.summary, _decision(decision))
 
     def _inbox(self) -> Fired | None:
+        """Consume every waiting entry: the first to fire wins, and the rest are still
+        journalled (a webhook may carry several alerts, HA members deliver at once)."""
         with self.ctx.store.session() as session:
             rows = inbox.take(session, self.ctx.service, self.ctx.run_id, self.since)
             entries = [(r.kind, r.reason, r.actor, dict(r.data)) for r in rows]
+        first: Fired | None = None
         for kind, reason, actor, data in entries:
             fired = self._entry(kind, reason, actor, data)
-            if fired:
-                return fired
-        return None
+            if fired and first is None:
+                first, self.acting = fired, False
+        return first
+
+    def drain(self) -> None:
+        """Journal what reached the inbox after the watch ended (while the run backs out):
+        copies of the alert that fired, other alerts, rejected requests. Nothing acts now."""
+        self.acting = False
+        self._inbox()
 
     def _entry(self, kind: str, reason: str, actor: str, data: dict[str, Any]) -> Fired | None:
         if kind == "manual":
-            return Fired(
-                "manual",
-                "manual",
-                f"{actor} triggered a backout: {reason}",
-                {"actor": actor, "reason": reason},
-            )
+            return self._manual(reason, actor)
         if kind == "rejected":
-            self.ctx.note("alert_rejected", reason=reason, actor=actor)
+            self.ctx.note("alert_rejected", reason=reason, actor=actor, **data)
             return None
         if kind == "approve":
             self.approvals.append(data)
@@ -226,18 +239,77 @@ class Watcher:
             return self._alert(reason, data)
         return None
 
-    def _alert(self, reason: str, data: dict[str, Any]) -> Fired | None:
-        labels = data.get("labels", {})
+    def _manual(self, reason: str, actor: str) -> Fired | None:
+        if not self.acting:
+            self.ctx.note(
+                "warning", message=f"{actor} asked for a backout while one was running: {reason}"
+            )
+            return None
+        return Fired(
+            "manual",
+            "manual",
+            f"{actor} triggered a backout: {reason}",
+            {"actor": actor, "reason": reason},
+        )
+
+    # --- Alertmanager ----------------------------------------------------------------------
+    def _alert(self, name: str, data: dict[str, Any]) -> Fired | None:
+        rule = self._rule_for(data.get("labels", {}))
+        why = self._why_not(data, rule)
+        if why is not None:
+            self._ignored(name, data, *why)
+            return None
+        return self._act(rule, name, data) if rule else None
+
+    def _rule_for(self, labels: dict[str, str]) -> _Rule | None:
+        """The first `alertmanager:` trigger whose matchers the labels satisfy."""
         for rule in self.rules:
             if rule.trigger.kind == "alertmanager" and matches(rule.trigger.options, labels):
-                return Fired(
-                    rule.trigger.name,
-                    "alertmanager",
-                    f"alert {reason} is firing",
-                    {"labels": labels, "annotations": data.get("annotations", {})},
-                )
-        self.ctx.note("alert_ignored", alert=reason, labels=labels)
+                return rule
         return None
+
+    def _why_not(self, data: dict[str, Any], rule: _Rule | None) -> tuple[str, str] | None:
+        """Why this alert does not back out, as (code, plain words); None if it does."""
+        if data.get("status") == "resolved":
+            return "resolved", "a resolved notification never starts a backout"
+        if rule is None:
+            return "no_trigger", "no `alertmanager:` trigger matches its labels"
+        earlier = self._acted_on(data)
+        # the same run may see its own claim again after a crash before it backed out
+        if earlier is not None and (earlier != self.ctx.run_id or not self.acting):
+            return "duplicate", (
+                f"a copy of the alert that already made run {earlier} back out "
+                "(Alertmanager delivers at least once, each HA member on its own)"
+            )
+        starts = float(data.get("starts_ts", self.ctx.since))
+        if starts < self.ctx.since:
+            return "predates_release", (
+                f"it started at {_utc(starts)}, before this run began at {_utc(self.ctx.since)}: "
+                "the release it watches did not cause it"
+            )
+        if not self.acting:
+            return "after_trigger", "the run had already decided to back out when it arrived"
+        return None
+
+    def _acted_on(self, data: dict[str, Any]) -> str | None:
+        """The run this alert already made back out, if any."""
+        with self.ctx.store.session() as session:
+            row = inbox.acted_on(session, self.ctx.service, _key(data))
+            return row.run_id if row else None
+
+    def _act(self, rule: _Rule, name: str, data: dict[str, Any]) -> Fired | None:
+        """Claim the alert for this run first: a copy consumed elsewhere at the same moment
+        (another member's delivery to another run) loses the race and acts nowhere."""
+        with self.ctx.store.session() as session:
+            claim = inbox.claim_alert(session, self.ctx.service, _key(data), name, self.ctx.run_id)
+            winner = claim.run_id
+        if winner != self.ctx.run_id:
+            self._ignored(name, data, "duplicate", f"run {winner} acted on it first")
+            return None
+        return Fired(rule.trigger.name, "alertmanager", f"alert {name} is firing", _shown(data))
+
+    def _ignored(self, name: str, data: dict[str, Any], why: str, reason: str) -> None:
+        self.ctx.note("alert_ignored", alert=name, why=why, reason=reason, **_shown(data))
 
     def approved(self, stage: int) -> bool:
         return any(a.get("stage") == stage for a in self.approvals)
@@ -254,3 +326,17 @@ def _decision(decision: Decision) -> dict[str, Any]:
         "summary": decision.summary,
         "evidence": decision.evidence,
     }
+
+
+def _key(data: dict[str, Any]) -> tuple[str, str]:
+    return str(data.get("fingerprint", "")), str(data.get("starts_at", ""))
+
+
+def _shown(data: dict[str, Any]) -> dict[str, Any]:
+    """What the journal keeps of an alert: enough to find it in Alertmanager again."""
+    keys = ("status", "labels", "annotations", "fingerprint", "starts_at", "delivered_by")
+    return {key: data[key] for key in keys if key in data}
+
+
+def _utc(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
