@@ -27,6 +27,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -172,6 +173,7 @@ def tally(rounds: int, one: Callable[[int], tuple[Path, int]]) -> Tally:
             folder, step_pid = one(step)
             wait_gone(step_pid, WORK_S + 5)  # a survivor still works: let it write its marks
             result.add(folder)
+            shutil.rmtree(folder, ignore_errors=True)
     return result
 
 
@@ -199,6 +201,7 @@ def main() -> None:
     with postgres_database() as url:
         sides["backout, PostgreSQL"] = tally(rounds, lambda s: backout_round(url, s))
     sides["re-run shell script"] = tally(rounds, script_round)
+    shutil.rmtree(sqlite_dir, ignore_errors=True)
     print(f"{STEPS}-step backout, executor SIGKILLed inside each step in turn, taken over at once")
     print(f"{'':<24}{'kills':>7}{'overlaps':>10}{'doubled':>9}")
     for name, t in sides.items():

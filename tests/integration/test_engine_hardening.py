@@ -3,9 +3,12 @@ store (SQLite and PostgreSQL), with real processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from backout import commands
@@ -90,3 +93,47 @@ def test_a_stop_at_a_safe_point_is_journalled_and_leaves_the_step_to_resume(
     report = commands.resume(settings(store_url), run_id)
     assert report.status == "succeeded"
     assert (tmp_path / "out.txt").read_text() == "first\nsecond\n"
+
+
+def test_a_store_lost_mid_run_names_the_run_and_how_to_resume(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL only: step 1 takes the run's schema away (as a failover or a dropped
+    connection would take the store), so its end cannot be journalled."""
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    database = postgres_url.split("?", 1)[0]
+    move = (
+        "import psycopg, sys; "
+        "psycopg.connect(sys.argv[1], autocommit=True).execute("
+        "f'ALTER SCHEMA {sys.argv[2]} RENAME TO {sys.argv[2]}_away')"
+    )
+    plan = write(
+        tmp_path,
+        f"""
+        plan: p
+        steps:
+          - name: the store goes away
+            run: [sh, -c, '[ -e moved ] || {{ touch moved; "$0" -c "$1" "$2" "$3"; }}',
+                  {sys.executable}, "{move}", "{database}", "{schema}"]
+            idempotent: true
+          - name: after
+            run: [sh, -c, 'echo after >> out.txt']
+        """,
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "backout", "--db", postgres_url, "run", str(plan)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "lost the store in the middle of the run" in result.stderr
+    assert "Traceback" not in result.stderr
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"ALTER SCHEMA {schema}_away RENAME TO {schema}")
+    run_id = commands.runs(settings(postgres_url))[0]["run_id"]
+    assert f"[run {run_id}]" in result.stderr
+    assert f"backout resume {run_id}" in result.stderr
+    report = commands.resume(settings(postgres_url), run_id)
+    assert report.status == "succeeded"
+    assert (tmp_path / "out.txt").read_text() == "after\n"

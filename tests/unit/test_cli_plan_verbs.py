@@ -272,8 +272,10 @@ def test_dry_run_without_a_snapshot_reports_the_problem(
     report = json.loads(result.stdout)
     assert report["snapshot_id"] is None
     assert report["steps"][0]["rendered"]["target"] == "{{ baseline.release }}"
-    assert len(report["problems"]) == 3
-    problem = report["problems"][0]  # names the step and the template that failed
+    assert len(report["problems"]) == 4
+    assert report["problems"][0].startswith(f"no store at {in_tmp / 'x.db'}: no snapshot of")
+    assert not (in_tmp / "x.db").exists()  # a dry run writes nothing, not even a store
+    problem = report["problems"][1]  # names the step and the template that failed
     assert problem.startswith("switch back: ")
     assert "template '{{ baseline.release }}'" in problem
     assert not (in_tmp / "shell.marker").exists()

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from backout.errors import BackoutError, UsageError
+from backout.proc import alive
 
 PORT_ENV = "BACKOUT_DEMO_PORT"
 OWNER_ENV = "BACKOUT_DEMO_OWNER_PID"
@@ -78,19 +79,7 @@ def restart(root: Path, port: int) -> int:
 # --- find and stop ---------------------------------------------------------------------
 def is_running(pid: int) -> bool:
     """Alive and not a zombie (an orphan's zombie lingers where nothing reaps it)."""
-    if HAS_PROC:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid, None)
 
 
 def processes_in(root: Path) -> set[int]:

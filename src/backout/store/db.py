@@ -9,7 +9,13 @@ from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from backout.errors import BackoutError, NoStoreError, StoreError, UsageError
@@ -132,11 +138,15 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on error."""
+        """One transaction: committed on success, rolled back on error. The database going
+        away (or its tables) is a StoreError; a unique key refusing a row stays an
+        IntegrityError, which callers use (the journal's fencing, lease claims)."""
         try:
             with self._sessions.begin() as session:
                 yield session
-        except OperationalError as exc:
+        except IntegrityError:
+            raise
+        except DBAPIError as exc:
             raise StoreError(f"store {self.safe_url}: {' '.join(str(exc.orig).split())}") from exc
 
     def dispose(self) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from backout.proc import alive
 from backout.store.models import LeaseRow
 
 
@@ -29,13 +30,7 @@ def owner_is_dead(owner: str) -> bool:
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not alive(int(pid_text), None)  # a zombie is dead too
 
 
 @dataclass(frozen=True)
