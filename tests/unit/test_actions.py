@@ -136,7 +136,7 @@ def test_run_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert not outcome.ok
     assert outcome.summary == "timed out after 0.5s"
     assert "started" in outcome.output
-    assert elapsed < 3
+    assert elapsed < 20  # the grandchild sleeps 30 s: the timeout did not wait for it
     assert wait_gone(grandchild), f"grandchild {grandchild} survived the timeout"
 
 
@@ -151,7 +151,8 @@ def test_run_timeout_does_not_wait_for_a_child_that_left_the_group(tmp_path: Pat
         assert not outcome.ok
         assert outcome.summary == "timed out after 0.3s"
         assert "started" in outcome.output
-        assert elapsed < 5, f"run_process waited {elapsed:.1f}s for an escaped child"
+        # the escaped child sleeps 30 s: well under that means nothing waited for it
+        assert elapsed < 20, f"run_process waited {elapsed:.1f}s for an escaped child"
     finally:
         pid_file = tmp_path / "escaped.pid"
         deadline = time.monotonic() + 2
@@ -423,7 +424,7 @@ def test_wait_gives_up_at_its_timeout(tmp_path: Path) -> None:
     assert not outcome.ok
     assert outcome.summary.startswith("still failing after ")
     assert "exit code 1, expected 0" in outcome.summary
-    assert 0.3 < elapsed < 1.5
+    assert elapsed > 0.3  # it polled until its timeout (a busy machine may take longer)
 
 
 def test_wait_for_a_server_that_never_comes(tmp_path: Path, closed_port_url: str) -> None:

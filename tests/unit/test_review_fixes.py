@@ -33,7 +33,8 @@ def test_a_step_that_starts_a_daemon_ends_when_the_step_process_exits(tmp_path: 
         assert result.exit_code == 0
         assert not result.timed_out
         assert result.output.strip() == "started"
-        assert took < 5, f"waited {took:.1f}s for a daemon holding the output open"
+        # the daemon lives 30 s: well under that means the step did not wait for it
+        assert took < 20, f"waited {took:.1f}s for a daemon holding the output open"
         os.kill(daemon, 0)  # the daemon the step started is left running, as intended
     finally:
         os.kill(daemon, signal.SIGKILL)

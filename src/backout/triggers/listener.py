@@ -474,7 +474,8 @@ class Listener:
 
         class Handler(_Handler):
             owner = listener
-            timeout = listener.deadline  # per read; the deadline bounds the whole request
+            # per read; the deadline (a little shorter) bounds the whole request
+            timeout = listener.deadline + 1.0
 
         return Handler
 
@@ -526,6 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
             return length
         try:
             body = self.rfile.read(length)
+        except TimeoutError:  # the per-read timeout beat the deadline's clock to it
+            return Refusal(408, f"the request did not arrive within {self.owner.deadline:g}s")
         except OSError:
             body = b""
         if len(body) < length:
