@@ -30,7 +30,7 @@ from backout.engine.runner import (
 from backout.engine.states import RUN_TERMINAL
 from backout.engine.view import Event, fold
 from backout.engine.worker import claim_orphan
-from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
+from backout.errors import Conflict, Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.explain import explain
 from backout.redact import Redactor
 from backout.reports import (
@@ -552,7 +552,7 @@ def _watching_run(session: Any, service: str) -> Any:
     for row in repo.active_runs(session, service):
         if row.plan_doc.get("mode") in ("deploy", "watch") and row.status == "running":
             return row
-    raise UsageError(
+    raise Conflict(
         f"no deploy or watch is running for service {service!r}",
         hint="to back out now, run `backout run PLAN`",
     )
@@ -610,7 +610,7 @@ def _waiting_stage(events: list[Event], run_id: str) -> int:
         and e.data.get("stage") not in passed
     ]
     if not waiting or events[-1].kind in ("run_finished", "backout_started"):
-        raise UsageError(
+        raise Conflict(
             f"run {run_id} is not waiting for an approval", hint=f"see `backout status {run_id}`"
         )
     return int(waiting[-1].data["stage"])

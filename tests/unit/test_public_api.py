@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import backout
 
 
 def test_exports_are_pinned() -> None:
     assert sorted(backout.__all__) == [
+        "Ambiguous",
         "BackoutError",
+        "Conflict",
+        "Forbidden",
+        "Invalid",
         "Issue",
         "LoadedPlan",
         "NeedsAttentionError",
+        "NotFound",
         "Plan",
         "PlanError",
         "RunReport",
@@ -37,3 +45,42 @@ def test_error_tree_and_exit_codes() -> None:
     assert backout.NeedsAttentionError("x").exit_code == 3
     error = backout.StoreError("lost", run_id="abc", step="restart", hint="look")
     assert str(error) == "lost [run abc, step restart]\nhint: look"
+
+
+def test_each_error_class_carries_its_exit_code_and_http_status() -> None:
+    expected = {
+        backout.BackoutError: (1, 500),
+        backout.UsageError: (2, 400),
+        backout.PlanError: (2, 422),
+        backout.TemplateError: (2, 422),
+        backout.NotFound: (2, 404),
+        backout.Ambiguous: (2, 400),
+        backout.Conflict: (2, 409),
+        backout.ServiceBusyError: (2, 409),
+        backout.Forbidden: (2, 403),
+        backout.StoreError: (1, 503),
+        backout.TransitionError: (1, 409),
+        backout.NeedsAttentionError: (3, 409),
+    }
+    for cls, (code, status) in expected.items():
+        error = cls("x") if cls is not backout.PlanError else cls([])
+        assert (error.exit_code, error.http_status) == (code, status), cls.__name__
+    assert backout.Invalid is backout.UsageError
+
+
+def test_importing_the_errors_loads_no_sqlalchemy_and_no_plan_loader() -> None:
+    """A plugin, the step shim's neighbours and an API error handler import the errors
+    cheaply: checked in a fresh interpreter, whatever this one has loaded."""
+    probe = (
+        "import sys, backout.errors, backout; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'pydantic') "
+        "or m.startswith('backout.spec')]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_exports_load_on_first_use() -> None:
+    probe = "import backout; print(backout.load_plan.__module__, backout.Settings.__name__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["backout.spec.loader", "Settings"]

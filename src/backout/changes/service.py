@@ -20,7 +20,7 @@ from backout.changes.gate import GateCheck, GateInput, evaluate
 from backout.changes.lifecycle import ChangeStatus, check_change
 from backout.changes.policy import Policy, load_policy
 from backout.changes.window import parse_window
-from backout.errors import PlanError, UsageError
+from backout.errors import Conflict, Forbidden, PlanError, UsageError
 from backout.settings import Settings
 from backout.spec.loader import LoadedPlan, load_plan
 from backout.spec.runbook import render_runbook
@@ -255,13 +255,13 @@ def _decide(
 
 def _check_approver(row: ChangeRow, loaded: LoadedPlan, actor: str, decision: str) -> None:
     if actor == row.requester:
-        raise UsageError(
+        raise Forbidden(
             f"{actor} requested change {row.id} and cannot decide on it",
             hint="ask one of the plan's roles.approvers",
         )
     approvers = loaded.plan.roles.approvers
     if approvers and actor not in approvers:
-        raise UsageError(
+        raise Forbidden(
             f"{actor} is not an approver of plan {loaded.plan.plan}",
             hint=f"roles.approvers: {', '.join(approvers)}",
         )
@@ -335,7 +335,7 @@ def start(
                 c for c in evaluate(_gate_input(session, row, policy, plan_path)) if not c.passed
             ]
             if failed and not override:
-                raise UsageError(
+                raise Conflict(
                     f"change {row.id} may not start: "
                     + "; ".join(f"{c.name}: {c.reason}" for c in failed),
                     hint=f"see `backout gate {row.id}`; `--override REASON` starts it anyway "

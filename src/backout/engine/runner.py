@@ -20,7 +20,7 @@ from backout.engine.orphans import Executor, settle
 from backout.engine.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.engine.steps import Decision, StepRunner
 from backout.engine.view import RunView, new_view
-from backout.errors import StoreError, UsageError
+from backout.errors import Conflict, StoreError, UsageError
 from backout.proc import stop_all
 from backout.spec.models import Plan
 from backout.stop import Stopped
@@ -245,7 +245,7 @@ def check_decisions(view: RunView, decisions: dict[int, Decision]) -> None:
         step = view.steps[index]
         if step.status is not StepStatus.RUNNING:
             flag = "--mark-done" if decision == "done" else f"--{decision}"
-            raise UsageError(
+            raise Conflict(
                 f"step {index + 1} {step.name!r} is {step.status}, not "
                 f"interrupted; {flag} applies only to a step that started and "
                 "never finished",

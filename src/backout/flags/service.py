@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from backout.errors import UsageError
+from backout.errors import NotFound
 from backout.flags import repo
 from backout.flags.evaluate import Evaluation, evaluate
 from backout.flags.model import FlagChange, FlagState, check_key
@@ -37,7 +37,7 @@ def get_flag(settings: Settings, key: str) -> FlagState:
     with _session(settings) as session:
         flag = repo.get(session, check_key(key))
     if flag is None:
-        raise UsageError(
+        raise NotFound(
             f"no flag {key!r} in this store",
             hint=f"create it with `backout flags set {key} --off`; list flags with "
             "`backout flags list`",

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backout.errors import UsageError
+from backout.errors import NotFound
 from backout.store import audit
 from backout.store.models import ApprovalRow, ChangeRow, OutboxRow, RehearsalRow, RunRow
 
@@ -23,7 +23,7 @@ def get_change(session: Session, change_id: int, lock: bool = False) -> ChangeRo
         query = query.with_for_update()
     row = session.scalars(query).first()
     if row is None:
-        raise UsageError(
+        raise NotFound(
             f"no change {change_id} in this store", hint="list changes with `backout change list`"
         )
     return row

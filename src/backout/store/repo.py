@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from backout.engine.states import RUN_ACTIVE, RunStatus
 from backout.engine.view import Event
-from backout.errors import UsageError
+from backout.errors import Ambiguous, NotFound
 from backout.store.models import EventRow, RunRow, SnapshotRow
 
 
@@ -22,8 +22,8 @@ def get_run(session: Session, run_id: str) -> RunRow:
     if len(matches) == 1:
         return matches[0]
     if matches:
-        raise UsageError(f"run id {run_id!r} is ambiguous", hint="give more characters of the id")
-    raise UsageError(f"no run {run_id!r} in this store", hint="list runs with `backout runs`")
+        raise Ambiguous(f"run id {run_id!r} is ambiguous", hint="give more characters of the id")
+    raise NotFound(f"no run {run_id!r} in this store", hint="list runs with `backout runs`")
 
 
 def list_runs(session: Session, service: str | None = None, limit: int = 20) -> list[RunRow]:
