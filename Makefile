@@ -22,10 +22,12 @@ test: $(VENV)/.test            ## set up, then lint, type-check and run the whol
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo   # the layers of docs/architecture.md
 	$(BIN)/pytest -n auto    # one worker per core: the e2e tests are process-bound
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports --no-cache --no-logo
 
 typecheck: $(VENV)/.test
 	$(BIN)/mypy

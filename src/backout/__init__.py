@@ -31,14 +31,15 @@ from backout.errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from backout.plans import load_plan
     from backout.reports import RunReport, SnapshotReport
     from backout.settings import Settings
-    from backout.spec.loader import LoadedPlan, load_plan
+    from backout.spec.loader import LoadedPlan
     from backout.spec.models import Plan
 
 _LAZY = {
     "LoadedPlan": "backout.spec.loader",
-    "load_plan": "backout.spec.loader",
+    "load_plan": "backout.plans",
     "Plan": "backout.spec.models",
     "RunReport": "backout.reports",
     "SnapshotReport": "backout.reports",

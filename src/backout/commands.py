@@ -27,11 +27,13 @@ from backout.engine.runner import (
     execute,
     plan_of,
 )
-from backout.engine.states import RUN_TERMINAL
-from backout.engine.view import Event, fold
+from backout.engine.view import fold
 from backout.engine.worker import claim_orphan
 from backout.errors import Conflict, Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.explain import explain
+from backout.kernel.events import Event
+from backout.kernel.states import RUN_TERMINAL
+from backout.plans import KINDS, load_plan, plan_schema
 from backout.redact import Redactor
 from backout.reports import (
     DryRunReport,
@@ -42,9 +44,8 @@ from backout.reports import (
 )
 from backout.settings import Settings
 from backout.spec.lint import lint, needs_release
-from backout.spec.loader import LoadedPlan, load_plan, registries
+from backout.spec.loader import LoadedPlan
 from backout.spec.runbook import render_runbook
-from backout.spec.schema import plan_schema
 from backout.spec.templating import render_value
 from backout.stop import STOP
 from backout.store import audit, inbox, leases, repo
@@ -335,7 +336,7 @@ def _latest_snapshot(settings: Settings, service: str, problems: list[str]) -> A
 
 def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
     section = "steps" if hasattr(item, "retries") else "verify"
-    kind = registries()[section].get(item.kind)
+    kind = KINDS.of(section).get(item.kind)
     if not getattr(kind, "templated", True):
         return item.options
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from backout.engine.view import Event
+from backout.kernel.events import Event
 from backout.reports import RunReport
 
 

@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from backout.engine.view import Event, RunView
+from backout.engine.view import RunView
 from backout.errors import Issue
+from backout.kernel.events import Event
 from backout.reports import DryRunReport, RunReport
 
 STATUS_STYLE = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backout.engine.states import RunStatus
 from backout.engine.view import RunView
+from backout.kernel.states import RunStatus
 from backout.store.models import RunRow
 
 # a run still pending or running is not a failure: `status` of a live run exits 0

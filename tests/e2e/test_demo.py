@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from backout.spec.loader import load_plan
+from backout.plans import load_plan
 from tests.e2e import procs
 
 pytestmark = pytest.mark.slow

@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from backout import commands
+from backout.plans import load_plan
 from backout.settings import Settings
-from backout.spec.loader import load_plan
 from backout.store import inbox
 from backout.store.db import Store, open_store
 from backout.telemetry import SourceContext

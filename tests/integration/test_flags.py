@@ -14,8 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from pydantic import ValidationError
 
-from backout.actions import ACTIONS
-from backout.actions.base import Context
+from backout.actions import ACTIONS, Context
 from backout.actions.flag import FlagAction, FlagOptions, flag_store_url
 from backout.cli import cli
 from backout.flags import ErrorCode, FlagChange, FlagState, Reason, bucket, evaluate, service

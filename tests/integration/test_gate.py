@@ -16,7 +16,7 @@ import pytest
 from backout.changes.gate import CHECKS
 from backout.changes.policy import Policy, load_policy
 from backout.errors import PlanError
-from backout.spec.loader import load_plan
+from backout.plans import load_plan
 from backout.store.db import open_store
 from backout.store.models import RehearsalRow
 from tests.integration.change_helpers import (

@@ -18,8 +18,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from backout.actions import ACTIONS
-from backout.actions.base import Context, Outcome
+from backout.actions import ACTIONS, Context, Outcome
 from backout.actions.nginx import NginxAction, NginxOptions, render_upstream
 from backout.cli import cli
 from tests.services import Backend, Handler, Nginx, find_binary, wait_until

@@ -37,10 +37,10 @@ import httpx
 import pytest
 
 from backout import commands
-from backout.actions.base import Context
+from backout.actions import Context
 from backout.actions.nginx import NginxAction, NginxOptions
-from backout.engine.view import Event
 from backout.errors import UsageError
+from backout.kernel.events import Event
 from backout.reports import RunReport
 from backout.settings import Settings
 from tests.services import (

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from backout.actions import ACTIONS
-from backout.actions.base import Context
+from backout.actions import ACTIONS, Context
 from backout.actions.http import HttpAction
 from backout.actions.run import RunAction
 from backout.actions.shell import ShellAction

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from backout.cli import cli
-from backout.spec.loader import load_plan
+from backout.plans import load_plan
 
 WritePlan = Callable[..., Path]
 

@@ -11,8 +11,9 @@ import pytest
 from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of
 from backout.demo.timeline import engine_line
 from backout.engine.layout import layout
-from backout.engine.view import Event, new_view
-from backout.spec.loader import load_plan
+from backout.engine.view import new_view
+from backout.kernel.events import Event
+from backout.plans import load_plan
 from backout.spec.models import Plan
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo.yaml"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from backout.demo.service import Counters, make_handler
-from backout.spec.loader import load_plan
+from backout.plans import load_plan
 from backout.spec.models import Plan
 from backout.spec.templating import render_value
 from backout.telemetry import SOURCES, Reading, SourceContext

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backout.spec.durations import format_duration, parse_duration
+from backout.kernel.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from backout.cli import cli
 from backout.errors import Issue
+from backout.plans import load_plan
 from backout.spec.lint import lint
-from backout.spec.loader import load_plan
 from backout.spec.templating import SCOPE_NAMES
 
 WritePlan = Callable[..., Path]

@@ -11,10 +11,11 @@ from backout.actions import ACTIONS
 from backout.actions.run import RunOptions
 from backout.actions.wait import WaitOptions
 from backout.errors import Issue, PlanError, UsageError
+from backout.plans import load_plan
 from backout.probes.command import CommandOptions
 from backout.probes.files import PathOptions
 from backout.probes.http import HttpCheckOptions
-from backout.spec.loader import LoadedPlan, load_plan
+from backout.spec.loader import LoadedPlan
 from backout.spec.yamlfile import MAX_ALIAS_NODES, MAX_DEPTH
 
 WritePlan = Callable[..., Path]

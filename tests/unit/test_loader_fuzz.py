@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from backout.cli import cli
 from backout.errors import Issue, PlanError
+from backout.plans import load_plan
 from backout.spec.lint import lint
-from backout.spec.loader import load_plan
 from backout.spec.yamlfile import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))

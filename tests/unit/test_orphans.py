@@ -16,8 +16,9 @@ import pytest
 from backout import proc
 from backout.engine.layout import Unit, layout
 from backout.engine.orphans import Executor, StepMayBeRunning, settle
-from backout.engine.view import Event, RunView, fold, new_view
-from backout.spec.loader import load_plan
+from backout.engine.view import RunView, fold, new_view
+from backout.kernel.events import Event
+from backout.plans import load_plan
 from backout.stepshim import NEVER_STARTED
 from tests.e2e.procs import gone, wait_gone
 

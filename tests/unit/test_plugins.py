@@ -18,7 +18,7 @@ from backout.plugins import Registry
 GROUP = "backout.test_actions"
 MODULE = "backout_test_plugin"
 PLUGIN_SOURCE = """
-from backout.actions.base import Action, Options, Outcome
+from backout.actions import Action, Options, Outcome
 
 
 class NoopOptions(Options):

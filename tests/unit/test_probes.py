@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from backout.actions.base import Context
 from backout.errors import ActionError
+from backout.kernel.options import Context
 from backout.probes import CHECKS, SOURCES
 from backout.probes.http import json_path
 from backout.redact import MASK, Redactor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import backout
 
@@ -83,4 +84,51 @@ def test_importing_the_errors_loads_no_sqlalchemy_and_no_plan_loader() -> None:
 def test_lazy_exports_load_on_first_use() -> None:
     probe = "import backout; print(backout.load_plan.__module__, backout.Settings.__name__)"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["backout.spec.loader", "Settings"]
+    assert out.stdout.split() == ["backout.plans", "Settings"]
+
+
+def test_the_plugin_api_is_pinned() -> None:
+    """What docs/actions.md tells a plugin author to import, from backout.actions only."""
+    import backout.actions
+
+    assert sorted(backout.actions.__all__) == [
+        "ACTIONS",
+        "Action",
+        "ArgvOptions",
+        "Context",
+        "Options",
+        "Outcome",
+        "Stopped",
+        "resolve",
+        "run_process",
+    ]
+    for name in backout.actions.__all__:
+        assert hasattr(backout.actions, name), name
+
+
+def test_a_plugin_written_against_the_public_api_runs(tmp_path: Path) -> None:
+    from backout.actions import Action, Context, Options, Outcome, resolve, run_process
+
+    class TouchOptions(Options):
+        path: str
+
+    class TouchAction(Action):
+        kind = "touch"
+        Options = TouchOptions
+
+        def execute(self, options: TouchOptions, ctx: Context) -> Outcome:
+            done = run_process(
+                ["touch", str(resolve(ctx.workdir, options.path))],
+                cwd=ctx.workdir,
+                timeout=ctx.timeout,
+            )
+            return Outcome(done.exit_code == 0, f"exit code {done.exit_code}")
+
+        def describe(self, options: TouchOptions) -> str:
+            return f"touch {options.path}"
+
+    action = TouchAction()
+    outcome = action.execute(action.Options.model_validate({"path": "f"}), Context(tmp_path, 5))
+    assert outcome.ok, outcome.summary
+    assert (tmp_path / "f").is_file()
+    assert not action.reversible

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from backout import proc
-from backout.actions.base import Context
 from backout.actions.http import HttpAction, HttpOptions
 from backout.commands import validate
 from backout.errors import PlanError
+from backout.kernel.options import Context
+from backout.plans import load_plan
 from backout.probes.http import HttpCheck, HttpCheckOptions
-from backout.spec.loader import load_plan
 from backout.stop import Stopped
 
 

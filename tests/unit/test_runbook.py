@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from backout.spec.loader import load_plan
+from backout.plans import load_plan
 from backout.spec.runbook import render_runbook
 
 WritePlan = Callable[..., Path]

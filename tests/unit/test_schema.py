@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
 from backout.cli import cli
-from backout.spec.schema import plan_schema
+from backout.plans import plan_schema
 
 DESIGN_EXAMPLE = """\
 plan: checkout

@@ -19,8 +19,8 @@ from backout.cli import cli
 from backout.engine.environment import RunEnvironment
 from backout.engine.runner import environment
 from backout.errors import TemplateError
+from backout.plans import load_plan
 from backout.spec.lint import needs_release
-from backout.spec.loader import load_plan
 from backout.spec.models import Plan
 from backout.spec.templating import MAX_OUTPUT, RUN_KEYS, SHOWN, render_text, render_value
 

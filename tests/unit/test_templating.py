@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from backout import commands
-from backout.actions.base import Context
 from backout.actions.run import RunAction
 from backout.errors import TemplateError
+from backout.kernel.options import Context
+from backout.plans import load_plan
 from backout.settings import Settings
-from backout.spec.loader import load_plan
 from backout.spec.templating import (
     SCOPE_NAMES,
     is_template,

@@ -1,53 +1,15 @@
-"""The action interface: what a step kind must provide."""
+"""The action interface: what a step kind must provide. Plugin authors import it from
+:mod:`backout.actions`, never from here."""
 
 from __future__ import annotations
 
-import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
 
-
-class Options(BaseModel):
-    """Base for action/check/source options: closed and immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ArgvOptions(Options):
-    """Options of anything that runs a program: an argv list (or just the list), no shell."""
-
-    argv: list[str] = Field(min_length=1, description="Program and arguments, no shell.")
-    cwd: str | None = Field(None, description="Working folder (relative to the plan file).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return {"argv": value}
-        if isinstance(value, str):
-            raise ValueError(
-                f"takes a list [program, arg, ...], not a string; write "
-                f"{shlex.split(value)!r}, or use a `shell:` step if you need a "
-                "shell"
-            )
-        return value
-
-
-@dataclass(frozen=True)
-class Context:
-    """What an action may use: where it runs, its time budget, its environment."""
-
-    workdir: Path
-    timeout: float
-    env: Mapping[str, str] = field(default_factory=dict)
-    redact: Callable[[str], str] = str
-    store_url: str | None = None  # the run's store (actions that keep state there: flag)
-    actor: str | None = None  # who started the run
+from backout.kernel.options import Context
 
 
 @dataclass(frozen=True)
@@ -85,8 +47,8 @@ class Action(ABC):
         """
         return None
 
-
-def resolve(workdir: Path, path: str) -> Path:
-    """Relative paths in plans resolve against the plan file's folder."""
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else workdir / candidate
+    @property
+    def reversible(self) -> bool:
+        """Whether this kind reverses itself (overrides :meth:`reverse`): the linter asks a
+        deploy step of any other kind for an explicit ``undo:``."""
+        return type(self).reverse is not Action.reverse

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import Field
 
-from backout.actions.base import Action, Context, Outcome
+from backout.actions.base import Action, Outcome
 from backout.errors import BackoutError
 from backout.flags.model import CHANGEABLE, FlagChange, FlagState
+from backout.kernel.options import Context
 from backout.settings import Settings
 from backout.store.dialect import DEFAULT_URL
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from backout.actions.base import Action, Context, Options, Outcome
+from backout.actions.base import Action, Outcome
 from backout.errors import ActionError
+from backout.kernel.options import Context, Options
 from backout.probes.http import fetch
 from backout.proc import tail
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from backout.actions.base import Action, Context, Options, Outcome, resolve
+from backout.actions.base import Action, Outcome
 from backout.errors import ActionError
+from backout.kernel.options import Context, Options, resolve
 from backout.proc import run_process
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

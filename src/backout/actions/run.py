@@ -6,7 +6,8 @@ import shlex
 
 from pydantic import Field
 
-from backout.actions.base import Action, ArgvOptions, Context, Outcome, resolve
+from backout.actions.base import Action, Outcome
+from backout.kernel.options import ArgvOptions, Context, resolve, resolve_program
 from backout.proc import run_process
 
 
@@ -17,14 +18,6 @@ class RunOptions(ArgvOptions):
     )
 
 
-def argv_with_local_program(argv: list[str], ctx: Context) -> list[str]:
-    """``./bin/x`` and ``bin/x`` are relative to the plan file; bare names use PATH."""
-    program = argv[0]
-    if "/" in program and not program.startswith("/"):
-        return [str(resolve(ctx.workdir, program)), *argv[1:]]
-    return argv
-
-
 class RunAction(Action):
     kind = "run"
     in_process = False
@@ -33,7 +26,7 @@ class RunAction(Action):
     def execute(self, options: RunOptions, ctx: Context) -> Outcome:
         cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
         result = run_process(
-            argv_with_local_program(options.argv, ctx),
+            resolve_program(options.argv, ctx.workdir),
             cwd=cwd,
             timeout=ctx.timeout,
             env={**ctx.env, **options.env},

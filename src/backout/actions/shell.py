@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from backout.actions.base import Action, Context, Options, Outcome, resolve
+from backout.actions.base import Action, Outcome
+from backout.kernel.options import Context, Options, resolve
 from backout.proc import run_process
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import Field
 
-from backout.actions.base import Action, Context, Options, Outcome, resolve
+from backout.actions.base import Action, Outcome
+from backout.kernel.options import Context, Options, resolve
 
 
 class SymlinkOptions(Options):

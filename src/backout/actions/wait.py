@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from backout.actions.base import Action, Context, Options, Outcome
+from backout.actions.base import Action, Outcome
+from backout.kernel.options import Context, Options
 from backout.probes.base import Verdict
 from backout.probes.command import CommandCheck, CommandOptions
 from backout.probes.http import HttpCheck, HttpCheckOptions

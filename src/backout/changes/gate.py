@@ -11,9 +11,10 @@ from backout.changes.lifecycle import ChangeStatus
 from backout.changes.policy import Requirements
 from backout.changes.window import iso
 from backout.errors import PlanError
-from backout.spec.durations import format_duration
+from backout.kernel.durations import format_duration
+from backout.plans import load_plan
 from backout.spec.lint import lint
-from backout.spec.loader import LoadedPlan, load_plan
+from backout.spec.loader import LoadedPlan
 from backout.store.models import ApprovalRow, ChangeRow, RehearsalRow
 
 

@@ -21,8 +21,9 @@ from backout.changes.lifecycle import ChangeStatus, check_change
 from backout.changes.policy import Policy, load_policy
 from backout.changes.window import parse_window
 from backout.errors import Conflict, Forbidden, PlanError, UsageError
+from backout.plans import load_plan
 from backout.settings import Settings
-from backout.spec.loader import LoadedPlan, load_plan
+from backout.spec.loader import LoadedPlan
 from backout.spec.runbook import render_runbook
 from backout.store import changes as repo
 from backout.store.db import Store, open_store

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backout.engine.layout import layout
-from backout.engine.view import Event
+from backout.kernel.events import Event
 from backout.spec.models import Plan
 
 PHASES = {"forward": "deploy", "reverse": "undo", "backout": "backout"}

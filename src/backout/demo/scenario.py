@@ -35,11 +35,12 @@ from backout.demo.summary import print_summary
 from backout.demo.timeline import Timeline
 from backout.demo.traffic import Traffic
 from backout.demo.workdir import RELEASES, layout
-from backout.engine.view import Event, RunView
+from backout.engine.view import RunView
 from backout.errors import BackoutError
+from backout.kernel.events import Event
+from backout.plans import load_plan
 from backout.reports import RunReport, SnapshotReport
 from backout.settings import Settings
-from backout.spec.loader import load_plan
 from backout.spec.models import Plan
 from backout.stop import STOP, Stopped, on_signals
 

@@ -15,7 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from backout.engine.view import Event, RunView
+from backout.engine.view import RunView
+from backout.kernel.events import Event
 
 
 @dataclass(frozen=True)

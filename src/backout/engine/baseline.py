@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from backout.actions.base import Context
 from backout.errors import ActionError
+from backout.kernel.options import Context
 from backout.probes import SOURCES
 from backout.redact import Redactor
 from backout.spec.models import Plan

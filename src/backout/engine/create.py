@@ -13,9 +13,9 @@ from backout.changes.events import move
 from backout.changes.lifecycle import ChangeStatus
 from backout.engine.environment import resolve_secrets
 from backout.engine.lease import claim_for_new_run
-from backout.engine.states import RunStatus
-from backout.engine.view import Event
 from backout.errors import UsageError
+from backout.kernel.events import Event
+from backout.kernel.states import RunStatus
 from backout.spec.loader import LoadedPlan
 from backout.spec.templating import references, walk_strings
 from backout.store import audit, repo

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backout.actions.base import Context
 from backout.errors import UsageError
+from backout.kernel.options import Context
 from backout.redact import Redactor
 from backout.spec.models import Plan
 

@@ -18,10 +18,10 @@ from typing import Any
 from backout.actions import ACTIONS
 from backout.actions.base import Action
 from backout.engine.layout import Mode, Unit
-from backout.engine.states import RunStatus, StepStatus
 from backout.engine.steps import StepRunner
 from backout.engine.view import RunView
 from backout.errors import UsageError
+from backout.kernel.states import RunStatus, StepStatus
 from backout.spec.models import Stage
 from backout.triggers.watcher import Fired, Watcher
 

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from backout.changes.events import move
 from backout.changes.lifecycle import ChangeStatus
 from backout.engine.journal import Hook
-from backout.engine.states import RunStatus
-from backout.engine.view import Event, RunView
+from backout.engine.view import RunView
+from backout.kernel.events import Event
+from backout.kernel.states import RunStatus
 from backout.store import audit
 from backout.store import changes as change_repo
 

@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backout.engine.states import RUN_TERMINAL
-from backout.engine.view import Event, RunView, apply, fold
+from backout.engine.view import RunView, apply, fold
 from backout.errors import StoreError
+from backout.kernel.events import Event
+from backout.kernel.states import RUN_TERMINAL
 from backout.redact import Redactor
 from backout.store import repo
 from backout.store.db import Store

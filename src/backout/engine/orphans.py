@@ -31,9 +31,10 @@ from backout import proc
 from backout.actions import ACTIONS
 from backout.engine.invoke import GRACE_S
 from backout.engine.layout import Unit
-from backout.engine.states import StepStatus
-from backout.engine.view import Event, RunView
+from backout.engine.view import RunView
 from backout.errors import ServiceBusyError
+from backout.kernel.events import Event
+from backout.kernel.states import StepStatus
 
 
 class StepMayBeRunning(ServiceBusyError):

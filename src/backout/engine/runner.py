@@ -17,10 +17,10 @@ from backout.engine.journal import Journal, Observer
 from backout.engine.layout import Mode, layout
 from backout.engine.lease import Heartbeat
 from backout.engine.orphans import Executor, settle
-from backout.engine.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.engine.steps import Decision, StepRunner
 from backout.engine.view import RunView, new_view
 from backout.errors import Conflict, StoreError, UsageError
+from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.proc import stop_all
 from backout.spec.models import Plan
 from backout.stop import Stopped

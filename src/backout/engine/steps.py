@@ -22,8 +22,8 @@ from backout.engine.invoke import with_deadline
 from backout.engine.journal import Journal
 from backout.engine.layout import Unit
 from backout.engine.lease import Heartbeat
-from backout.engine.states import RunStatus, StepStatus
 from backout.errors import ActionError, StoreError, TemplateError
+from backout.kernel.states import RunStatus, StepStatus
 from backout.probes import CHECKS, Verdict
 from backout.proc import SPAWN_HOOK, Spawned, kill_orphan
 from backout.spec.models import MAX_RETRY_DELAY, Check, Plan

@@ -5,29 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from backout.engine.states import RunStatus, StepStatus, check_run, check_step
 from backout.errors import TransitionError
-
-
-@dataclass(frozen=True)
-class Event:
-    run_id: str
-    seq: int
-    at: float
-    kind: str
-    step: int | None = None
-    attempt: int | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "at": self.at,
-            "kind": self.kind,
-            "step": self.step,
-            "attempt": self.attempt,
-            "data": self.data,
-        }
+from backout.kernel.events import Event
+from backout.kernel.states import RunStatus, StepStatus, check_run, check_step
 
 
 @dataclass

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backout.engine.lease import claim_for_resume
-from backout.engine.states import RunStatus
 from backout.errors import ServiceBusyError
+from backout.kernel.states import RunStatus
 from backout.store import dialect, leases
 from backout.store.db import Store
 from backout.store.models import RunRow

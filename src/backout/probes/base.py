@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from backout.actions.base import Context
+from backout.kernel.options import Context
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,8 @@ import shlex
 
 from pydantic import Field
 
-from backout.actions.base import ArgvOptions, Context, resolve
-from backout.actions.run import argv_with_local_program
 from backout.errors import ActionError
+from backout.kernel.options import ArgvOptions, Context, resolve, resolve_program
 from backout.probes.base import Check, Source, Verdict
 from backout.proc import run_process
 
@@ -21,7 +20,7 @@ class CommandOptions(ArgvOptions):
 def _run(options: CommandOptions, ctx: Context) -> tuple[int | None, str, bool]:
     cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
     result = run_process(
-        argv_with_local_program(options.argv, ctx), cwd=cwd, timeout=ctx.timeout, env=ctx.env
+        resolve_program(options.argv, ctx.workdir), cwd=cwd, timeout=ctx.timeout, env=ctx.env
     )
     return result.exit_code, ctx.redact(result.output), result.timed_out
 

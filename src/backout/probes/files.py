@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from backout.actions.base import Context, Options, resolve
 from backout.errors import ActionError
+from backout.kernel.options import Context, Options, resolve
 from backout.probes.base import Check, Source, Verdict
 
 

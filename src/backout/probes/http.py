@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 from pydantic import Field, model_validator
 
-from backout.actions.base import Context, Options
 from backout.errors import ActionError
+from backout.kernel.options import Context, Options
 from backout.probes.base import Check, Source, Verdict
 
 

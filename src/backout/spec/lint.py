@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from backout.errors import Issue
-from backout.spec.durations import parse_duration
+from backout.kernel.durations import parse_duration
 from backout.spec.loader import LoadedPlan
 from backout.spec.models import MAX_RETRY_DELAY, Plan, Step
 from backout.spec.templating import (
@@ -218,12 +218,10 @@ def _wait_delay(options: object) -> float | None:
 
 
 def _trigger_signals(loaded: LoadedPlan) -> Iterator[Issue]:
-    from backout.triggers import TRIGGERS
-
     known = ", ".join(sorted(loaded.plan.telemetry)) or "none: add a `telemetry:` block"
     for index, trigger in enumerate(loaded.plan.triggers):
         names: list[tuple[tuple[str | int, ...], str | None]] = []
-        if TRIGGERS.get(trigger.kind).needs_signal:
+        if loaded.kinds.triggers.get(trigger.kind).needs_signal:
             names.append((("triggers", index, "signal"), trigger.signal))
         if trigger.kind == "judge":
             where: tuple[str | int, ...] = ("triggers", index, "judge")
@@ -258,14 +256,11 @@ def _no_data_explicit(loaded: LoadedPlan) -> Iterator[Issue]:
 
 
 def _stage_reverses(loaded: LoadedPlan) -> Iterator[Issue]:
-    from backout.actions import ACTIONS
-    from backout.actions.base import Action
-
     deploy = loaded.plan.deploy
     for s_index, stage in enumerate(deploy.stages if deploy else []):
         for index, step in enumerate(stage.steps):
-            action = ACTIONS.get(step.kind)
-            if step.undo is None and type(action).reverse is Action.reverse:
+            action = loaded.kinds.actions.get(step.kind)
+            if step.undo is None and not action.reversible:
                 yield loaded.issue(
                     ("deploy", "stages", s_index, "steps", index),
                     f"{step.kind} step {step.name!r} has no reverse: backing out "

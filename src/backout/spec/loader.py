@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from backout.errors import Issue, PlanError
 from backout.plugins import Registry
+from backout.spec.kinds import Kinds
 from backout.spec.models import Check, DeployStep, Plan, Signal, Source, Step, Trigger
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
@@ -50,6 +51,7 @@ class LoadedPlan:
     path: Path
     source: SourceMap
     raw: dict[str, Any]
+    kinds: Kinds = field(repr=False, compare=False)  # what it was validated against
 
     @property
     def base_dir(self) -> Path:
@@ -67,22 +69,6 @@ class LoadedPlan:
         line, col = self.source.where(path)
         field = dotted(path)
         return Issue(str(self.path), line, col, field, message, hint, severity)
-
-
-def registries() -> dict[str, Registry[Any]]:
-    from backout.actions import ACTIONS
-    from backout.probes import CHECKS, SOURCES
-    from backout.telemetry import SOURCES as TELEMETRY
-    from backout.triggers import TRIGGERS
-
-    return {
-        "steps": ACTIONS,
-        "verify": CHECKS,
-        "baseline": SOURCES,
-        "telemetry": TELEMETRY,
-        "triggers": TRIGGERS,
-        "deploy_steps": ACTIONS,
-    }
 
 
 Path_ = tuple[str | int, ...]
@@ -112,8 +98,10 @@ def _set(plain: Any, path: Path_, value: Any) -> None:
     _get(plain, path[:-1])[path[-1]] = value
 
 
-def load_plan(path: str | Path) -> LoadedPlan:
-    """Read, parse and validate one plan file; raise :class:`PlanError` with every issue."""
+def load_plan(path: str | Path, kinds: Kinds) -> LoadedPlan:
+    """Read, parse and validate one plan file against ``kinds``; raise :class:`PlanError`
+    with every issue. Callers above the spec layer use :func:`backout.plans.load_plan`,
+    which supplies the installed kinds."""
     file = Path(path)
     root = read_yaml(file)
     source = SourceMap(root)
@@ -126,20 +114,20 @@ def load_plan(path: str | Path) -> LoadedPlan:
     if not isinstance(root, dict):
         add((), "a plan must be a mapping of keys (plan:, steps: …)", "see `backout init`")
         raise PlanError(issues)
-    kinds = registries()
     plain = to_plain(root)
     for where, section in places(plain):
-        _set(plain, where, _split_section(_get(plain, where), where, section, kinds[section], add))
+        split = _split_section(_get(plain, where), where, section, kinds.of(section), add)
+        _set(plain, where, split)
     _validate_options(plain, kinds, add)
     plan = None
     try:
         plan = Plan.model_validate(plain)
     except ValidationError as exc:
         for error in exc.errors():
-            _report(error, plain, add)
+            _report(error, plain, kinds, add)
     if issues or plan is None:
         raise PlanError(sorted(issues, key=lambda issue: (issue.line, issue.col)))
-    return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain)
+    return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain, kinds=kinds)
 
 
 def _split_section(
@@ -203,10 +191,10 @@ def _without(item: dict[str, Any], reported: list[str], common: set[str]) -> dic
     return {**rest, "kind": INVALID_KIND, "options": None}
 
 
-def _report(error: Any, plain: dict[str, Any], add: Any) -> None:
+def _report(error: Any, plain: dict[str, Any], kinds: Kinds, add: Any) -> None:
     loc = _yaml_path(tuple(error["loc"]), plain)
     if error["type"] == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1], plain)
+        allowed = _allowed_keys(loc[:-1], plain, kinds)
         add(loc, f"unknown key {loc[-1]!r}", unknown_key_hint(str(loc[-1]), allowed))
     elif error["type"] == "missing":
         add(loc, "is required", _missing_hint(loc))
@@ -236,12 +224,12 @@ def _yaml_path(loc: tuple[Any, ...], plain: dict[str, Any]) -> tuple[str | int, 
     return tuple(out)
 
 
-def _allowed_keys(parent: Path_, plain: dict[str, Any]) -> list[str]:
+def _allowed_keys(parent: Path_, plain: dict[str, Any], kinds: Kinds) -> list[str]:
     for where, section in places(plain):
         if parent[:-1] == where:
             model, _ = KINDED_SECTIONS[section]
             names = [name for name in model.model_fields if name not in ("kind", "options")]
-            return names + registries()[section].names()
+            return names + kinds.of(section).names()
     return model_fields_at(Plan, parent)
 
 
@@ -284,9 +272,9 @@ def _check_options(model: type[BaseModel], options: Any, where: Path_, add: Any)
                 add(at, error_message(error), type_hint(error))
 
 
-def _validate_options(plain: dict[str, Any], kinds: dict[str, Registry[Any]], add: Any) -> None:
+def _validate_options(plain: dict[str, Any], kinds: Kinds, add: Any) -> None:
     for where, section, item in _kinded_items(plain):
-        registry = kinds[section]
+        registry = kinds.of(section)
         _check_options(
             registry.get(item["kind"]).Options, item["options"], (*where, item["kind"]), add
         )

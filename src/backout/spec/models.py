@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from backout.spec.durations import parse_duration
+from backout.kernel.durations import parse_duration
 
 DURATION_SCHEMA = {
     "anyOf": [

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from backout.spec.durations import format_duration
-from backout.spec.loader import LoadedPlan, registries
+from backout.kernel.durations import format_duration
+from backout.spec.loader import LoadedPlan
 
 
-def _describe(section: str, kind: str, options: Any) -> str:
-    item = registries()[section].get(kind)
+def _describe(loaded: LoadedPlan, section: str, kind: str, options: Any) -> str:
+    item = loaded.kinds.of(section).get(kind)
     return str(item.describe(item.Options.model_validate(options)))
 
 
-def _step_line(number: int, step: Any) -> str:
+def _step_line(loaded: LoadedPlan, number: int, step: Any) -> str:
     facts = [f"timeout {format_duration(step.timeout)}"]
     if step.retries:
         facts.append(f"{step.retries} retr{'y' if step.retries == 1 else 'ies'}")
     facts.append("idempotent" if step.idempotent else "not idempotent")
     facts.append("on failure: continue" if step.on_failure == "continue" else "on failure: stop")
-    action = _describe("steps", step.kind, step.options).replace("`", "'")
+    action = _describe(loaded, "steps", step.kind, step.options).replace("`", "'")
     return f"{number}. **{step.name}** — `{action}` ({', '.join(facts)})"
 
 
@@ -57,7 +57,7 @@ def render_runbook(loaded: LoadedPlan) -> str:
             "| --- | --- |",
         ]
         lines += [
-            f"| `{name}` | {_describe('baseline', src.kind, src.options)} |"
+            f"| `{name}` | {_describe(loaded, 'baseline', src.kind, src.options)} |"
             for name, src in plan.baseline.items()
         ]
         lines.append("")
@@ -66,12 +66,12 @@ def render_runbook(loaded: LoadedPlan) -> str:
         "## Steps" if not plan.deploy else "## Backout steps (after the stages are undone)",
         "",
     ]
-    lines += [_step_line(i + 1, step) for i, step in enumerate(plan.steps)]
+    lines += [_step_line(loaded, i + 1, step) for i, step in enumerate(plan.steps)]
     lines += ["", '## What "restored" means', ""]
     if plan.verify:
         for check in plan.verify:
             window = f" (retried for up to {format_duration(check.within)})" if check.within else ""
-            text = _describe("verify", check.kind, check.options).replace("`", "'")
+            text = _describe(loaded, "verify", check.kind, check.options).replace("`", "'")
             lines.append(f"- [ ] **{check.name}** — {text}{window}")
     else:
         lines.append("- No verification checks: nothing proves the backout worked.")
@@ -106,9 +106,9 @@ def _deploy_lines(loaded: LoadedPlan) -> list[str]:
         )
         lines.append(f"{number}. **{stage.name}** — checkpoint: {gate}")
         for step in stage.steps:
-            action = _describe("steps", step.kind, step.options).replace("`", "'")
+            action = _describe(loaded, "steps", step.kind, step.options).replace("`", "'")
             undo = (
-                f"; undo: `{_describe('steps', *next(iter(step.undo.items())))}`"
+                f"; undo: `{_describe(loaded, 'steps', *next(iter(step.undo.items())))}`"
                 if step.undo
                 else ""
             )

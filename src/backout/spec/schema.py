@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from backout.plugins import Registry
-from backout.spec.loader import KINDED_SECTIONS, registries
+from backout.spec.kinds import Kinds
+from backout.spec.loader import KINDED_SECTIONS
 from backout.spec.models import DURATION_SCHEMA, Plan
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
@@ -31,8 +32,9 @@ def _options_schema(section: str, kind: str, model: type[BaseModel]) -> dict[str
     return {"anyOf": [schema, short]} if short else schema
 
 
-def _kinded(section: str, registry: Registry[Any]) -> dict[str, Any]:
+def _kinded(section: str, kinds: Kinds) -> dict[str, Any]:
     model, _ = KINDED_SECTIONS[section]
+    registry = kinds.of(section)
     common = model.model_json_schema()
     props = {k: v for k, v in common.get("properties", {}).items() if k not in ("kind", "options")}
     variants = []
@@ -86,27 +88,27 @@ def _undo_schema(registry: Registry[Any]) -> dict[str, Any]:
     }
 
 
-def plan_schema() -> dict[str, Any]:
+def plan_schema(kinds: Kinds) -> dict[str, Any]:
+    """The schema of a plan that may name ``kinds``."""
     schema = Plan.model_json_schema()
-    kinds = registries()
     props = schema["properties"]
 
     def described(name: str) -> str:
         return str(props[name].get("description", ""))
 
-    props["steps"] = _array(_kinded("steps", kinds["steps"]), described("steps"), 1)
-    props["verify"] = _array(_kinded("verify", kinds["verify"]), described("verify"))
-    props["baseline"] = _mapping(_kinded("baseline", kinds["baseline"]), described("baseline"))
-    props["telemetry"] = _mapping(_kinded("telemetry", kinds["telemetry"]), described("telemetry"))
-    props["triggers"] = _array(_kinded("triggers", kinds["triggers"]), described("triggers"))
+    props["steps"] = _array(_kinded("steps", kinds), described("steps"), 1)
+    props["verify"] = _array(_kinded("verify", kinds), described("verify"))
+    props["baseline"] = _mapping(_kinded("baseline", kinds), described("baseline"))
+    props["telemetry"] = _mapping(_kinded("telemetry", kinds), described("telemetry"))
+    props["triggers"] = _array(_kinded("triggers", kinds), described("triggers"))
     defs = {
         k: v
         for k, v in schema.get("$defs", {}).items()
         if k not in ("Step", "Check", "Source", "Signal", "Trigger", "DeployStep")
     }
-    deploy_step = _kinded("deploy_steps", kinds["deploy_steps"])
+    deploy_step = _kinded("deploy_steps", kinds)
     for variant in deploy_step["oneOf"]:
-        variant["properties"]["undo"] = _undo_schema(kinds["deploy_steps"])
+        variant["properties"]["undo"] = _undo_schema(kinds.of("deploy_steps"))
     defs["Stage"]["properties"]["steps"] = _array(deploy_step, "Forward steps.")
     schema["$defs"] = defs
     for name in ("steps", "verify", "baseline", "telemetry", "triggers"):

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from backout.engine.states import RUN_ACTIVE, RunStatus
-from backout.engine.view import Event
 from backout.errors import Ambiguous, NotFound
+from backout.kernel.events import Event
+from backout.kernel.states import RUN_ACTIVE, RunStatus
 from backout.store.models import EventRow, RunRow, SnapshotRow
 
 

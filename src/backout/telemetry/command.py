@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from pathlib import Path
 
 from pydantic import Field
 
-from backout.actions.base import ArgvOptions, resolve
 from backout.errors import ActionError
+from backout.kernel.options import ArgvOptions, resolve, resolve_program
 from backout.proc import run_process
 from backout.telemetry.base import Reading, Source, SourceContext
 
@@ -25,13 +24,6 @@ TAIL = 200
 
 class CommandOptions(ArgvOptions):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
-
-
-def _program(argv: list[str], workdir: Path) -> list[str]:
-    """``./bin/x`` and ``bin/x`` are relative to the plan file; bare names use PATH."""
-    if "/" in argv[0] and not argv[0].startswith("/"):
-        return [str(resolve(workdir, argv[0])), *argv[1:]]
-    return argv
 
 
 def first_number(text: str) -> float | None:
@@ -51,7 +43,7 @@ class CommandSource(Source):
         cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
         try:
             done = run_process(
-                _program(options.argv, ctx.workdir),
+                resolve_program(options.argv, ctx.workdir),
                 cwd=cwd,
                 env={**ctx.env, **options.env},
                 timeout=ctx.timeout,

@@ -20,7 +20,7 @@ from typing import Literal
 import httpx
 from pydantic import Field, model_validator
 
-from backout.actions.base import Options
+from backout.kernel.options import Options
 from backout.telemetry._http import client
 from backout.telemetry.base import Reading, Source, SourceContext, Status
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from backout.actions.base import Options
-from backout.spec.durations import format_duration
+from backout.kernel.durations import format_duration
+from backout.kernel.options import Options
 from backout.spec.models import Duration
 from backout.telemetry._http import Failure, get
 from backout.telemetry.base import Reading, Source, SourceContext, Status

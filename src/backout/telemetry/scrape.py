@@ -22,7 +22,7 @@ from typing import Any, Literal
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field, field_validator, model_validator
 
-from backout.actions.base import Options
+from backout.kernel.options import Options
 from backout.telemetry._http import Failure, get
 from backout.telemetry.base import Reading, Sampler, Source, SourceContext
 

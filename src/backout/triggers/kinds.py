@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
+import backout.triggers.options as o
 from backout.errors import UsageError
 from backout.plugins import Registry
 from backout.telemetry.base import Reading
-from backout.triggers import options as o
 
 if TYPE_CHECKING:
     from backout.telemetry.detectors.base import Detector

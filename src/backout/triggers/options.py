@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 
-from backout.actions.base import Options
+from backout.kernel.options import Options
 from backout.spec.models import Duration
 
 

@@ -1,4 +1,4 @@
-"""CLI for feature flags: list, get, set, and serve them to apps over OFREP."""
+"""Feature flags: list, get, set, and serve them to apps over OFREP."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from pydantic import ValidationError
 from rich.markup import escape
 
-from backout.cli import cli, err, handle_errors, json_option, out, settings_of
+from backout.cli.base import err, json_option, out, settings_of
 from backout.errors import UsageError
 from backout.flags import service
 from backout.flags.model import FlagChange, FlagState
@@ -58,7 +58,7 @@ def _not_json(constant: str) -> NoReturn:
     raise ValueError(f"{constant} is not JSON")
 
 
-@cli.group()
+@click.group()
 def flags() -> None:
     """Feature flags in the backout store, served to apps over OpenFeature's OFREP."""
 
@@ -66,7 +66,6 @@ def flags() -> None:
 @flags.command("list")
 @json_option
 @click.pass_context
-@handle_errors
 def flags_list(ctx: click.Context, as_json: bool) -> None:
     """Every flag with its state."""
     rows = service.list_flags(settings_of(ctx))
@@ -87,7 +86,6 @@ def flags_list(ctx: click.Context, as_json: bool) -> None:
 )
 @json_option
 @click.pass_context
-@handle_errors
 def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: bool) -> None:
     """Show one flag (and, with --for, what it answers for a targeting key)."""
     settings = settings_of(ctx)
@@ -131,7 +129,6 @@ def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: 
 @click.option("--off-variant", metavar="NAME", help="Variant served when off or not selected.")
 @json_option
 @click.pass_context
-@handle_errors
 def flags_set(
     ctx: click.Context,
     key: str,
@@ -185,7 +182,6 @@ def flags_set(
     help="Serve a non-loopback address without a token (only behind an authenticating proxy).",
 )
 @click.pass_context
-@handle_errors
 def flags_serve(
     ctx: click.Context, host: str, port: int, token_file: str | None, allow_no_token: bool
 ) -> None:
@@ -224,3 +220,6 @@ def _say_stopped(stopped: Stopped) -> NoReturn:
         soft_wrap=True,
     )
     sys.exit(128 + (stopped.signal or 0))
+
+
+COMMANDS: list[click.Command] = [flags]

@@ -1,4 +1,4 @@
-"""CLI for progressive deploys, watching, triggers from people, approvals and explanations."""
+"""Progressive deploys, watching, triggers from people, approvals and explanations."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import click
 from rich.markup import escape
 
 from backout import commands
-from backout.cli import _finish, cli, handle_errors, json_option, live_progress, out, settings_of
+from backout.cli.base import finish, json_option, live_progress, out, settings_of
 from backout.errors import UsageError
+from backout.kernel.durations import parse_duration
 from backout.render import print_json
-from backout.spec.durations import parse_duration
 from backout.triggers.listener import ListenAddress, listen_address
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,14 +69,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
         raise click.BadParameter(str(exc)) from None
 
 
-@cli.command()
+@click.command()
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option("--release", help="The release being deployed (templates: {{ run.release }}).")
 @change_option
 @listen_options
 @json_option
 @click.pass_context
-@handle_errors
 def deploy(
     ctx: click.Context,
     plan: str,
@@ -94,10 +93,10 @@ def deploy(
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
         report = commands.deploy(settings_of(ctx), plan, release, progress, change_id, listen)
-    _finish(report, as_json)
+    finish(report, as_json)
 
 
-@cli.command()
+@click.command()
 @click.argument("plan", type=click.Path(dir_okay=False))
 @click.option(
     "--for",
@@ -111,7 +110,6 @@ def deploy(
 @listen_options
 @json_option
 @click.pass_context
-@handle_errors
 def watch(
     ctx: click.Context,
     plan: str,
@@ -129,15 +127,14 @@ def watch(
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
         report = commands.watch(settings_of(ctx), plan, seconds, progress, change_id, listen)
-    _finish(report, as_json)
+    finish(report, as_json)
 
 
-@cli.command(name="trigger")
+@click.command(name="trigger")
 @click.argument("service")
 @click.option("--reason", required=True, help="Why: it is journaled and audited.")
 @json_option
 @click.pass_context
-@handle_errors
 def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) -> None:
     """Make the running deploy or watch of SERVICE back out now."""
     result = commands.trigger(settings_of(ctx), service, reason)
@@ -147,12 +144,11 @@ def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) ->
         out.print(f"run {result['run_id']} of {service} will back out at its next tick")
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--comment", default="")
 @json_option
 @click.pass_context
-@handle_errors
 def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> None:
     """Approve the checkpoint a deploy is waiting at."""
     result = commands.approve(settings_of(ctx), run_id, comment)
@@ -162,11 +158,10 @@ def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> Non
         out.print(f"approved stage {result['stage']} of run {result['run_id']}")
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @json_option
 @click.pass_context
-@handle_errors
 def explain(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Why a run backed out (or was promoted): triggers, evidence, what was undone."""
     report, lines = commands.explain_run(settings_of(ctx), run_id)
@@ -175,3 +170,6 @@ def explain(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     for line in lines:
         out.print(escape(line), soft_wrap=True, highlight=False)
+
+
+COMMANDS: list[click.Command] = [deploy, watch, trigger_cmd, approve, explain]

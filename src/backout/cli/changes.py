@@ -1,8 +1,7 @@
-"""CLI for change records, the gate, the audit trail and the ITSM outbox."""
+"""Change records and the deploy gate."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,12 +9,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from backout import commands
 from backout.changes import service
 from backout.changes.lifecycle import ChangeStatus
-from backout.changes.outbox import Target
-from backout.changes.window import iso, parse_instant
-from backout.cli import cli, err, handle_errors, json_option, out, settings_of
+from backout.cli.base import json_option, out, settings_of
 from backout.errors import UsageError
 from backout.render import clock, print_json, styled
 
@@ -61,7 +57,7 @@ def _print_change(report: service.ChangeReport, as_json: bool) -> None:
         out.print(f"  run {run['run_id']} {styled(run['status'])}")
 
 
-@cli.group()
+@click.group()
 def change() -> None:
     """Change records: create, approve, track a change and its backout."""
 
@@ -74,7 +70,6 @@ def change() -> None:
 @click.option("--ref", metavar="EXTERNAL-ID", help="The change's id in another system.")
 @json_option
 @click.pass_context
-@handle_errors
 def change_create(
     ctx: click.Context,
     plan: str,
@@ -92,7 +87,6 @@ def change_create(
 @click.option("--status", type=click.Choice([s.value for s in ChangeStatus]))
 @json_option
 @click.pass_context
-@handle_errors
 def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List change records, newest first."""
     rows = service.list_all(settings_of(ctx), status)
@@ -119,7 +113,6 @@ def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @click.argument("change_id", type=int)
 @json_option
 @click.pass_context
-@handle_errors
 def change_show(ctx: click.Context, change_id: int, as_json: bool) -> None:
     """Show a change: risk, approvals, runs."""
     _print_change(service.show(settings_of(ctx), change_id), as_json)
@@ -146,7 +139,6 @@ plan_option = click.option(
 @plan_option
 @json_option
 @click.pass_context
-@handle_errors
 def change_approve(
     ctx: click.Context,
     change_id: int,
@@ -165,7 +157,6 @@ def change_approve(
 @click.option("--comment", default="")
 @json_option
 @click.pass_context
-@handle_errors
 def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: bool) -> None:
     """Reject a change."""
     _print_change(service.reject(settings_of(ctx), change_id, comment), as_json)
@@ -177,7 +168,6 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
     @click.option("--note", default="")
     @json_option
     @click.pass_context
-    @handle_errors
     def command(ctx: click.Context, change_id: int, note: str, as_json: bool) -> None:
         _print_change(service.transition(settings_of(ctx), change_id, target, note), as_json)
 
@@ -194,7 +184,6 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
 )
 @json_option
 @click.pass_context
-@handle_errors
 def change_start(
     ctx: click.Context,
     change_id: int,
@@ -213,14 +202,13 @@ _transition_command("complete", ChangeStatus.COMPLETED, "Close a change that wen
 _transition_command("fail", ChangeStatus.FAILED, "Close a change that failed.")
 
 
-@cli.command()
+@click.command()
 @click.argument("change_id", type=int)
 @policy_option
 @plan_option
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @json_option
 @click.pass_context
-@handle_errors
 def gate(
     ctx: click.Context,
     change_id: int,
@@ -255,171 +243,4 @@ def gate(
     sys.exit(0 if report.passed else 1)
 
 
-@cli.group(name="audit")
-def audit_group() -> None:
-    """The tamper-evident audit trail."""
-
-
-@audit_group.command("log")
-@click.option("--action", help="Action prefix, e.g. change. or run.finished")
-@click.option("--subject", help="e.g. change:3 or run:4f2a…")
-@click.option("--by", "actor", help="Only this actor.")
-@click.option("--since", help="ISO 8601 time.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
-@json_option
-@click.pass_context
-@handle_errors
-def audit_log(
-    ctx: click.Context,
-    action: str | None,
-    subject: str | None,
-    actor: str | None,
-    since: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    """List audit records, oldest first."""
-    rows = commands.audit_log(
-        settings_of(ctx), action, subject, actor, parse_instant(since) if since else None, limit
-    )
-    if as_json:
-        print_json(out, rows)
-        return
-    for row in rows:
-        details = ", ".join(f"{k}={v}" for k, v in row["details"].items())
-        out.print(
-            f"{row['seq']:>5}  {clock(row['at'])}  {escape(row['actor'])}  "
-            f"{row['action']}  {row['subject']}  [dim]{escape(details)}[/]",
-            soft_wrap=True,
-        )
-
-
-@audit_group.command("verify")
-@click.option("--against", metavar="HASH", help="A checkpoint hash the log must still contain.")
-@json_option
-@click.pass_context
-@handle_errors
-def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None:
-    """Walk the chain; exit 1 naming the first broken link."""
-    result = commands.audit_verify(settings_of(ctx), against)
-    if as_json:
-        print_json(out, vars(result))
-    elif result.ok:
-        out.print(
-            f"[green]audit chain intact[/]: {result.records} records, head {result.head_hash}"
-            + (f", extends checkpoint {against.strip().lower()}" if against else ""),
-            soft_wrap=True,
-        )
-    else:
-        err.print(f"[red]audit chain broken[/]: {escape(result.problem)}", soft_wrap=True)
-    sys.exit(0 if result.ok else 1)
-
-
-@audit_group.command("checkpoint")
-@json_option
-@click.pass_context
-@handle_errors
-def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
-    """Print the head hash; keep it elsewhere to prove the log later."""
-    head = commands.audit_checkpoint(settings_of(ctx))
-    if as_json:
-        print_json(out, head)
-    else:
-        out.print(f"{head['hash']}  (record {head['seq']}, {iso(head['at'])})", soft_wrap=True)
-
-
-@cli.group(name="outbox")
-def outbox_group() -> None:
-    """Change events queued for the ITSM tool (ServiceNow or Jira)."""
-
-
-@outbox_group.command("send")
-@click.option(
-    "--url",
-    envvar="BACKOUT_OUTBOX_URL",
-    required=True,
-    help="Base URL, e.g. https://acme.service-now.com (env BACKOUT_OUTBOX_URL).",
-)
-@click.option(
-    "--format",
-    "fmt",
-    envvar="BACKOUT_OUTBOX_FORMAT",
-    default="servicenow",
-    show_default=True,
-    type=click.Choice(["servicenow", "jira"]),
-)
-@click.option(
-    "--project",
-    envvar="BACKOUT_OUTBOX_PROJECT",
-    default="CHG",
-    show_default=True,
-    help="Jira project key.",
-)
-@click.option(
-    "--timeout",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Keep retrying for this many seconds.",
-)
-@click.option(
-    "--retry-delay",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0.01),
-    help="First retry delay; doubles up to 5 minutes.",
-)
-@click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
-@json_option
-@click.pass_context
-@handle_errors
-def outbox_send(
-    ctx: click.Context,
-    url: str,
-    fmt: str,
-    project: str,
-    timeout: float,
-    retry_delay: float,
-    once: bool,
-    as_json: bool,
-) -> None:
-    """Deliver queued events; exit 1 if any are still pending at the end."""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(
-            f"--url {url!r} is not an http(s) URL",
-            hint="the tool's base URL, e.g. https://acme.service-now.com",
-        )
-    token = os.environ.get("BACKOUT_OUTBOX_TOKEN")
-    target = Target(
-        url, "jira" if fmt == "jira" else "servicenow", token, project, retry_delay=retry_delay
-    )
-    report = commands.outbox_send(settings_of(ctx), target, timeout, once)
-    if as_json:
-        print_json(out, vars(report))
-    else:
-        out.print(
-            f"sent {report.sent}, failed attempts {report.failed_attempts}, "
-            f"still pending {report.pending}"
-        )
-        for error in report.errors[-5:]:
-            err.print(f"  {escape(error)}", soft_wrap=True)
-    sys.exit(0 if report.pending == 0 else 1)
-
-
-@outbox_group.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent"]))
-@json_option
-@click.pass_context
-@handle_errors
-def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """List queued and delivered events."""
-    rows = commands.outbox_list(settings_of(ctx), status)
-    if as_json:
-        print_json(out, rows)
-        return
-    for row in rows:
-        out.print(
-            f"{row['id']:>5}  change {row['change_id']}  {row['event']:<13} "
-            f"{row['status']:<8} attempts {row['attempts']}  "
-            f"{escape(row['last_error'][:80])}"
-        )
+COMMANDS: list[click.Command] = [change, gate]

@@ -1,0 +1,137 @@
+"""What every command group shares: the root click group, whose ``invoke`` turns an
+error into its message and exit code once for every command, the consoles, the JSON
+option, the duration type, live progress with a graceful stop, and the end of a run.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from backout import __version__
+from backout.errors import BackoutError, PlanError
+from backout.kernel.durations import parse_duration
+from backout.render import Progress, print_issues, print_json, print_run
+from backout.reports import RunReport
+from backout.settings import Settings
+from backout.stop import Stopped, on_signals
+
+# emoji=False: user text such as ``plan.yaml:100:5`` must never turn into 💯
+out = Console(highlight=False, emoji=False)
+err = Console(stderr=True, highlight=False, emoji=False)
+
+
+@contextmanager
+def handle_errors() -> Iterator[None]:
+    """Turn BackoutError into a message and its exit code; never show a traceback."""
+    try:
+        yield
+    except PlanError as exc:
+        print_issues(err, exc.issues)
+        sys.exit(exc.exit_code)
+    except BackoutError as exc:
+        err.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Stopped as stop:
+        err.print(escape(stopped_line(stop)), soft_wrap=True)
+        sys.exit(stop.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+def stopped_line(stop: Stopped) -> str:
+    where = f" {stop.where}" if stop.where else ""
+    if stop.run_id is None:
+        return f"stopped by {stop.name}{where}"
+    steps = (
+        "a step may still be finishing in this process as it exits"
+        if stop.abandoned
+        else "its steps stopped"
+    )
+    return (
+        f"stopped by {stop.name}{where}: run {stop.run_id} is interrupted, {steps}; "
+        f"continue it with `backout resume {stop.run_id}`"
+    )
+
+
+class BackoutGroup(click.Group):
+    """The root group. Every subcommand (and every nested group's) runs inside its
+    ``invoke``, so errors are reported here once instead of by a decorator per command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with handle_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def live_progress(enabled: bool, drain: float = 0.0) -> Iterator[Progress | None]:
+    """Step-by-step progress on stderr, and a graceful stop on SIGTERM or Ctrl-C: running
+    steps are stopped (after ``drain`` seconds), the run is journalled as stopped, its
+    lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume."""
+    progress = Progress(err) if enabled else None
+    try:
+        with on_signals(drain):
+            yield progress
+    finally:
+        if progress:
+            progress.close()
+
+
+def settings_of(ctx: click.Context) -> Settings:
+    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg]
+    """A plan-style duration on the command line: ``500ms``, ``10s``, ``2m``, ``1h``."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = Duration()
+
+
+def finish(report: RunReport, as_json: bool) -> None:
+    """Print a run's report and exit with its outcome's code."""
+    if as_json:
+        print_json(out, report.to_json())
+    else:
+        print_run(out, report)
+    sys.exit(report.exit_code)
+
+
+@click.group(cls=BackoutGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="backout")
+@click.option(
+    "--db",
+    envvar="BACKOUT_DATABASE_URL",
+    metavar="URL",
+    help="Store URL (default sqlite:///.backout/backout.db; env BACKOUT_DATABASE_URL).",
+)
+@click.option("--actor", envvar="BACKOUT_ACTOR", help="Who is acting (default: the OS user).")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, actor: str | None) -> None:
+    """Backout plans as code: validate, snapshot, run, resume and verify a way back."""
+    defaults = Settings()
+    ctx.ensure_object(dict)["settings"] = Settings(
+        database_url=db or defaults.database_url, actor=actor or defaults.actor
+    )
