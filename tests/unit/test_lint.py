@@ -360,3 +360,44 @@ def test_validate_strict_on_a_clean_plan_is_0(
     result = CliRunner().invoke(cli, ["validate", "--strict", "plan.yaml"], obj={})
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == "plan.yaml: valid"
+
+
+DEPLOY_PLAN = """
+plan: p
+rto: 1m
+steps:
+  - name: back
+    run: ['true']
+    timeout: 10s
+deploy:
+  stages:
+    - name: one
+      steps:
+        - name: shift
+          run: ['true']
+          timeout: 10s
+          undo: {run: ['true']}
+        - name: let it settle
+          wait: 5s
+          timeout: 10s
+"""
+
+
+def test_a_wait_stage_step_needs_no_undo(write_plan: WritePlan) -> None:
+    assert not [m for m in messages(lint_text(write_plan, DEPLOY_PLAN)) if "no reverse" in m]
+
+
+def test_a_stage_step_that_changes_state_needs_an_undo(write_plan: WritePlan) -> None:
+    text = DEPLOY_PLAN.replace("          undo: {run: ['true']}\n", "")
+    assert any("'shift' has no reverse" in m for m in messages(lint_text(write_plan, text)))
+
+
+def test_the_rto_budget_counts_a_deploy_s_undo_steps(write_plan: WritePlan) -> None:
+    """An undo runs under its forward step's timeout when the deploy backs out."""
+    within = lint_text(write_plan, DEPLOY_PLAN)
+    assert not [m for m in messages(within) if "exceeds rto" in m]
+    slow_undo = DEPLOY_PLAN.replace(
+        "          timeout: 10s\n          undo:", "          timeout: 10m\n          undo:"
+    )
+    over = messages(lint_text(write_plan, slow_undo))
+    assert any("worst case (610s of timeouts and retries) exceeds rto (60s)" in m for m in over)

@@ -30,6 +30,9 @@ class Action(ABC):
     # ``backout.proc`` (journalled before they run): a taker-over that killed those
     # need not wait for a hung executor. Plugins doing work in-process keep True.
     in_process: ClassVar[bool] = True
+    # False for a kind that changes nothing a backout would have to reverse (`wait`): the
+    # linter does not ask a deploy step of this kind for an `undo:`.
+    changes_state: ClassVar[bool] = True
 
     @abstractmethod
     def execute(self, options: Any, ctx: Context) -> Outcome:

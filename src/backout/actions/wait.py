@@ -39,6 +39,7 @@ class WaitOptions(Options):
 class WaitAction(Action):
     kind = "wait"
     Options = WaitOptions
+    changes_state = False  # waiting leaves nothing to undo
 
     def execute(self, options: WaitOptions, ctx: Context) -> Outcome:
         if options.delay is not None:

@@ -184,8 +184,15 @@ def _rto_budget(loaded: LoadedPlan) -> Iterator[Issue]:
     plan = loaded.plan
     if plan.rto is None:
         return
-    # a check's last attempt may start just before `within` ends and then use its timeout
-    worst = sum(_step_worst(s) for s in plan.steps) + sum(c.within + c.timeout for c in plan.verify)
+    # a check's last attempt may start just before `within` ends and then use its timeout;
+    # a deploy's backout first undoes the stages, each undo under its forward step's timeout
+    stage_steps = [s for stage in plan.deploy.stages for s in stage.steps] if plan.deploy else []
+    undos = [
+        s for s in stage_steps if s.undo is not None or loaded.kinds.actions.get(s.kind).reversible
+    ]
+    worst = sum(_step_worst(s) for s in [*undos, *plan.steps]) + sum(
+        c.within + c.timeout for c in plan.verify
+    )
     if worst > plan.rto:
         yield loaded.issue(
             ("rto",),
@@ -260,7 +267,7 @@ def _stage_reverses(loaded: LoadedPlan) -> Iterator[Issue]:
     for s_index, stage in enumerate(deploy.stages if deploy else []):
         for index, step in enumerate(stage.steps):
             action = loaded.kinds.actions.get(step.kind)
-            if step.undo is None and not action.reversible:
+            if step.undo is None and not action.reversible and action.changes_state:
                 yield loaded.issue(
                     ("deploy", "stages", s_index, "steps", index),
                     f"{step.kind} step {step.name!r} has no reverse: backing out "
