@@ -80,6 +80,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(autouse=True)
+def _dispose_test_stores() -> Iterator[None]:
+    """Stores made by ``tests.callers.caller`` during a test are disposed after it."""
+    yield
+    from tests.callers import dispose_all
+
+    dispose_all()
+
+
 # --- no process left behind ----------------------------------------------------------------
 # Every process a test starts inherits this tag through its environment (the tests pass
 # ``{**os.environ, ...}``; backout passes its own environment on to steps). At the end of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind, describe
 from backout.reports import RunReport
 
 
@@ -74,40 +74,40 @@ def _ignored(event: Event) -> str:
     return head + _alert(data)
 
 
+# events told in the table's words, with their data
+_NOTED = frozenset({EventKind.STAGE_APPROVED, EventKind.PROMOTED, EventKind.RUN_NEEDS_ATTENTION})
+
+
 def _line(event: Event, names: list[str]) -> str | None:
     data, when = event.data, _at(event.at)
     step = names[event.step] if event.step is not None and event.step < len(names) else ""
-    if event.kind == "checkpoint_started":
+    if event.kind == EventKind.CHECKPOINT_STARTED:
         wait = f"watching for up to {data.get('hold_s', 0):g}s" + (
             " then waiting for approval" if data.get("approve") else ""
         )
         return f"{when}  checkpoint of stage {data['stage'] + 1} {data.get('name')!r}: {wait}"
-    if event.kind == "checkpoint_passed":
+    if event.kind == EventKind.CHECKPOINT_PASSED:
         verdicts = ", ".join(f"{k}: {v}" for k, v in (data.get("verdicts") or {}).items())
         return f"{when}  stage {data['stage'] + 1} passed" + (f" ({verdicts})" if verdicts else "")
-    if event.kind == "trigger_evaluated":
+    if event.kind == EventKind.TRIGGER_EVALUATED:
         return f"{when}  trigger {data['trigger']!r} → {data['verdict']}: {data['summary']}"
-    if event.kind == "trigger_fired":
+    if event.kind == EventKind.TRIGGER_FIRED:
         return _fired(event)
-    if event.kind == "alert_ignored":
+    if event.kind == EventKind.ALERT_IGNORED:
         return _ignored(event)
-    if event.kind == "alert_rejected":
+    if event.kind == EventKind.ALERT_REJECTED:
         left_out = f" ({data['left_out']} more left out)" if data.get("left_out") else ""
         return f"{when}  rejected a webhook request: {data.get('reason')}{left_out}"
-    if event.kind == "step_finished":
+    if event.kind == EventKind.STEP_FINISHED:
         return f"{when}  {data.get('outcome')}: {step} — {data.get('summary', '')}"
-    if event.kind == "step_skipped":
+    if event.kind == EventKind.STEP_SKIPPED:
         return f"{when}  skipped: {step} — {data.get('reason', '')}"
-    if event.kind == "check_finished":
+    if event.kind == EventKind.CHECK_FINISHED:
         ok = "passed" if data.get("passed") else "FAILED"
         return f"{when}  verify {ok}: {data.get('reason', '')}"
-    if event.kind in (
-        "stage_approved",
-        "promoted",
-        "run_needs_attention",
-    ):
+    if event.kind in _NOTED:
         detail = ", ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, dict))
-        return f"{when}  {event.kind.replace('_', ' ')}: {detail}"
+        return f"{when}  {describe(event.kind)}: {detail}"
     return None
 
 

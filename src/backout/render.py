@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -12,8 +13,8 @@ from rich.table import Table
 
 from backout.engine.view import RunView
 from backout.errors import Issue
-from backout.kernel.events import Event
-from backout.reports import DryRunReport, RunReport
+from backout.kernel.events import CHECK_EVENTS, Event, EventKind
+from backout.reports import DryRunReport, RunReport, RunSummary
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -40,8 +41,20 @@ def styled(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
+def _plain(data: Any) -> Any:
+    """A typed result (anything with ``to_json``), or lists and dicts of them, as JSON data."""
+    if hasattr(data, "to_json"):
+        return data.to_json()
+    if isinstance(data, list | tuple):
+        return [_plain(item) for item in data]
+    if isinstance(data, dict):
+        return {key: _plain(value) for key, value in data.items()}
+    return data
+
+
 def print_json(console: Console, data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    """Print a result as JSON: typed results through their ``to_json``."""
+    console.print_json(json.dumps(_plain(data), default=str))
 
 
 def print_issues(console: Console, issues: list[Issue]) -> None:
@@ -119,7 +132,7 @@ def journal_lines(events: list[Event]) -> list[str]:
         where = (
             ""
             if event.step is None
-            else f" {'check' if 'check' in event.kind else 'step'} {event.step + 1}"
+            else f" {'check' if event.kind in CHECK_EVENTS else 'step'} {event.step + 1}"
         )
         attempt = "" if event.attempt is None else f" #{event.attempt}"
         lines.append(
@@ -129,19 +142,19 @@ def journal_lines(events: list[Event]) -> list[str]:
     return lines
 
 
-def runs_table(rows: list[dict[str, Any]]) -> Table:
+def runs_table(rows: list[RunSummary]) -> Table:
     table = Table()
     for column in ("run", "plan", "service", "status", "created (UTC)", "actor", "message"):
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["run_id"],
-            row["plan"],
-            row["service"],
-            styled(row["status"]),
-            clock(row["created_at"]),
-            escape(row["actor"]),
-            escape(row["message"][:80]),
+            row.run_id,
+            row.plan,
+            row.service,
+            styled(row.status),
+            clock(row.created_at),
+            escape(row.actor),
+            escape(row.message[:80]),
         )
     return table
 
@@ -161,11 +174,11 @@ class Progress:
             return
         self._stop_spinner()
         self.console.print(text, soft_wrap=True)
-        if event.kind in ("step_started", "check_started", "step_retrying"):
+        if event.kind in (EventKind.STEP_STARTED, EventKind.CHECK_STARTED, EventKind.STEP_RETRYING):
             name = (
                 (
                     view.steps[event.step].name
-                    if event.kind != "check_started"
+                    if event.kind != EventKind.CHECK_STARTED
                     else view.checks[event.step or 0].name
                 )
                 if event.step is not None
@@ -185,31 +198,31 @@ class Progress:
     def _line(self, event: Event, view: RunView) -> str | None:
         stamp = f"[dim]{clock(event.at)[11:]}[/]"
         number = "" if event.step is None else str(event.step + 1)
-        if event.kind == "run_started":
+        if event.kind == EventKind.RUN_STARTED:
             return f"{stamp} run {view.run_id} started"
-        if event.kind == "run_resumed":
+        if event.kind == EventKind.RUN_RESUMED:
             return f"{stamp} run {view.run_id} resumed"
-        if event.kind == "step_started":
+        if event.kind == EventKind.STEP_STARTED:
             return f"{stamp} ▶ step {number} {escape(view.steps[event.step or 0].name)}" + (
                 f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
             )
-        if event.kind in ("step_finished", "step_retrying", "step_skipped"):
+        if event.kind in (EventKind.STEP_FINISHED, EventKind.STEP_RETRYING, EventKind.STEP_SKIPPED):
             outcome = event.data.get(
-                "outcome", "retrying" if event.kind == "step_retrying" else "skipped"
+                "outcome", "retrying" if event.kind == EventKind.STEP_RETRYING else "skipped"
             )
             took = event.data.get("duration_s")
             took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
             said = str(event.data.get("summary") or event.data.get("reason", ""))
             return f"{stamp} {styled(str(outcome))} step {number}{took_text}: {escape(said)}"
-        if event.kind == "check_finished":
+        if event.kind == EventKind.CHECK_FINISHED:
             ok = "[green]passed[/]" if event.data.get("passed") else "[red]failed[/]"
             return f"{stamp} {ok} verify {number}: {escape(str(event.data.get('reason', '')))}"
-        if event.kind in ("run_finished", "run_needs_attention"):
+        if event.kind in (EventKind.RUN_FINISHED, EventKind.RUN_NEEDS_ATTENTION):
             status = event.data.get("outcome", "needs_attention")
             return f"{stamp} {styled(str(status))}: {escape(str(event.data.get('message', '')))}"
         if event.kind in _FLOW_LINES:
             return f"{stamp} {_FLOW_LINES[event.kind](event.data)}"
-        if event.kind == "warning":
+        if event.kind == EventKind.WARNING:
             note = escape(str(event.data.get("message", "")))
             return f"{stamp} [yellow]note[/] step {number}: {note}"
         return None
@@ -219,21 +232,23 @@ def _stage(data: dict[str, Any]) -> str:
     return f"stage {int(data.get('stage', 0)) + 1} {escape(str(data.get('name', '')))!s}"
 
 
-_FLOW_LINES: dict[str, Any] = {
-    "watch_started": lambda d: f"watching the triggers for {d.get('seconds', 0):g}s",
-    "checkpoint_started": lambda d: (
+_FLOW_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    EventKind.WATCH_STARTED: lambda d: f"watching the triggers for {d.get('seconds', 0):g}s",
+    EventKind.CHECKPOINT_STARTED: lambda d: (
         f"[bold]checkpoint[/] {_stage(d)}: holding "
         f"{d.get('hold_s', 0):g}s" + (" then waiting for approval" if d.get("approve") else "")
     ),
-    "checkpoint_passed": lambda d: f"[green]passed[/] checkpoint {_stage(d)}",
-    "trigger_fired": lambda d: (
+    EventKind.CHECKPOINT_PASSED: lambda d: f"[green]passed[/] checkpoint {_stage(d)}",
+    EventKind.TRIGGER_FIRED: lambda d: (
         f"[red]trigger fired[/] {escape(str(d.get('trigger')))}: {escape(str(d.get('summary')))}"
     ),
-    "backout_started": lambda d: "[yellow]backing out[/]",
-    "stage_approved": lambda d: f"approved by {escape(str(d.get('actor')))}",
-    "promoted": lambda d: "[green]promoted[/]: the new baseline is recorded",
-    "alert_rejected": lambda d: f"[yellow]rejected a webhook[/]: {escape(str(d.get('reason')))}",
-    "alert_ignored": lambda d: (
+    EventKind.BACKOUT_STARTED: lambda d: "[yellow]backing out[/]",
+    EventKind.STAGE_APPROVED: lambda d: f"approved by {escape(str(d.get('actor')))}",
+    EventKind.PROMOTED: lambda d: "[green]promoted[/]: the new baseline is recorded",
+    EventKind.ALERT_REJECTED: lambda d: (
+        f"[yellow]rejected a webhook[/]: {escape(str(d.get('reason')))}"
+    ),
+    EventKind.ALERT_IGNORED: lambda d: (
         f"[dim]alert {escape(str(d.get('alert')))} not acted on ({escape(str(d.get('why')))})"
         f": {escape(str(d.get('reason')))}[/]"
     ),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from backout.changes.gate import GateCheck, junit_xml
 from backout.engine.view import RunView
 from backout.kernel.states import RunStatus
 from backout.store.models import RunRow
@@ -135,3 +136,172 @@ class DryRunReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _Record:
+    """A typed result whose JSON is its fields (``--json`` and the API print this)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(cast(Any, self))
+
+
+@dataclass(frozen=True)
+class RunSummary(_Record):
+    """One line of ``backout runs``."""
+
+    run_id: str
+    plan: str
+    service: str
+    status: str
+    actor: str
+    created_at: float
+    finished_at: float | None
+    message: str
+    plan_version: str
+
+    @classmethod
+    def of(cls, row: RunRow) -> RunSummary:
+        return cls(
+            row.id,
+            row.plan,
+            row.service,
+            row.status,
+            row.actor,
+            row.created_at,
+            row.finished_at,
+            row.message,
+            row.plan_version,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry(_Record):
+    """One record of the audit chain, with the hashes that link it."""
+
+    seq: int
+    at: float
+    actor: str
+    action: str
+    subject: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Checkpoint(_Record):
+    """The audit chain's head: keep its hash elsewhere, verify against it later."""
+
+    seq: int
+    hash: str
+    at: float | None
+
+
+@dataclass(frozen=True)
+class OutboxEntry(_Record):
+    """One outbound event and how its delivery went."""
+
+    id: int
+    route: str
+    stream: str
+    key: str
+    change_id: int | None
+    run_id: str | None
+    event: str
+    status: str
+    attempts: int
+    last_error: str
+    ref: str | None
+    created_at: float
+    sent_at: float | None
+
+
+@dataclass(frozen=True)
+class TriggerReceipt(_Record):
+    """A person's trigger, queued for the running deploy or watch."""
+
+    run_id: str
+    service: str
+    inbox_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class StageApproval(_Record):
+    """An approval queued for the checkpoint a deploy waits at (stage counted from 1)."""
+
+    run_id: str
+    stage: int
+
+
+@dataclass(frozen=True)
+class ChangeReport:
+    id: int
+    title: str
+    status: str
+    plan: str
+    plan_file: str
+    plan_version: str
+    plan_version_now: str | None
+    service: str
+    risk: str
+    risk_computed: str
+    risk_reasons: list[str]
+    window: str | None
+    ref: str | None
+    requester: str
+    created_at: float
+    updated_at: float
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GateReport:
+    change_id: int
+    risk: str
+    policy: str
+    passed: bool
+    checks: list[GateCheck]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every check passes, 1 when the change may not start."""
+        return 0 if self.passed else 1
+
+    def junit_xml(self) -> str:
+        """The gate as a JUnit report: one test case per policy check (for CI)."""
+        return junit_xml(self.change_id, self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change_id": self.change_id,
+            "risk": self.risk,
+            "policy": self.policy,
+            "passed": self.passed,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class ChangeSummary(_Record):
+    """One line of ``backout changes``."""
+
+    id: int
+    title: str
+    status: str
+    plan: str
+    service: str
+    risk: str
+    risk_computed: str
+    requester: str
+    ref: str | None
+    plan_version: str
+    window: str | None
+    window_start: float | None
+    window_end: float | None
+    created_at: float
+    updated_at: float

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from backout.errors import UsageError
 from backout.store.dialect import DEFAULT_URL
 
+DEFAULT_LEASE_TTL = 15.0  # seconds a lease lives without a heartbeat
+
 
 def _default_actor() -> str:
     try:
@@ -37,4 +39,6 @@ class Settings:
     )
     actor: str = field(default_factory=lambda: os.environ.get("BACKOUT_ACTOR") or _default_actor())
     # seconds a lease lives without a heartbeat; renewed every ttl/3
-    lease_ttl: float = field(default_factory=lambda: _float_env("BACKOUT_LEASE_TTL", 15.0))
+    lease_ttl: float = field(
+        default_factory=lambda: _float_env("BACKOUT_LEASE_TTL", DEFAULT_LEASE_TTL)
+    )

@@ -18,6 +18,7 @@ from backout import commands
 from backout.settings import Settings
 from backout.triggers.listener import listen_address
 from tests.alertmanager import Alertmanager, alertmanager_factory  # noqa: F401
+from tests.callers import caller
 from tests.services import free_port, wait_until
 
 PLAN = """\
@@ -52,11 +53,11 @@ def rfc3339(epoch: float) -> str:
 
 def watching(url: str) -> str | None:
     """The id of the service's run once it watches (its listener up, its run created)."""
-    newest = commands.runs(settings(url), "shop", limit=1)
-    if not newest or newest[0]["status"] != "running":
+    newest = commands.runs(caller(settings(url)), "shop", limit=1)
+    if not newest or newest[0].status != "running":
         return None
-    run_id = str(newest[0]["run_id"])
-    events = commands.journal(settings(url), run_id)
+    run_id = str(newest[0].run_id)
+    events = commands.journal(caller(settings(url)), run_id)
     return run_id if any(e.kind == "watch_started" for e in events) else None
 
 
@@ -73,7 +74,7 @@ def in_background(work: Callable[[], None], failures: list[BaseException]) -> No
 def journalled(url: str, run_id: str, why: str) -> bool:
     return any(
         e.kind == "alert_ignored" and e.data.get("why") == why
-        for e in commands.journal(settings(url), run_id)
+        for e in commands.journal(caller(settings(url)), run_id)
     )
 
 
@@ -93,7 +94,7 @@ def test_an_ha_pair_backs_out_once(
     (tmp_path / "rel" / "cur").symlink_to("v1")
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
-    commands.snapshot(settings(url), plan)
+    commands.snapshot(caller(settings(url)), plan)
     (tmp_path / "rel" / "cur").unlink()
     (tmp_path / "rel" / "cur").symlink_to("v2")  # the release under watch
     listen = listen_address(f"127.0.0.1:{port}", token_file=str(token_file), environ={})
@@ -112,7 +113,7 @@ def test_an_ha_pair_backs_out_once(
 
     in_background(fire, failures)
     began = time.monotonic()
-    backed = commands.watch(settings(url), plan, 120, listen=listen)
+    backed = commands.watch(caller(settings(url)), plan, 120, listen=listen)
     assert not failures
     assert (backed.result, backed.exit_code) == ("backed_out", 4)
     assert time.monotonic() - began < DELIVERY_S
@@ -134,20 +135,20 @@ def test_an_ha_pair_backs_out_once(
         second.post([{**alert, "endsAt": rfc3339(time.time())}])  # the alert resolves
 
     in_background(late_copy_then_resolved, failures)
-    rearmed = commands.watch(settings(url), plan, REARMED_WATCH_S, listen=listen)
+    rearmed = commands.watch(caller(settings(url)), plan, REARMED_WATCH_S, listen=listen)
     assert not failures
     assert (rearmed.result, rearmed.exit_code) == ("healthy", 0)
     assert (tmp_path / "rel" / "cur").readlink() == Path("v1")
     assert (tmp_path / "restarts.txt").read_text() == "restart\n"  # restarted once
 
-    events = commands.journal(settings(url), rearmed.run_id)
+    events = commands.journal(caller(settings(url)), rearmed.run_id)
     ignored = {e.data["why"]: e.data for e in events if e.kind == "alert_ignored"}
     assert set(ignored) == {"duplicate", "resolved"}
     assert backed.run_id in ignored["duplicate"]["reason"]
     assert ignored["duplicate"]["delivered_by"] == second.url
     assert not [e for e in events if e.kind in ("trigger_fired", "backout_started")]
 
-    _, lines = commands.explain_run(settings(url), backed.run_id)
+    _, lines = commands.explain_run(caller(settings(url)), backed.run_id)
     text = "\n".join(lines)
     assert "FIRED: 'paged by Alertmanager' (alertmanager): alert HighErrorRate is firing" in text
     assert "labels: alertname=HighErrorRate, service=shop, severity=page" in text
@@ -168,7 +169,7 @@ def test_basic_auth_from_a_real_alertmanager(
     (tmp_path / "rel" / "cur").symlink_to("v1")
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN)
-    commands.snapshot(settings(url), plan)
+    commands.snapshot(caller(settings(url)), plan)
     failures: list[BaseException] = []
 
     def fire() -> None:
@@ -177,7 +178,7 @@ def test_basic_auth_from_a_real_alertmanager(
 
     in_background(fire, failures)
     listen = listen_address(f"127.0.0.1:{port}", str(token_file), user="am", environ={})
-    report = commands.watch(settings(url), plan, 120, listen=listen)
+    report = commands.watch(caller(settings(url)), plan, 120, listen=listen)
     assert not failures
     assert (report.result, report.exit_code) == ("backed_out", 4)
 

@@ -13,6 +13,7 @@ import pytest
 from backout import commands
 from backout.settings import Settings
 from backout.store.db import open_store
+from tests.callers import caller
 
 PLAN = """plan: concurrent
 service: checkout
@@ -47,8 +48,8 @@ def test_two_runs_at_once_one_is_refused(store_url: str, tmp_path: Path, attempt
     assert "only one run per service" in refused or "unfinished run" in refused
     assert "Traceback" not in refused
     assert (tmp_path / "side-effects.txt").read_text() == "ran\n"
-    runs = commands.runs(Settings(database_url=store_url))
-    assert [r["status"] for r in runs] == ["succeeded"]
+    runs = commands.runs(caller(Settings(database_url=store_url)))
+    assert [r.status for r in runs] == ["succeeded"]
 
 
 def test_concurrent_first_use_of_a_new_store_migrates_once(store_url: str, tmp_path: Path) -> None:

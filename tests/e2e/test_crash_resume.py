@@ -18,6 +18,7 @@ import pytest
 
 from backout import commands
 from backout.settings import Settings
+from tests.callers import caller
 from tests.e2e import crash_plan, procs
 
 pytestmark = pytest.mark.slow
@@ -38,9 +39,9 @@ def backout(
 
 
 def only_run_id(url: str) -> str:
-    runs = commands.runs(Settings(database_url=url))
+    runs = commands.runs(caller(Settings(database_url=url)))
     assert len(runs) == 1
-    return str(runs[0]["run_id"])
+    return str(runs[0].run_id)
 
 
 def finish(url: str, run_id: str, folder: Path) -> subprocess.CompletedProcess[str]:
@@ -57,7 +58,7 @@ def finish(url: str, run_id: str, folder: Path) -> subprocess.CompletedProcess[s
 
 
 def assert_sound(url: str, run_id: str, folder: Path) -> None:
-    report = commands.status(Settings(database_url=url), run_id)
+    report = commands.status(caller(Settings(database_url=url)), run_id)
     assert report.status == "succeeded"
     assert [s.status for s in report.steps] == ["succeeded"] * 5
     assert report.verified
@@ -66,7 +67,7 @@ def assert_sound(url: str, run_id: str, folder: Path) -> None:
     for number, idempotent in crash_plan.IDEMPOTENT.items():
         if not idempotent:
             assert seen.count(number) == 1, f"non-idempotent step {number} ran twice: {seen}"
-    events = commands.journal(Settings(database_url=url), run_id)
+    events = commands.journal(caller(Settings(database_url=url)), run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), "journal has a gap"
     assert events[-1].kind == "run_finished"
     finished = [e.step for e in events if e.kind == "step_finished"]
@@ -128,4 +129,7 @@ def test_interrupted_non_idempotent_step_needs_attention(store_url: str, tmp_pat
     assert "step 2 'step 2' was interrupted and is not idempotent" in result.stderr
     assert f"backout resume {run_id} --mark-done 2" in result.stderr
     assert crash_plan.side_effects(tmp_path) == [1, 2]  # nothing ran again on its own
-    assert commands.status(Settings(database_url=store_url), run_id).status == "needs_attention"
+    assert (
+        commands.status(caller(Settings(database_url=store_url)), run_id).status
+        == "needs_attention"
+    )

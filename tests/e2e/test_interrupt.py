@@ -12,6 +12,7 @@ from pathlib import Path
 
 from backout import commands
 from backout.settings import Settings
+from tests.callers import caller
 from tests.e2e import procs
 
 
@@ -38,11 +39,11 @@ def test_ctrl_c_stops_the_step_and_leaves_a_resumable_run(tmp_path: Path) -> Non
     assert proc.wait(30) == 130
     stderr = proc.stderr.read() if proc.stderr else ""
     assert "Traceback" not in stderr
-    run_id = commands.runs(Settings(database_url=url))[0]["run_id"]
+    run_id = commands.runs(caller(Settings(database_url=url)))[0].run_id
     assert f"continue it with `backout resume {run_id}`" in stderr
     step_pid = int(pid_file.read_text())
     deadline = time.monotonic() + 5
     while not procs.gone(step_pid):
         assert time.monotonic() < deadline, "the step's process survived Ctrl-C"
         time.sleep(0.05)
-    assert commands.status(Settings(database_url=url), run_id).status == "running"
+    assert commands.status(caller(Settings(database_url=url)), run_id).status == "running"

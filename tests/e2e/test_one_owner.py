@@ -22,6 +22,7 @@ from backout.errors import UsageError
 from backout.settings import Settings
 from backout.store import leases
 from backout.store.db import open_store
+from tests.callers import caller
 from tests.e2e import procs
 
 pytestmark = pytest.mark.slow
@@ -76,9 +77,9 @@ def step_pid(folder: Path) -> int:
 
 
 def only_run(url: str) -> str:
-    runs = commands.runs(Settings(database_url=url))
+    runs = commands.runs(caller(Settings(database_url=url)))
     assert len(runs) == 1
-    return str(runs[0]["run_id"])
+    return str(runs[0].run_id)
 
 
 def lease_holder(url: str, service: str = "owned") -> leases.Holder | None:
@@ -154,7 +155,7 @@ def test_sigterm_stops_the_run_releases_the_lease_and_resume_continues(
     assert "stopped by SIGTERM during step 1 'guarded'" in stderr
     assert f"continue it with `backout resume {run_id}`" in stderr
     assert lease_holder(store_url) is None
-    last = commands.journal(Settings(database_url=store_url), run_id)[-1]
+    last = commands.journal(caller(Settings(database_url=store_url)), run_id)[-1]
     assert (last.kind, last.data["signal"], last.data["steps_stopped"]) == (
         "run_stopped",
         "SIGTERM",
@@ -187,7 +188,9 @@ def test_sigterm_stops_a_step_that_ignores_sigterm_too(store_url: str, tmp_path:
     finally:
         procs.kill_group_of(first)
     run_id = only_run(store_url)
-    assert commands.journal(Settings(database_url=store_url), run_id)[-1].data["steps_stopped"]
+    assert commands.journal(caller(Settings(database_url=store_url)), run_id)[-1].data[
+        "steps_stopped"
+    ]
     (tmp_path / "inside").unlink()
     release(tmp_path)
     resumed = backout(store_url, "resume", run_id, cwd=tmp_path)
@@ -233,7 +236,7 @@ def test_sigterm_drains_a_worker_the_step_in_flight_finishes(
     assert worker.returncode == 143, stderr
     assert procs.gone(slow)
     assert marks(tmp_path) == ["first", "slow"]  # step 3 was never started
-    events = commands.journal(Settings(database_url=store_url), run_id)
+    events = commands.journal(caller(Settings(database_url=store_url)), run_id)
     assert events[-1].kind == "run_stopped"
     assert events[-1].step is None  # stopped between steps
     assert lease_holder(store_url) is None
@@ -251,7 +254,7 @@ def test_a_worker_drain_that_runs_out_stops_the_step(store_url: str, tmp_path: P
         assert procs.gone(slow)
     finally:
         procs.kill_group_of(slow)
-    events = commands.journal(Settings(database_url=store_url), run_id)
+    events = commands.journal(caller(Settings(database_url=store_url)), run_id)
     assert events[-1].kind == "run_stopped"
     assert (events[-1].step, events[-1].data["steps_stopped"]) == (1, True)
     assert f"backout resume {run_id}" in stderr
@@ -263,7 +266,7 @@ def wait_for_run(url: str, timeout: float = 60.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if commands.runs(Settings(database_url=url)):
+            if commands.runs(caller(Settings(database_url=url))):
                 return only_run(url)
         except UsageError:  # no store yet
             pass
@@ -273,7 +276,9 @@ def wait_for_run(url: str, timeout: float = 60.0) -> str:
 
 def wait_for_event(url: str, run_id: str, kind: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while kind not in [e.kind for e in commands.journal(Settings(database_url=url), run_id)]:
+    while kind not in [
+        e.kind for e in commands.journal(caller(Settings(database_url=url)), run_id)
+    ]:
         assert time.monotonic() < deadline, f"no {kind} in the journal of {run_id}"
         time.sleep(0.05)
 
@@ -296,6 +301,6 @@ def test_sigterm_stops_a_watch_and_releases_its_lease(store_url: str, tmp_path: 
     assert "Traceback" not in stderr
     assert stdout == ""  # no half report on stdout for machines
     assert lease_holder(store_url) is None
-    last = commands.journal(Settings(database_url=store_url), run_id)[-1]
+    last = commands.journal(caller(Settings(database_url=store_url)), run_id)[-1]
     assert last.kind == "run_stopped"
     assert "marks" not in [p.name for p in tmp_path.iterdir()]  # nothing was backed out

@@ -13,6 +13,7 @@ import pytest
 
 from backout import commands
 from backout.settings import Settings
+from tests.callers import caller
 from tests.e2e import crash_plan, procs
 
 pytestmark = pytest.mark.slow
@@ -48,9 +49,9 @@ def wait_lease_expired(url: str, run_id: str, timeout: float = 30.0) -> None:
 
 
 def assert_finished_once(url: str, run_id: str) -> None:
-    report = commands.status(Settings(database_url=url), run_id)
+    report = commands.status(caller(Settings(database_url=url)), run_id)
     assert report.status == "succeeded", report.message
-    events = commands.journal(Settings(database_url=url), run_id)
+    events = commands.journal(caller(Settings(database_url=url)), run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert sorted(e.step for e in events if e.kind == "step_finished") == [0, 1, 2, 3, 4]
 
@@ -61,7 +62,7 @@ def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Pat
     step_pid = int(procs.wait_for_file(tmp_path / "inside-3"))
     runner.send_signal(signal.SIGSTOP)  # hung, not dead: only the lease expiry frees the run
     try:
-        run_id = commands.runs(Settings(database_url=store_url))[0]["run_id"]
+        run_id = commands.runs(caller(Settings(database_url=store_url)))[0].run_id
         wait_lease_expired(store_url, run_id)
         worker = start(store_url, "worker", "--once", "--json")
         assert worker.wait(60) == 0, worker.stderr.read() if worker.stderr else ""
@@ -70,11 +71,11 @@ def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Pat
         assert_finished_once(store_url, run_id)
         resumed = next(
             e
-            for e in commands.journal(Settings(database_url=store_url), run_id)
+            for e in commands.journal(caller(Settings(database_url=store_url)), run_id)
             if e.kind == "run_resumed"
         )
         assert [o["step"] for o in resumed.data["orphans_stopped"]] == [2]
-        before = len(commands.journal(Settings(database_url=store_url), run_id))
+        before = len(commands.journal(caller(Settings(database_url=store_url)), run_id))
     finally:
         procs.kill_group_of(step_pid)
         runner.send_signal(signal.SIGCONT)
@@ -83,7 +84,7 @@ def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Pat
     stderr = runner.stderr.read() if runner.stderr else ""
     assert "Traceback" not in stderr
     assert "another process wrote to this run's journal" in stderr
-    assert len(commands.journal(Settings(database_url=store_url), run_id)) == before
+    assert len(commands.journal(caller(Settings(database_url=store_url)), run_id)) == before
 
 
 def test_two_workers_share_orphans_without_running_any_twice(
@@ -98,7 +99,7 @@ def test_two_workers_share_orphans_without_running_any_twice(
         plan = crash_plan.write(folder, service=f"svc{n}")
         killed = start(store_url, "run", str(plan), BACKOUT_FAILPOINTS=failpoint)
         assert killed.wait(60) == -signal.SIGKILL
-    run_ids = [r["run_id"] for r in commands.runs(Settings(database_url=store_url))]
+    run_ids = [r.run_id for r in commands.runs(caller(Settings(database_url=store_url)))]
     workers = [start(store_url, "worker", "--once", "--json") for _ in range(2)]
     for worker in workers:
         assert worker.wait(120) == 0, worker.stderr.read() if worker.stderr else ""

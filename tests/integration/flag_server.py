@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backout.flags import listen
-from backout.flags.guard import Limits, Traffic
+from backout.flags.guard import Limits, ServedTraffic
 from backout.flags.server import create_app
 from backout.store.db import open_store
 from tests.services import stop_process, wait_until
@@ -28,7 +28,7 @@ SERVING = re.compile(r"serving flags from \S+ on (http://\S+) \(")
 class FlagServer:
     url: str
     port: int
-    traffic: Traffic
+    traffic: ServedTraffic
 
 
 @contextmanager
@@ -39,7 +39,7 @@ def flag_server(
     limits = limits or Limits()
     store = open_store(store_url)
     listener = listen.listen("127.0.0.1", 0, token, allow_no_token=False)
-    traffic = Traffic()
+    traffic = ServedTraffic()
     server = listen.make_server(
         create_app(store, token=token, limits=limits, traffic=traffic), limits
     )

@@ -25,6 +25,7 @@ from backout.triggers.alerts import WebhookPayload
 from backout.triggers.kinds import Baseline
 from backout.triggers.listener import TOKEN_ENV
 from backout.triggers.watcher import Fired, WatchContext, Watcher
+from tests.callers import caller
 from tests.services import free_port, wait_until
 
 TOKEN = "dedup-test-token-9a8b7c6d5e4f"
@@ -230,11 +231,11 @@ def settings(url: str) -> Settings:
 def watching(url: str) -> bool:
     """The newest run of the service has started watching (its listener is up, its run
     exists): an alert that starts now starts after the run began."""
-    newest = commands.runs(settings(url), "shop", limit=1)
-    if not newest or newest[0]["status"] != "running":
+    newest = commands.runs(caller(settings(url)), "shop", limit=1)
+    if not newest or newest[0].status != "running":
         return False
     return any(
-        e.kind == "watch_started" for e in commands.journal(settings(url), newest[0]["run_id"])
+        e.kind == "watch_started" for e in commands.journal(caller(settings(url)), newest[0].run_id)
     )
 
 
@@ -269,7 +270,7 @@ def test_a_late_copy_does_not_back_out_the_restored_release_again(
     (tmp_path / "rel" / "cur").symlink_to("v1")
     plan = tmp_path / "plan.yaml"
     plan.write_text(WATCH_PLAN)
-    commands.snapshot(settings(store_url), plan)
+    commands.snapshot(caller(settings(store_url)), plan)
     (tmp_path / "rel" / "cur").unlink()
     (tmp_path / "rel" / "cur").symlink_to("v2")
     port = free_port()
@@ -293,28 +294,28 @@ def test_a_late_copy_does_not_back_out_the_restored_release_again(
         return body
 
     when_watching(store_url, port, webhook("am-1"), failures)
-    backed = commands.watch(settings(store_url), plan, 60, listen=f"127.0.0.1:{port}")
+    backed = commands.watch(caller(settings(store_url)), plan, 60, listen=f"127.0.0.1:{port}")
     assert not failures
     assert (backed.result, backed.exit_code) == ("backed_out", 4)
     assert (tmp_path / "rel" / "cur").readlink() == Path("v1")
 
     # the other member of the HA pair delivers its copy to the watch re-armed on v1
     when_watching(store_url, port, webhook("am-2"), failures)
-    rearmed = commands.watch(settings(store_url), plan, 3, listen=f"127.0.0.1:{port}")
+    rearmed = commands.watch(caller(settings(store_url)), plan, 3, listen=f"127.0.0.1:{port}")
     assert not failures
     assert (rearmed.result, rearmed.exit_code) == ("healthy", 0)
     assert (tmp_path / "restarts.txt").read_text() == "restart\n"  # one restart, not two
-    events = commands.journal(settings(store_url), rearmed.run_id)
+    events = commands.journal(caller(settings(store_url)), rearmed.run_id)
     [duplicate] = [e for e in events if e.kind == "alert_ignored"]
     assert duplicate.data["why"] == "duplicate"
     assert backed.run_id in duplicate.data["reason"]
     assert duplicate.data["delivered_by"] == "http://am-2:9093"
 
-    _, lines = commands.explain_run(settings(store_url), backed.run_id)
+    _, lines = commands.explain_run(caller(settings(store_url)), backed.run_id)
     text = "\n".join(lines)
     assert "FIRED: 'paged by Alertmanager' (alertmanager): alert HighErrorRate is firing" in text
     assert "labels: alertname=HighErrorRate, service=shop" in text
     assert "annotations: summary=5xx above 5%" in text
     assert "delivered by http://am-1:9093" in text
-    _, lines = commands.explain_run(settings(store_url), rearmed.run_id)
+    _, lines = commands.explain_run(caller(settings(store_url)), rearmed.run_id)
     assert any("alert 'HighErrorRate' not acted on (duplicate)" in line for line in lines)

@@ -19,6 +19,7 @@ import pytest
 from backout import commands
 from backout.errors import UsageError
 from backout.settings import Settings
+from tests.callers import caller
 
 STAGES = 4
 
@@ -99,21 +100,21 @@ def fail_when_stage_starts(folder: Path, stage: int) -> threading.Thread:
 
 
 def kinds(url: str, run_id: str) -> list[str]:
-    return [e.kind for e in commands.journal(settings(url), run_id)]
+    return [e.kind for e in commands.journal(caller(settings(url)), run_id)]
 
 
 def test_trigger_at_stage_2_of_4_reverses_2_then_1_only(store_url: str, tmp_path: Path) -> None:
     plan = layout(tmp_path, hold=["600ms", "60s", "600ms", "600ms"])
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
     fail_when_stage_starts(tmp_path, 2)
-    report = commands.deploy(settings(store_url), plan, release="v2")
+    report = commands.deploy(caller(settings(store_url)), plan, release="v2")
     assert report.status == "succeeded"
     assert report.result == "backed_out"
     assert report.exit_code == 4
     assert report.trigger is not None
     assert report.trigger["trigger"] == "errors above 5"
     assert (tmp_path / "stages.txt").read_text().split("\n")[:-1] == ["1", "2", "undo 2", "undo 1"]
-    events = commands.journal(settings(store_url), report.run_id)
+    events = commands.journal(caller(settings(store_url)), report.run_id)
     names = [s.name for s in report.steps]
     finished = [names[e.step] for e in events if e.kind == "step_finished" and e.step is not None]
     assert finished == [
@@ -143,16 +144,16 @@ def test_good_release_is_promoted_and_becomes_the_baseline(store_url: str, tmp_p
             "          symlink: {link: rel/cur, target: v2}\n",
         )
     )
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
-    report = commands.deploy(settings(store_url), plan, release="v2")
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
+    report = commands.deploy(caller(settings(store_url)), plan, release="v2")
     assert (report.status, report.result, report.exit_code) == ("succeeded", "promoted", 0)
     assert (tmp_path / "rel" / "cur").readlink() == Path("v2")
-    events = commands.journal(settings(store_url), report.run_id)
+    events = commands.journal(caller(settings(store_url)), report.run_id)
     assert [e.data["stage"] for e in events if e.kind == "checkpoint_passed"] == [0, 1]
     promoted = next(e for e in events if e.kind == "promoted")
     assert promoted.data["baseline"] == {"release": "v2"}
-    audit = commands.audit_log(settings(store_url), action="snapshot.taken")
-    assert audit[-1]["details"]["reason"] == "promoted"
+    audit = commands.audit_log(caller(settings(store_url)), action="snapshot.taken")
+    assert audit[-1].details["reason"] == "promoted"
 
 
 def test_failed_forward_step_backs_out_what_was_done(store_url: str, tmp_path: Path) -> None:
@@ -160,8 +161,8 @@ def test_failed_forward_step_backs_out_what_was_done(store_url: str, tmp_path: P
     plan.write_text(
         plan.read_text().replace("echo 2 >> stages.txt", "echo 2 >> stages.txt; exit 7")
     )
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
-    report = commands.deploy(settings(store_url), plan)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
+    report = commands.deploy(caller(settings(store_url)), plan)
     assert report.result == "backed_out"
     assert report.trigger is not None
     assert report.trigger["trigger_kind"] == "step"
@@ -171,27 +172,29 @@ def test_failed_forward_step_backs_out_what_was_done(store_url: str, tmp_path: P
 
 def test_manual_trigger_from_a_person(store_url: str, tmp_path: Path) -> None:
     plan = layout(tmp_path, hold="20s", stages=1)
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
     with pytest.raises(UsageError, match="no deploy or watch is running for service 'shop'"):
-        commands.trigger(settings(store_url), "shop", "too early")
+        commands.trigger(caller(settings(store_url)), "shop", "too early")
 
     def pull_the_cord() -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                commands.trigger(settings(store_url), "shop", "support sees checkout errors")
+                commands.trigger(
+                    caller(settings(store_url)), "shop", "support sees checkout errors"
+                )
                 return
             except UsageError:
                 time.sleep(0.1)
 
     threading.Thread(target=pull_the_cord, daemon=True).start()
     started = time.monotonic()
-    report = commands.deploy(settings(store_url), plan)
+    report = commands.deploy(caller(settings(store_url)), plan)
     assert time.monotonic() - started < 15  # it did not sit out the 20 s hold
     assert report.result == "backed_out"
     assert report.trigger is not None
     assert "support sees checkout errors" in report.trigger["summary"]
-    assert commands.audit_log(settings(store_url), action="trigger.manual")
+    assert commands.audit_log(caller(settings(store_url)), action="trigger.manual")
 
 
 def test_checkpoint_waits_for_approval(store_url: str, tmp_path: Path) -> None:
@@ -199,17 +202,17 @@ def test_checkpoint_waits_for_approval(store_url: str, tmp_path: Path) -> None:
     plan.write_text(
         plan.read_text().replace("      hold: 100ms", "      hold: 100ms\n      approve: true")
     )
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
     approved_at: list[float] = []
 
     def approve_later() -> None:
         time.sleep(1.0)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            runs = commands.runs(settings(store_url))
+            runs = commands.runs(caller(settings(store_url)))
             try:
                 if runs:
-                    commands.approve(settings(store_url), runs[0]["run_id"], "looks fine")
+                    commands.approve(caller(settings(store_url)), runs[0].run_id, "looks fine")
                     approved_at.append(time.monotonic())
                     return
             except UsageError:
@@ -217,7 +220,7 @@ def test_checkpoint_waits_for_approval(store_url: str, tmp_path: Path) -> None:
             time.sleep(0.1)
 
     threading.Thread(target=approve_later, daemon=True).start()
-    report = commands.deploy(settings(store_url), plan)
+    report = commands.deploy(caller(settings(store_url)), plan)
     assert report.result == "promoted"
     assert approved_at
     assert "stage_approved" in kinds(store_url, report.run_id)
@@ -231,9 +234,9 @@ def test_no_data_with_on_no_data_backout_fires(store_url: str, tmp_path: Path) -
             "threshold: {above: 5, for: 300ms}\n    on_no_data: backout",
         )
     )
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
     (tmp_path / "errors.txt").write_text("not a number\n")
-    report = commands.deploy(settings(store_url), plan)
+    report = commands.deploy(caller(settings(store_url)), plan)
     assert report.result == "backed_out"
     assert report.trigger is not None
     assert "no data" in report.trigger["summary"]
@@ -241,16 +244,16 @@ def test_no_data_with_on_no_data_backout_fires(store_url: str, tmp_path: Path) -
 
 def test_watch_healthy_then_watch_that_backs_out(store_url: str, tmp_path: Path) -> None:
     plan = layout(tmp_path, stages=1)
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
-    healthy = commands.watch(settings(store_url), plan, 0.8)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
+    healthy = commands.watch(caller(settings(store_url)), plan, 0.8)
     assert (healthy.result, healthy.exit_code) == ("healthy", 0)
     (tmp_path / "rel" / "cur").unlink()
     (tmp_path / "rel" / "cur").symlink_to("v2")
     (tmp_path / "errors.txt").write_text("9\n")
-    backed = commands.watch(settings(store_url), plan, 30)
+    backed = commands.watch(caller(settings(store_url)), plan, 30)
     assert (backed.result, backed.exit_code) == ("backed_out", 4)
     assert (tmp_path / "rel" / "cur").readlink() == Path("v1")
-    _, lines = commands.explain_run(settings(store_url), backed.run_id)
+    _, lines = commands.explain_run(caller(settings(store_url)), backed.run_id)
     text = "\n".join(lines)
     assert "why it backed out: 'errors above 5'" in text
     assert "FIRED: 'errors above 5' (threshold)" in text
@@ -303,7 +306,7 @@ def test_alertmanager_webhook_fires_only_on_matching_labels(
     )
     plan = layout(tmp_path, stages=1)
     plan.write_text(plan.read_text().replace("triggers:\n", "triggers:\n" + extra))
-    commands.snapshot(settings(store_url), plan, telemetry_window=0.3)
+    commands.snapshot(caller(settings(store_url)), plan, telemetry_window=0.3)
     port = free_port()
     url = f"http://127.0.0.1:{port}/alertmanager"
     responses: list[int] = []
@@ -311,7 +314,9 @@ def test_alertmanager_webhook_fires_only_on_matching_labels(
     def send() -> None:
         # an alert that started before the run was created would not count: wait for it
         deadline = time.monotonic() + 20
-        while not commands.runs(settings(store_url), "shop") and time.monotonic() < deadline:
+        while (
+            not commands.runs(caller(settings(store_url)), "shop") and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
         responses.append(httpx.post(url, content=b"{not json", headers=AUTH, timeout=5).status_code)
         other = alert({"alertname": "DiskFull", "service": "billing", "severity": "page"})
@@ -320,13 +325,13 @@ def test_alertmanager_webhook_fires_only_on_matching_labels(
         responses.append(httpx.post(url, json=ours, headers=AUTH, timeout=2).status_code)
 
     threading.Thread(target=send, daemon=True).start()
-    report = commands.watch(settings(store_url), plan, 30, listen=f"127.0.0.1:{port}")
+    report = commands.watch(caller(settings(store_url)), plan, 30, listen=f"127.0.0.1:{port}")
     assert responses == [400, 200, 200]
     assert report.result == "backed_out"
     assert report.trigger is not None
     assert report.trigger["trigger"] == "paged by alertmanager"
     assert report.trigger["evidence"]["labels"]["alertname"] == "HighErrorRate"
-    events = commands.journal(settings(store_url), report.run_id)
+    events = commands.journal(caller(settings(store_url)), report.run_id)
     rejected = [e for e in events if e.kind == "alert_rejected"]
     assert len(rejected) == 1
     assert "malformed Alertmanager webhook" in rejected[0].data["reason"]

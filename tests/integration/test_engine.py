@@ -19,6 +19,7 @@ from backout.redact import Redactor
 from backout.settings import Settings
 from backout.store import repo
 from backout.store.db import open_store
+from tests.callers import caller
 
 
 def write_plan(folder: Path, body: str, name: str = "plan.yaml") -> Path:
@@ -32,7 +33,7 @@ def settings(url: str) -> Settings:
 
 
 def journal_kinds(url: str, run_id: str) -> list[str]:
-    return [e.kind for e in commands.journal(settings(url), run_id)]
+    return [e.kind for e in commands.journal(caller(settings(url)), run_id)]
 
 
 def test_run_succeeds_and_journal_is_contiguous(store_url: str, tmp_path: Path) -> None:
@@ -50,12 +51,12 @@ def test_run_succeeds_and_journal_is_contiguous(store_url: str, tmp_path: Path) 
             command: [grep, -q, two, out.txt]
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "succeeded"
     assert report.exit_code == 0
     assert report.verified
     assert (tmp_path / "out.txt").read_text() == "one\ntwo\n"
-    events = commands.journal(settings(store_url), report.run_id)
+    events = commands.journal(caller(settings(store_url)), report.run_id)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert [e.kind for e in events] == [
         "run_created",
@@ -71,9 +72,9 @@ def test_run_succeeds_and_journal_is_contiguous(store_url: str, tmp_path: Path) 
         "check_finished",
         "run_finished",
     ]
-    listed = commands.runs(settings(store_url))
-    assert listed[0]["run_id"] == report.run_id
-    assert listed[0]["status"] == "succeeded"  # projection agrees with the journal
+    listed = commands.runs(caller(settings(store_url)))
+    assert listed[0].run_id == report.run_id
+    assert listed[0].status == "succeeded"  # projection agrees with the journal
 
 
 def test_failed_step_stops_the_run(store_url: str, tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_failed_step_stops_the_run(store_url: str, tmp_path: Path) -> None:
             run: [touch, never.txt]
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "failed"
     assert report.exit_code == 1
     assert [s.status for s in report.steps] == ["failed", "pending"]
@@ -110,7 +111,7 @@ def test_on_failure_continue_goes_on(store_url: str, tmp_path: Path) -> None:
             run: [touch, main.txt]
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert [s.status for s in report.steps] == ["failed", "succeeded"]
     assert report.status == "succeeded"
     assert (tmp_path / "main.txt").exists()
@@ -131,7 +132,7 @@ def test_retries_with_backoff_until_success(store_url: str, tmp_path: Path) -> N
     """,
     )
     started = time.monotonic()
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "succeeded"
     assert report.steps[0].attempts == 3
     assert journal_kinds(store_url, report.run_id).count("step_retrying") == 2
@@ -151,7 +152,7 @@ def test_retries_exhausted_fail(store_url: str, tmp_path: Path) -> None:
             idempotent: true
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "failed"
     assert report.steps[0].attempts == 2
 
@@ -168,7 +169,7 @@ def test_step_timeout_fails_the_step(store_url: str, tmp_path: Path) -> None:
     """,
     )
     started = time.monotonic()
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert time.monotonic() - started < 10
     assert report.status == "failed"
     assert "timed out after 0.3s" in report.steps[0].summary
@@ -187,7 +188,7 @@ def test_verification_failure_names_the_check(store_url: str, tmp_path: Path) ->
             command: [test, -f, restored.conf]
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "failed"
     assert report.exit_code == 1
     assert not report.verified
@@ -210,7 +211,7 @@ def test_verify_within_retries_until_it_passes(store_url: str, tmp_path: Path) -
             interval: 100ms
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "succeeded"
     assert report.checks[0].attempts == 2
 
@@ -235,13 +236,13 @@ def test_baseline_snapshot_is_used_and_required(store_url: str, tmp_path: Path) 
     """,
     )
     with pytest.raises(UsageError, match="no baseline snapshot for service 'svc'"):
-        commands.run(settings(store_url), plan)
-    assert commands.runs(settings(store_url)) == []  # a refused run leaves nothing behind
-    snap = commands.snapshot(settings(store_url), plan)
+        commands.run(caller(settings(store_url)), plan)
+    assert commands.runs(caller(settings(store_url))) == []  # a refused run leaves nothing behind
+    snap = commands.snapshot(caller(settings(store_url)), plan)
     assert snap.values == {"release": "v1"}
     (tmp_path / "releases" / "current").unlink()
     (tmp_path / "releases" / "current").symlink_to("v2")  # the bad deploy
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "succeeded"
     assert (tmp_path / "releases" / "current").readlink() == Path("v1")
 
@@ -264,7 +265,7 @@ def test_secrets_never_reach_the_store(
             shell: printf '%s' "$BACKOUT_SECRET_TOKEN" | base64; exit 1
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.steps[0].output.strip() == "token=***"
     store = open_store(store_url)
     with store.engine.connect() as conn:
@@ -289,7 +290,7 @@ def test_missing_secret_refuses_before_anything_runs(store_url: str, tmp_path: P
     """,
     )
     with pytest.raises(UsageError, match="BACKOUT_TEST_UNSET_VARIABLE is not set"):
-        commands.run(settings(store_url), plan)
+        commands.run(caller(settings(store_url)), plan)
     assert not (tmp_path / "ran.txt").exists()
 
 
@@ -303,7 +304,7 @@ def test_forbidden_transitions_are_errors(store_url: str, tmp_path: Path) -> Non
             run: ['true']
     """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     store = open_store(store_url)
     with store.session() as session:
         row = repo.get_run(session, report.run_id)
@@ -314,7 +315,9 @@ def test_forbidden_transitions_are_errors(store_url: str, tmp_path: Path) -> Non
     with pytest.raises(TransitionError, match="a step cannot go from succeeded to running"):
         journal.append("step_started", step=0, attempt=2)
     store.dispose()
-    assert len(commands.journal(settings(store_url), report.run_id)) == journal.view.last_seq
+    assert (
+        len(commands.journal(caller(settings(store_url)), report.run_id)) == journal.view.last_seq
+    )
 
 
 def test_resume_of_a_finished_run_runs_nothing(store_url: str, tmp_path: Path) -> None:
@@ -327,8 +330,8 @@ def test_resume_of_a_finished_run_runs_nothing(store_url: str, tmp_path: Path) -
             run: [sh, -c, 'echo x >> count']
     """,
     )
-    report = commands.run(settings(store_url), plan)
-    again = commands.resume(settings(store_url), report.run_id)
+    report = commands.run(caller(settings(store_url)), plan)
+    again = commands.resume(caller(settings(store_url)), report.run_id)
     assert again.status == "succeeded"
     assert (tmp_path / "count").read_text() == "x\n"
 
@@ -336,7 +339,7 @@ def test_resume_of_a_finished_run_runs_nothing(store_url: str, tmp_path: Path) -
 def test_unknown_run_id_is_a_usage_error(store_url: str) -> None:
     open_store(store_url).dispose()
     with pytest.raises(UsageError, match="no run 'nope'"):
-        commands.status(settings(store_url), "nope")
+        commands.status(caller(settings(store_url)), "nope")
 
 
 def test_second_run_of_a_service_is_refused_while_one_is_unfinished(
@@ -354,15 +357,15 @@ def test_second_run_of_a_service_is_refused_while_one_is_unfinished(
     )
     first: dict[str, object] = {}
     thread = threading.Thread(
-        target=lambda: first.update(r=commands.run(settings(store_url), plan))
+        target=lambda: first.update(r=commands.run(caller(settings(store_url)), plan))
     )
     thread.start()
     time.sleep(0.7)
     try:
         with pytest.raises(ServiceBusyError, match="service 'shop'"):
-            commands.run(settings(store_url), plan)
+            commands.run(caller(settings(store_url)), plan)
     finally:
         thread.join()
-    assert len(commands.runs(settings(store_url))) == 1
+    assert len(commands.runs(caller(settings(store_url)))) == 1
     # once it is finished, the service is free again
-    assert commands.run(settings(store_url), plan).status == "succeeded"
+    assert commands.run(caller(settings(store_url)), plan).status == "succeeded"

@@ -14,6 +14,7 @@ import pytest
 from backout import commands
 from backout.settings import Settings
 from backout.stop import STOP, Stopped
+from tests.callers import caller
 
 
 def settings(url: str) -> Settings:
@@ -43,12 +44,12 @@ def test_a_template_error_fails_the_step_before_anything_starts(
             run: [sh, -c, 'echo never >> out.txt']
         """,
     )
-    report = commands.run(settings(store_url), plan)
+    report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "failed"
     assert "step 2 'shard count' failed: not started: template" in report.message
     assert "BACKOUT_TEST_NEVER_SET" in report.message
     assert (tmp_path / "out.txt").read_text() == "first\n"
-    events = commands.journal(settings(store_url), report.run_id)
+    events = commands.journal(caller(settings(store_url)), report.run_id)
     on_step_2 = [(e.kind, e.data.get("started")) for e in events if e.step == 1]
     assert on_step_2 == [("step_finished", False)]  # one event: nothing ever started
     assert report.steps[2].status == "pending"
@@ -79,18 +80,18 @@ def test_a_stop_at_a_safe_point_is_journalled_and_leaves_the_step_to_resume(
 
     try:
         with pytest.raises(Stopped) as caught:
-            commands.run(settings(store_url), plan, observer=stop_after_first)
+            commands.run(caller(settings(store_url)), plan, observer=stop_after_first)
     finally:
         STOP.reset()
     run_id = caught.value.run_id
     assert run_id is not None
-    events = commands.journal(settings(store_url), run_id)
+    events = commands.journal(caller(settings(store_url)), run_id)
     assert events[-1].kind == "run_stopped"
     assert events[-1].step is None
     assert events[-1].data["steps_stopped"] is True
     assert f"backout resume {run_id}" in events[-1].data["message"]
     assert (tmp_path / "out.txt").read_text() == "first\n"
-    report = commands.resume(settings(store_url), run_id)
+    report = commands.resume(caller(settings(store_url)), run_id)
     assert report.status == "succeeded"
     assert (tmp_path / "out.txt").read_text() == "first\nsecond\n"
 
@@ -131,9 +132,9 @@ def test_a_store_lost_mid_run_names_the_run_and_how_to_resume(
     assert "Traceback" not in result.stderr
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute(f"ALTER SCHEMA {schema}_away RENAME TO {schema}")
-    run_id = commands.runs(settings(postgres_url))[0]["run_id"]
+    run_id = commands.runs(caller(settings(postgres_url)))[0].run_id
     assert f"[run {run_id}]" in result.stderr
     assert f"backout resume {run_id}" in result.stderr
-    report = commands.resume(settings(postgres_url), run_id)
+    report = commands.resume(caller(settings(postgres_url)), run_id)
     assert report.status == "succeeded"
     assert (tmp_path / "out.txt").read_text() == "after\n"

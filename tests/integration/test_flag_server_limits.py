@@ -22,9 +22,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from backout.cli import cli
-from backout.flags import FlagChange, service
+from backout.commands import flags as service
+from backout.flags import FlagChange
 from backout.flags.guard import MIB, Limits, too_deep
 from backout.settings import Settings
+from tests.callers import caller
 from tests.integration.flag_server import FlagServer, flag_server, start_serve
 from tests.services import stop_process
 
@@ -39,7 +41,9 @@ EVENT_TIMEOUT_S = 30.0  # the deadline for anything the server should do "soon"
 
 @pytest.fixture
 def server(store_url: str) -> Iterator[FlagServer]:
-    service.set_flag(Settings(database_url=store_url, actor="t"), "f", FlagChange(enabled=True))
+    service.set_flag(
+        caller(Settings(database_url=store_url, actor="t")), "f", FlagChange(enabled=True)
+    )
     with flag_server(store_url, limits=FAST) as running:
         yield running
 
@@ -209,7 +213,9 @@ def connect_later() -> socket.socket:
 
 # --- the token ------------------------------------------------------------------------------
 def test_the_token_guards_every_route(store_url: str) -> None:
-    service.set_flag(Settings(database_url=store_url, actor="t"), "f", FlagChange(enabled=True))
+    service.set_flag(
+        caller(Settings(database_url=store_url, actor="t")), "f", FlagChange(enabled=True)
+    )
     with (
         flag_server(store_url, token=TOKEN) as running,
         httpx.Client(base_url=running.url, timeout=EVENT_TIMEOUT_S) as http,
@@ -302,7 +308,9 @@ def test_a_token_given_twice_or_with_no_token_is_a_usage_error(tmp_path: Path) -
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits_143(store_url: str, tmp_path: Path) -> None:
-    service.set_flag(Settings(database_url=store_url, actor="t"), "f", FlagChange(enabled=True))
+    service.set_flag(
+        caller(Settings(database_url=store_url, actor="t")), "f", FlagChange(enabled=True)
+    )
     env = {**_environ(), "BACKOUT_FLAGS_TOKEN": TOKEN}
     serve = start_serve(store_url, tmp_path / "serve.log", env=env)
     try:

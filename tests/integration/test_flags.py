@@ -17,11 +17,13 @@ from pydantic import ValidationError
 from backout.actions import ACTIONS, Context
 from backout.actions.flag import FlagAction, FlagOptions, flag_store_url
 from backout.cli import cli
-from backout.flags import ErrorCode, FlagChange, FlagState, Reason, bucket, evaluate, service
+from backout.commands import flags as service
+from backout.flags import ErrorCode, FlagChange, FlagState, Reason, bucket, evaluate
 from backout.settings import Settings
 from backout.store import audit
 from backout.store.db import open_store
 from backout.store.models import AuditRow
+from tests.callers import caller
 from tests.integration.flag_server import flag_server, start_serve
 from tests.services import stop_process
 
@@ -126,11 +128,11 @@ def test_buckets_are_pinned() -> None:
 
 # --- store + audit --------------------------------------------------------------------------
 def test_set_get_list_and_audit(store_url: str) -> None:
-    first = service.set_flag(settings(store_url), "new-checkout", FlagChange(enabled=True))
+    first = service.set_flag(caller(settings(store_url)), "new-checkout", FlagChange(enabled=True))
     assert first.before is None
     assert (first.after.enabled, first.after.percentage, first.after.version) == (True, 100, 1)
     second = service.set_flag(
-        settings(store_url, "alice"),
+        caller(settings(store_url, "alice")),
         "new-checkout",
         FlagChange(
             percentage=25,
@@ -140,15 +142,17 @@ def test_set_get_list_and_audit(store_url: str) -> None:
         ),
     )
     assert second.before == first.after
-    flag = service.get_flag(settings(store_url), "new-checkout")
+    flag = service.get_flag(caller(settings(store_url)), "new-checkout")
     assert flag == second.after
     assert (flag.version, flag.updated_by, flag.variants) == (
         2,
         "alice",
         {"v2": "new", "v1": "old"},
     )
-    assert [f.key for f in service.list_flags(settings(store_url))] == ["new-checkout"]
-    result = service.evaluate_flag(settings(store_url), "new-checkout", {"targetingKey": "u"})
+    assert [f.key for f in service.list_flags(caller(settings(store_url)))] == ["new-checkout"]
+    result = service.evaluate_flag(
+        caller(settings(store_url)), "new-checkout", {"targetingKey": "u"}
+    )
     assert result.value in ("new", "old")
     assert result.reason is Reason.SPLIT
 
@@ -166,9 +170,9 @@ def test_variants_must_exist(store_url: str) -> None:
     from backout.errors import UsageError
 
     with pytest.raises(UsageError, match="on_variant 'gone' is not one of its variants"):
-        service.set_flag(settings(store_url), "f", FlagChange(on_variant="gone"))
+        service.set_flag(caller(settings(store_url)), "f", FlagChange(on_variant="gone"))
     with pytest.raises(UsageError, match="no flag 'f'"):
-        service.get_flag(settings(store_url), "f")  # the failed change left nothing behind
+        service.get_flag(caller(settings(store_url)), "f")  # the failed change left nothing behind
     assert audit_records(store_url) == []
 
 
@@ -186,21 +190,23 @@ def test_action_and_its_reverse_are_the_kill_switch(run_store: str, tmp_path: Pa
     ctx = Context(workdir=tmp_path, timeout=10)
     action = ACTIONS.get("flag")
     assert isinstance(action, FlagAction)
-    service.set_flag(settings(run_store), "new-checkout", FlagChange(enabled=False, percentage=0))
+    service.set_flag(
+        caller(settings(run_store)), "new-checkout", FlagChange(enabled=False, percentage=0)
+    )
 
     rollout = FlagOptions(key="new-checkout", enabled=True, percentage=25)
     assert action.describe(rollout) == "set flag new-checkout on at 25%"
     done = action.execute(rollout, ctx)
     assert done.ok, done
     assert done.summary == "flag new-checkout: on at 25% (was off; version 2)"
-    live = service.get_flag(settings(run_store), "new-checkout")
+    live = service.get_flag(caller(settings(run_store)), "new-checkout")
     assert (live.enabled, live.percentage, live.updated_by) == (True, 25, "deploy-bot")
 
     detail = json.loads(json.dumps(done.detail))  # as journaled
     killed = action.reverse(rollout, detail, ctx)
     assert killed is not None
     assert killed.ok, killed
-    back = service.get_flag(settings(run_store), "new-checkout")
+    back = service.get_flag(caller(settings(run_store)), "new-checkout")
     assert (back.enabled, back.percentage, back.version) == (False, 0, 3)
     assert evaluate("new-checkout", back, {"targetingKey": "u"}).reason is Reason.DISABLED
 
@@ -214,13 +220,13 @@ def test_reverse_of_a_created_flag_turns_it_off(run_store: str, tmp_path: Path) 
     done = FlagAction().execute(options, ctx)
     assert done.detail["previous"] is None
     assert FlagAction().reverse(options, done.detail, ctx).ok
-    flag = service.get_flag(settings(run_store), "brand-new")
+    flag = service.get_flag(caller(settings(run_store)), "brand-new")
     assert flag.enabled is False
 
 
 def test_reverse_puts_back_a_legacy_null_as_it_was(run_store: str, tmp_path: Path) -> None:
     legacy = FlagChange.model_construct(enabled=True, variants={"on": None, "off": False})
-    service.set_flag(settings(run_store), "old", legacy)
+    service.set_flag(caller(settings(run_store)), "old", legacy)
     ctx = Context(workdir=tmp_path, timeout=10)
     options = FlagOptions(key="old", enabled=False)
     done = FlagAction().execute(options, ctx)
@@ -228,7 +234,7 @@ def test_reverse_puts_back_a_legacy_null_as_it_was(run_store: str, tmp_path: Pat
     back = FlagAction().reverse(options, json.loads(json.dumps(done.detail)), ctx)
     assert back is not None
     assert back.ok, back
-    restored = service.get_flag(settings(run_store), "old")
+    restored = service.get_flag(caller(settings(run_store)), "old")
     assert (restored.enabled, restored.variants) == (True, {"on": None, "off": False})
 
 
@@ -245,7 +251,7 @@ def test_a_plan_step_sets_the_flag_and_apps_see_it(
 ) -> None:
     """The kill switch as a plan: the engine runs the flag step, then the verify check asks
     the OFREP server what apps are told now."""
-    service.set_flag(settings(run_store), "new-checkout", FlagChange(enabled=True))
+    service.set_flag(caller(settings(run_store)), "new-checkout", FlagChange(enabled=True))
     plan = tmp_path / "plan.yaml"
     plan.write_text(
         f"""plan: flag-off
@@ -266,7 +272,7 @@ verify:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert (report["status"], report["verified"]) == ("succeeded", True)
-    assert service.get_flag(settings(run_store), "new-checkout").enabled is False
+    assert service.get_flag(caller(settings(run_store)), "new-checkout").enabled is False
 
 
 # --- CLI ------------------------------------------------------------------------------------
@@ -340,7 +346,7 @@ def test_cli_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> Non
 
 
 def test_get_of_a_missing_flag_exits_2(store_url: str) -> None:
-    service.set_flag(settings(store_url), "other", FlagChange(enabled=False))
+    service.set_flag(caller(settings(store_url)), "other", FlagChange(enabled=False))
     result = invoke(store_url, "flags", "get", "nope")
     assert result.exit_code == 2
     assert "no flag 'nope'" in result.output
@@ -348,7 +354,7 @@ def test_get_of_a_missing_flag_exits_2(store_url: str) -> None:
 
 def test_cli_shows_a_code_default(store_url: str) -> None:
     legacy = FlagChange.model_construct(enabled=True, variants={"on": None, "off": False})
-    service.set_flag(settings(store_url), "old", legacy)
+    service.set_flag(caller(settings(store_url)), "old", legacy)
     got = invoke(store_url, "flags", "get", "old", "--for", "user-7")
     assert got.exit_code == 0, got.output
     assert 'for user-7: on = "the app\'s code default" (DEFAULT)' in got.stdout
@@ -362,8 +368,10 @@ def ofrep(store_url: str) -> Iterator[str]:
 
 
 def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
-    service.set_flag(settings(store_url), "new-checkout", FlagChange(enabled=True, percentage=25))
-    service.set_flag(settings(store_url), "dark-mode", FlagChange(enabled=False))
+    service.set_flag(
+        caller(settings(store_url)), "new-checkout", FlagChange(enabled=True, percentage=25)
+    )
+    service.set_flag(caller(settings(store_url)), "dark-mode", FlagChange(enabled=False))
     with httpx.Client(base_url=ofrep, timeout=5) as http:
         one = http.post(
             "/ofrep/v1/evaluate/flags/new-checkout", json={"context": {"targetingKey": "user-1"}}
@@ -408,7 +416,7 @@ def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
         assert same.status_code == 304
 
         # the kill switch reaches apps on their next request: no stale cache in between
-        service.set_flag(settings(store_url), "new-checkout", FlagChange(enabled=False))
+        service.set_flag(caller(settings(store_url)), "new-checkout", FlagChange(enabled=False))
         after = http.post(
             "/ofrep/v1/evaluate/flags",
             json={"context": {"targetingKey": "u"}},
@@ -429,7 +437,7 @@ def test_ofrep_single_bulk_and_list(ofrep: str, store_url: str) -> None:
 
 def test_flags_serve_command_answers_over_http(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'b.db'}"
-    service.set_flag(settings(url), "new-checkout", FlagChange(enabled=True))
+    service.set_flag(caller(settings(url)), "new-checkout", FlagChange(enabled=True))
     serve = start_serve(url, tmp_path / "serve.log")
     try:
         answer = httpx.post(f"{serve.url}/ofrep/v1/evaluate/flags/new-checkout", timeout=30)

@@ -34,8 +34,10 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from schemathesis import GenerationMode
 
-from backout.flags import FlagChange, service
+from backout.commands import flags as service
+from backout.flags import FlagChange
 from backout.settings import Settings
+from tests.callers import caller
 from tests.integration.flag_server import flag_server
 
 DATA = Path(__file__).parent.parent / "data" / "ofrep"
@@ -83,10 +85,10 @@ def served(store_url: str) -> Iterator[Served]:
     settings_ = Settings(database_url=store_url, actor="conformance")
     for key, (variants, on, percentage) in FLAGS.items():
         change = FlagChange(enabled=on, variants=variants, percentage=percentage)
-        service.set_flag(settings_, key, change)
+        service.set_flag(caller(settings_), key, change)
     # as if written before null was refused: model_construct skips the validation
     legacy = FlagChange.model_construct(enabled=True, variants={"on": None, "off": False})
-    service.set_flag(settings_, LEGACY_NULL, legacy)
+    service.set_flag(caller(settings_), LEGACY_NULL, legacy)
     with flag_server(store_url, token=TOKEN) as running:
         yield Served(running.url, store_url)
 

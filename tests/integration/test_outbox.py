@@ -9,19 +9,20 @@ import re
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
 
 from backout import commands
-from backout.changes.outbox import Target
+from backout.channels import Route
 from backout.cli import cli
 from backout.settings import Settings
+from tests.callers import caller
+from tests.http_server import http_server
 from tests.integration.change_helpers import (
     PLAN,
     audit_records,
@@ -160,17 +161,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextmanager
-def serving(receiver: Receiver, port: int = 0) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(receiver))
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+def serving(receiver: Receiver, port: int = 0) -> AbstractContextManager[str]:
+    return http_server(_handler(receiver), port)
 
 
 def _send(url: str, target: str, *extra: str, env: dict[str, str] | None = None) -> Result:
@@ -345,7 +337,9 @@ def test_two_senders_at_once_deliver_each_event_once(store_url: str, tmp_path: P
         def sender() -> None:  # the command itself: click's runner is not thread-safe
             settings = Settings(database_url=store_url, actor="sender")
             sent = commands.outbox_send(
-                settings, Target(target, "servicenow", retry_delay=0.05), 10
+                caller(settings),
+                Route.of("itsm", "servicenow", {"url": target}, retry_delay=0.05),
+                10,
             )
             results.append(sent.pending)
 

@@ -43,6 +43,7 @@ from backout.errors import UsageError
 from backout.kernel.events import Event
 from backout.reports import RunReport
 from backout.settings import Settings
+from tests.callers import caller
 from tests.services import (
     Backend,
     Nginx,
@@ -345,17 +346,17 @@ def world(
 
 def deploy(world: World, plan: Path) -> tuple[RunReport, list[Event], list[Logged]]:
     """Snapshot, then deploy under traffic; all traffic went to blue before the deploy."""
-    commands.snapshot(world.settings, plan, telemetry_window=0.5)
+    commands.snapshot(caller(world.settings), plan, telemetry_window=0.5)
     start = world.nginx.log_size()
     with Traffic(world.nginx.url) as traffic:
         time.sleep(1.0)
         before = logged(world.nginx, start)
-        report = commands.deploy(world.settings, plan, release="v2")
+        report = commands.deploy(caller(world.settings), plan, release="v2")
     assert not traffic.failures, traffic.failures[:3]
     assert len(before) >= RATE * 0.5
     assert set(names(before, world.releases)) == {"blue"}, names(before, world.releases)
     assert {r.status for r in before} == {200}
-    events = commands.journal(world.settings, report.run_id)
+    events = commands.journal(caller(world.settings), report.run_id)
     return report, events, logged(world.nginx, start)
 
 
@@ -494,7 +495,7 @@ def test_a_checkpoint_without_data_is_not_passed(world: World) -> None:
     def pull_the_cord() -> None:
         time.sleep(6)  # three times the hold, all of it without data
         with contextlib.suppress(UsageError):  # the deploy may be over already
-            commands.trigger(world.settings, "shop", "no data after 6 s")
+            commands.trigger(caller(world.settings), "shop", "no data after 6 s")
 
     threading.Thread(target=pull_the_cord, daemon=True).start()
     report, events, _ = deploy(world, plan)

@@ -106,6 +106,50 @@ def test_the_plugin_api_is_pinned() -> None:
         assert hasattr(backout.actions, name), name
 
 
+def test_the_channel_plugin_api_is_pinned() -> None:
+    """What docs/outbox.md tells a channel author to import, from backout.channels only;
+    the two built-in channels are registered under their names."""
+    import backout.channels
+
+    assert sorted(backout.channels.__all__) == [
+        "CHANNELS",
+        "Channel",
+        "ChannelOptions",
+        "Delivery",
+        "HttpSender",
+        "ITSM_ROUTE",
+        "Receipt",
+        "Route",
+        "SendReport",
+        "Sender",
+        "enqueue",
+        "retry_after",
+        "send",
+    ]
+    for name in backout.channels.__all__:
+        assert hasattr(backout.channels, name), name
+    assert {"servicenow", "jira"} <= set(backout.channels.CHANNELS.names())
+
+
+def test_the_verbs_take_a_caller_and_are_exported() -> None:
+    """One verb layer: every verb the package exports takes the caller first."""
+    import inspect
+
+    from backout import commands
+
+    plain = {"Caller", "changes", "flags", "validate", "schema", "init", "show"}
+    verbs = [name for name in commands.__all__ if name not in plain]
+    verbs += [f"changes.{n}" for n in ("create", "show", "list_all", "approve", "gate")]
+    verbs += [f"flags.{n}" for n in ("list_flags", "get_flag", "set_flag", "evaluate_flag")]
+    for dotted in verbs:
+        target: object = commands
+        for part in dotted.split("."):
+            target = getattr(target, part)
+        first = next(iter(inspect.signature(target).parameters.values()))  # type: ignore[arg-type]
+        assert first.name == "caller", dotted
+        assert first.annotation in ("Caller", commands.Caller), dotted
+
+
 def test_a_plugin_written_against_the_public_api_runs(tmp_path: Path) -> None:
     from backout.actions import Action, Context, Options, Outcome, resolve, run_process
 

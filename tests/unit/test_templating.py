@@ -28,6 +28,7 @@ from backout.spec.templating import (
     usage,
     walk_strings,
 )
+from tests.callers import caller
 
 WritePlan = Callable[..., Path]
 SCOPE = {"baseline": {"release": "releases/v1"}, "run": {"id": "R1"}, "env": {}, "secrets": {}}
@@ -185,8 +186,8 @@ def test_engine_passes_hostile_baseline_values_as_single_arguments(
         """
     )
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", actor="test")
-    assert commands.snapshot(settings, path).values == {"release": HOSTILE}
-    report = commands.run(settings, path)
+    assert commands.snapshot(caller(settings), path).values == {"release": HOSTILE}
+    report = commands.run(caller(settings), path)
     assert report.status == "succeeded", report
     assert json.loads((tmp_path / "argv.json").read_text()) == [HOSTILE]
     assert not any((tmp_path / name).exists() for name in PWNED)
@@ -210,8 +211,8 @@ def test_shell_steps_are_never_templated_and_get_values_as_env(
         """
     )
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", actor="test")
-    commands.snapshot(settings, path)
-    report = commands.run(settings, path)
+    commands.snapshot(caller(settings), path)
+    report = commands.run(caller(settings), path)
     assert report.status == "succeeded", report
     assert (tmp_path / "from-env.txt").read_text() == HOSTILE
     assert (tmp_path / "from-template.txt").read_text() == "{{ baseline.release }}"

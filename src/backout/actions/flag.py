@@ -8,7 +8,6 @@ instead of falling back to whatever default their code carries.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from typing import Any
 
 from pydantic import Field
@@ -61,13 +60,13 @@ class FlagAction(Action):
 
 
 def _set(key: str, change: FlagChange, source: str, ctx: Context) -> Outcome:
-    from backout.flags import service  # the store (alembic) loads only when a flag step runs
+    from backout.flags import repo  # the store (alembic) loads only when a flag step runs
+    from backout.store.db import Store
 
+    actor = ctx.actor or Settings().actor
     try:
-        settings = Settings(database_url=ctx.store_url or flag_store_url())
-        if ctx.actor:
-            settings = replace(settings, actor=ctx.actor)
-        update = service.set_flag(settings, key, change, source)
+        with Store(ctx.store_url or flag_store_url()) as store, store.session() as session:
+            update = repo.put(session, key, change, actor, source)
     except BackoutError as exc:
         return Outcome(False, ctx.redact(exc.message))
     after = update.after

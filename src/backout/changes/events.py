@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 
 from backout.changes.lifecycle import ChangeStatus, check_change
 from backout.changes.window import iso
-from backout.store import audit
-from backout.store import changes as repo
+from backout.store import audit, outbox
 from backout.store.models import ChangeRow
+from backout.store.outbox import ITSM_ROUTE
 
 
 def summary(row: ChangeRow) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def record(
     }
     if runbook is not None:
         payload["runbook"] = runbook
-    repo.enqueue(session, row.id, event, payload)
+    outbox.enqueue(session, ITSM_ROUTE, f"change:{row.id}", event, payload, change_id=row.id)
 
 
 def move(

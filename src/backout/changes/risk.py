@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
-from backout.spec.models import Plan
+from backout.spec.models import Plan, Risk
 
-LEVELS = ("low", "medium", "high", "critical")
+LEVELS: tuple[str, ...] = get_args(Risk)  # low, medium, high, critical
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 from rich.markup import escape
 
 from backout import commands
-from backout.changes.outbox import Target
 from backout.changes.window import iso, parse_instant
-from backout.cli.base import err, json_option, out, settings_of
-from backout.errors import UsageError
+from backout.channels import ITSM_ROUTE, Route
+from backout.cli.base import caller_of, err, exit_with, json_option, out
 from backout.render import clock, print_json
 
 
@@ -40,16 +38,21 @@ def audit_log(
 ) -> None:
     """List audit records, oldest first."""
     rows = commands.audit_log(
-        settings_of(ctx), action, subject, actor, parse_instant(since) if since else None, limit
+        caller_of(ctx, create=False),
+        action,
+        subject,
+        actor,
+        parse_instant(since) if since else None,
+        limit,
     )
     if as_json:
         print_json(out, rows)
         return
     for row in rows:
-        details = ", ".join(f"{k}={v}" for k, v in row["details"].items())
+        details = ", ".join(f"{k}={v}" for k, v in row.details.items())
         out.print(
-            f"{row['seq']:>5}  {clock(row['at'])}  {escape(row['actor'])}  "
-            f"{row['action']}  {row['subject']}  [dim]{escape(details)}[/]",
+            f"{row.seq:>5}  {clock(row.at)}  {escape(row.actor)}  "
+            f"{row.action}  {row.subject}  [dim]{escape(details)}[/]",
             soft_wrap=True,
         )
 
@@ -60,7 +63,7 @@ def audit_log(
 @click.pass_context
 def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None:
     """Walk the chain; exit 1 naming the first broken link."""
-    result = commands.audit_verify(settings_of(ctx), against)
+    result = commands.audit_verify(caller_of(ctx, create=False), against)
     if as_json:
         print_json(out, vars(result))
     elif result.ok:
@@ -71,7 +74,7 @@ def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None
         )
     else:
         err.print(f"[red]audit chain broken[/]: {escape(result.problem)}", soft_wrap=True)
-    sys.exit(0 if result.ok else 1)
+    exit_with(result.exit_code)
 
 
 @audit_group.command("checkpoint")
@@ -79,16 +82,16 @@ def audit_verify(ctx: click.Context, against: str | None, as_json: bool) -> None
 @click.pass_context
 def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     """Print the head hash; keep it elsewhere to prove the log later."""
-    head = commands.audit_checkpoint(settings_of(ctx))
+    head = commands.audit_checkpoint(caller_of(ctx, create=False))
     if as_json:
         print_json(out, head)
     else:
-        out.print(f"{head['hash']}  (record {head['seq']}, {iso(head['at'])})", soft_wrap=True)
+        out.print(f"{head.hash}  (record {head.seq}, {iso(head.at)})", soft_wrap=True)
 
 
 @click.group(name="outbox")
 def outbox_group() -> None:
-    """Change events queued for the ITSM tool (ServiceNow or Jira)."""
+    """Outbound events: change records queued for the ITSM tool (route `itsm`)."""
 
 
 @outbox_group.command("send")
@@ -100,11 +103,19 @@ def outbox_group() -> None:
 )
 @click.option(
     "--format",
+    "--channel",
     "fmt",
     envvar="BACKOUT_OUTBOX_FORMAT",
     default="servicenow",
     show_default=True,
-    type=click.Choice(["servicenow", "jira"]),
+    metavar="CHANNEL",
+    help="The channel that delivers: servicenow, jira, or an installed plugin's name.",
+)
+@click.option(
+    "--route",
+    default=ITSM_ROUTE,
+    show_default=True,
+    help="Which queued events to deliver (change records are queued for `itsm`).",
 )
 @click.option(
     "--project",
@@ -134,6 +145,7 @@ def outbox_send(
     ctx: click.Context,
     url: str,
     fmt: str,
+    route: str,
     project: str,
     timeout: float,
     retry_delay: float,
@@ -141,18 +153,11 @@ def outbox_send(
     as_json: bool,
 ) -> None:
     """Deliver queued events; exit 1 if any are still pending at the end."""
-    if not url.startswith(("http://", "https://")):
-        raise UsageError(
-            f"--url {url!r} is not an http(s) URL",
-            hint="the tool's base URL, e.g. https://acme.service-now.com",
-        )
-    token = os.environ.get("BACKOUT_OUTBOX_TOKEN")
-    target = Target(
-        url, "jira" if fmt == "jira" else "servicenow", token, project, retry_delay=retry_delay
-    )
-    report = commands.outbox_send(settings_of(ctx), target, timeout, once)
+    options = {"url": url, "token": os.environ.get("BACKOUT_OUTBOX_TOKEN"), "project": project}
+    target = Route.of(route, fmt, options, retry_delay)
+    report = commands.outbox_send(caller_of(ctx), target, timeout, once)
     if as_json:
-        print_json(out, vars(report))
+        print_json(out, report)
     else:
         out.print(
             f"sent {report.sent}, failed attempts {report.failed_attempts}, "
@@ -160,24 +165,25 @@ def outbox_send(
         )
         for error in report.errors[-5:]:
             err.print(f"  {escape(error)}", soft_wrap=True)
-    sys.exit(0 if report.pending == 0 else 1)
+    exit_with(report.exit_code)
 
 
 @outbox_group.command("list")
 @click.option("--status", type=click.Choice(["pending", "sending", "sent"]))
+@click.option("--route", help="Only events queued for this route (e.g. itsm).")
 @json_option
 @click.pass_context
-def outbox_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
-    """List queued and delivered events."""
-    rows = commands.outbox_list(settings_of(ctx), status)
+def outbox_list(ctx: click.Context, status: str | None, route: str | None, as_json: bool) -> None:
+    """List queued and delivered events, newest first."""
+    rows = commands.outbox_list(caller_of(ctx, create=False), status, route)
     if as_json:
         print_json(out, rows)
         return
     for row in rows:
         out.print(
-            f"{row['id']:>5}  change {row['change_id']}  {row['event']:<13} "
-            f"{row['status']:<8} attempts {row['attempts']}  "
-            f"{escape(row['last_error'][:80])}"
+            f"{row.id:>5}  {row.route:<6} {row.stream:<14} {row.event:<13} "
+            f"{row.status:<8} attempts {row.attempts}  "
+            f"{escape((row.last_error or '')[:80])}"
         )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from backout import __version__
+from backout.commands import Caller
 from backout.errors import BackoutError, PlanError
 from backout.kernel.durations import parse_duration
 from backout.render import Progress, print_issues, print_json, print_run
@@ -88,6 +89,18 @@ def settings_of(ctx: click.Context) -> Settings:
     return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
 
 
+def caller_of(ctx: click.Context, *, create: bool = True) -> Caller:
+    """The caller every verb takes: the store named by --db (opened on first use, once
+    for the process, disposed when the command ends) and the actor. Commands that only
+    read pass ``create=False``: a missing store is then an error, never created."""
+    state = ctx.ensure_object(dict)
+    if "caller" not in state:
+        caller = Caller.of(settings_of(ctx), create=create)
+        ctx.find_root().call_on_close(caller.store.dispose)
+        state["caller"] = caller
+    return state["caller"]  # type: ignore[no-any-return]
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 
 
@@ -110,13 +123,19 @@ class Duration(click.ParamType):  # type: ignore[type-arg]
 DURATION = Duration()
 
 
-def finish(report: RunReport, as_json: bool) -> None:
+def exit_with(code: int) -> NoReturn:
+    """End the command with an outcome's exit code (errors have theirs in the error tree;
+    results carry theirs as ``exit_code``: runs, gates, audit verification, the outbox)."""
+    click.get_current_context().exit(code)
+
+
+def finish(report: RunReport, as_json: bool) -> NoReturn:
     """Print a run's report and exit with its outcome's code."""
     if as_json:
         print_json(out, report.to_json())
     else:
         print_run(out, report)
-    sys.exit(report.exit_code)
+    exit_with(report.exit_code)
 
 
 @click.group(cls=BackoutGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from backout.changes import service
 from backout.changes.lifecycle import ChangeStatus
-from backout.cli.base import json_option, out, settings_of
+from backout.changes.risk import LEVELS
+from backout.cli.base import caller_of, exit_with, json_option, out
+from backout.commands import changes as service
 from backout.errors import UsageError
 from backout.render import clock, print_json, styled
+from backout.reports import ChangeReport
 
-RISKS = click.Choice(["low", "medium", "high", "critical"])
+RISKS = click.Choice(LEVELS)
 
 
-def _print_change(report: service.ChangeReport, as_json: bool) -> None:
+def _print_change(report: ChangeReport, as_json: bool) -> None:
     if as_json:
         print_json(out, report.to_json())
         return
@@ -80,7 +81,7 @@ def change_create(
     as_json: bool,
 ) -> None:
     """Record a planned change that carries PLAN as its backout."""
-    _print_change(service.create(settings_of(ctx), plan, title, risk, window, ref), as_json)
+    _print_change(service.create(caller_of(ctx), plan, title, risk, window, ref), as_json)
 
 
 @change.command("list")
@@ -89,7 +90,7 @@ def change_create(
 @click.pass_context
 def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List change records, newest first."""
-    rows = service.list_all(settings_of(ctx), status)
+    rows = service.list_all(caller_of(ctx, create=False), status)
     if as_json:
         print_json(out, rows)
         return
@@ -98,13 +99,13 @@ def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row["id"]),
-            escape(row["title"]),
-            styled(row["status"]),
-            row["plan"],
-            row["risk"],
-            escape(row["requester"]),
-            row["window"] or "-",
+            str(row.id),
+            escape(row.title),
+            styled(row.status),
+            row.plan,
+            row.risk,
+            escape(row.requester),
+            row.window or "-",
         )
     out.print(table)
 
@@ -115,7 +116,7 @@ def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @click.pass_context
 def change_show(ctx: click.Context, change_id: int, as_json: bool) -> None:
     """Show a change: risk, approvals, runs."""
-    _print_change(service.show(settings_of(ctx), change_id), as_json)
+    _print_change(service.show(caller_of(ctx, create=False), change_id), as_json)
 
 
 policy_option = click.option(
@@ -148,7 +149,7 @@ def change_approve(
     as_json: bool,
 ) -> None:
     """Approve a change (as --actor); binds to the plan version you approve."""
-    report = service.approve(settings_of(ctx), change_id, comment, policy, plan_path)
+    report = service.approve(caller_of(ctx), change_id, comment, policy, plan_path)
     _print_change(report, as_json)
 
 
@@ -159,7 +160,7 @@ def change_approve(
 @click.pass_context
 def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: bool) -> None:
     """Reject a change."""
-    _print_change(service.reject(settings_of(ctx), change_id, comment), as_json)
+    _print_change(service.reject(caller_of(ctx), change_id, comment), as_json)
 
 
 def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None:
@@ -169,7 +170,7 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
     @json_option
     @click.pass_context
     def command(ctx: click.Context, change_id: int, note: str, as_json: bool) -> None:
-        _print_change(service.transition(settings_of(ctx), change_id, target, note), as_json)
+        _print_change(service.transition(caller_of(ctx), change_id, target, note), as_json)
 
 
 @change.command("start")
@@ -194,7 +195,7 @@ def change_start(
     as_json: bool,
 ) -> None:
     """Start an approved change; refused unless every policy check passes (see `gate`)."""
-    report = service.start(settings_of(ctx), change_id, note, policy, plan_path, override)
+    report = service.start(caller_of(ctx), change_id, note, policy, plan_path, override)
     _print_change(report, as_json)
 
 
@@ -218,12 +219,10 @@ def gate(
     as_json: bool,
 ) -> None:
     """Exit 0 when the change may start, 1 when any policy check fails (for CI)."""
-    from backout.changes.gate import junit_xml
-
-    report = service.gate(settings_of(ctx), change_id, policy, plan_path)
+    report = service.gate(caller_of(ctx, create=False), change_id, policy, plan_path)
     if junit:
         try:
-            Path(junit).write_text(junit_xml(change_id, report.checks), encoding="utf-8")
+            Path(junit).write_text(report.junit_xml(), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write the JUnit report {junit}: {exc.strerror}") from exc
     if as_json:
@@ -240,7 +239,7 @@ def gate(
             if report.passed
             else "[red]the change may not start[/]"
         )
-    sys.exit(0 if report.passed else 1)
+    exit_with(report.exit_code)
 
 
 COMMANDS: list[click.Command] = [change, gate]

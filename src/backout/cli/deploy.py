@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from backout import commands
-from backout.cli.base import finish, json_option, live_progress, out, settings_of
+from backout.cli.base import caller_of, finish, json_option, live_progress, out
 from backout.errors import UsageError
 from backout.kernel.durations import parse_duration
 from backout.render import print_json
@@ -92,7 +92,7 @@ def deploy(
     """
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
-        report = commands.deploy(settings_of(ctx), plan, release, progress, change_id, listen)
+        report = commands.deploy(caller_of(ctx), plan, release, progress, change_id, listen)
     finish(report, as_json)
 
 
@@ -126,7 +126,7 @@ def watch(
     """
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
-        report = commands.watch(settings_of(ctx), plan, seconds, progress, change_id, listen)
+        report = commands.watch(caller_of(ctx), plan, seconds, progress, change_id, listen)
     finish(report, as_json)
 
 
@@ -137,11 +137,11 @@ def watch(
 @click.pass_context
 def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) -> None:
     """Make the running deploy or watch of SERVICE back out now."""
-    result = commands.trigger(settings_of(ctx), service, reason)
+    result = commands.trigger(caller_of(ctx), service, reason)
     if as_json:
         print_json(out, result)
     else:
-        out.print(f"run {result['run_id']} of {service} will back out at its next tick")
+        out.print(f"run {result.run_id} of {service} will back out at its next tick")
 
 
 @click.command()
@@ -151,11 +151,11 @@ def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) ->
 @click.pass_context
 def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> None:
     """Approve the checkpoint a deploy is waiting at."""
-    result = commands.approve(settings_of(ctx), run_id, comment)
+    result = commands.approve(caller_of(ctx), run_id, comment)
     if as_json:
         print_json(out, result)
     else:
-        out.print(f"approved stage {result['stage']} of run {result['run_id']}")
+        out.print(f"approved stage {result.stage} of run {result.run_id}")
 
 
 @click.command()
@@ -164,7 +164,7 @@ def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> Non
 @click.pass_context
 def explain(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Why a run backed out (or was promoted): triggers, evidence, what was undone."""
-    report, lines = commands.explain_run(settings_of(ctx), run_id)
+    report, lines = commands.explain_run(caller_of(ctx, create=False), run_id)
     if as_json:
         print_json(out, {"run": report.to_json(), "explanation": lines})
         return

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
 from rich.markup import escape
 
-from backout.cli.base import err, json_option, out, settings_of
+from backout.cli.base import caller_of, err, exit_with, json_option, out, settings_of
+from backout.commands import flags as service
 from backout.errors import UsageError
-from backout.flags import service
 from backout.flags.model import FlagChange, FlagState
 from backout.render import clock, print_json
 from backout.store.dialect import hide_password
 
 if TYPE_CHECKING:
-    from backout.flags.listen import Stopped
+    from backout.flags.listen import ServeStopped
 
 
 def _flag_line(flag: FlagState) -> str:
@@ -68,7 +67,7 @@ def flags() -> None:
 @click.pass_context
 def flags_list(ctx: click.Context, as_json: bool) -> None:
     """Every flag with its state."""
-    rows = service.list_flags(settings_of(ctx))
+    rows = service.list_flags(caller_of(ctx, create=False))
     if as_json:
         print_json(out, [flag.to_json() for flag in rows])
         return
@@ -88,11 +87,11 @@ def flags_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: bool) -> None:
     """Show one flag (and, with --for, what it answers for a targeting key)."""
-    settings = settings_of(ctx)
-    flag = service.get_flag(settings, key)
+    caller = caller_of(ctx, create=False)
+    flag = service.get_flag(caller, key)
     evaluation = None
     if targeting_key is not None:
-        evaluation = service.evaluate_flag(settings, key, {"targetingKey": targeting_key})
+        evaluation = service.evaluate_flag(caller, key, {"targetingKey": targeting_key})
     if as_json:
         data = flag.to_json()
         if evaluation:
@@ -153,7 +152,7 @@ def flags_set(
         raise UsageError(
             f"flags set {key}: {problems}", hint="give --on/--off, --percentage or --variant"
         ) from None
-    update = service.set_flag(settings_of(ctx), key, change)
+    update = service.set_flag(caller_of(ctx), key, change)
     if as_json:
         before = update.before.to_json() if update.before else None
         print_json(out, {"before": before, "after": update.after.to_json()})
@@ -207,7 +206,7 @@ def flags_serve(
         _say_stopped(stopped)
 
 
-def _say_stopped(stopped: Stopped) -> NoReturn:
+def _say_stopped(stopped: ServeStopped) -> NoReturn:
     traffic = stopped.traffic
     finished = (
         f"{traffic.cut_off} request(s) cut off after the grace period"
@@ -219,7 +218,7 @@ def _say_stopped(stopped: Stopped) -> NoReturn:
         f"{traffic.handled} request(s) handled",
         soft_wrap=True,
     )
-    sys.exit(128 + (stopped.signal or 0))
+    exit_with(128 + (stopped.signal or 0))
 
 
 COMMANDS: list[click.Command] = [flags]

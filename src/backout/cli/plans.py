@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from backout import commands
-from backout.cli.base import err, json_option, out
+from backout.cli.base import err, exit_with, json_option, out
 from backout.render import print_issues, print_json
 
 
@@ -30,7 +29,7 @@ def validate(plans: tuple[str, ...], strict: bool, as_json: bool) -> None:
                 out.print(
                     f"{path}: [green]valid[/]" + (f" ({warnings} warning(s))" if warnings else "")
                 )
-    sys.exit(2 if failed else 0)
+    exit_with(2 if failed else 0)
 
 
 @click.command()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 from rich.markup import escape
 
 from backout import commands
-from backout.cli.base import DURATION, err, finish, json_option, live_progress, out, settings_of
+from backout.cli.base import (
+    DURATION,
+    caller_of,
+    err,
+    exit_with,
+    finish,
+    json_option,
+    live_progress,
+    out,
+)
 from backout.engine.runner import Decision
 from backout.render import journal_lines, print_dry_run, print_json, runs_table
 
@@ -19,7 +26,7 @@ from backout.render import journal_lines, print_dry_run, print_json, runs_table
 @click.pass_context
 def snapshot(ctx: click.Context, plan: str, as_json: bool) -> None:
     """Record the plan's baseline values (the last known good state) in the store."""
-    report = commands.snapshot(settings_of(ctx), plan)
+    report = commands.snapshot(caller_of(ctx), plan)
     if as_json:
         print_json(out, report.to_json())
         return
@@ -52,13 +59,14 @@ def run_cmd(
     ctx: click.Context, plan: str, dry_run: bool, strict: bool, change_id: int | None, as_json: bool
 ) -> None:
     """Execute the plan's backout now."""
-    settings = settings_of(ctx)
     if dry_run:
-        report = commands.dry_run(settings, plan)
+        report = commands.dry_run(caller_of(ctx, create=False), plan)
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
         return
     with live_progress(enabled=not as_json) as progress:
-        result = commands.run(settings, plan, observer=progress, strict=strict, change_id=change_id)
+        result = commands.run(
+            caller_of(ctx), plan, observer=progress, strict=strict, change_id=change_id
+        )
     finish(result, as_json)
 
 
@@ -69,7 +77,7 @@ def run_cmd(
 @click.pass_context
 def runs(ctx: click.Context, service: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first."""
-    rows = commands.runs(settings_of(ctx), service=service, limit=limit)
+    rows = commands.runs(caller_of(ctx, create=False), service=service, limit=limit)
     print_json(out, rows) if as_json else out.print(runs_table(rows))
 
 
@@ -79,7 +87,7 @@ def runs(ctx: click.Context, service: str | None, limit: int, as_json: bool) -> 
 @click.pass_context
 def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Show a run's steps, durations and outcome (exit code follows the outcome)."""
-    finish(commands.status(settings_of(ctx), run_id), as_json)
+    finish(commands.status(caller_of(ctx, create=False), run_id), as_json)
 
 
 def _decisions(
@@ -130,7 +138,7 @@ def resume(
     """Continue a run after a crash; finished steps are never run again."""
     with live_progress(enabled=not as_json) as progress:
         report = commands.resume(
-            settings_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
+            caller_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
         )
     finish(report, as_json)
 
@@ -141,7 +149,7 @@ def resume(
 @click.pass_context
 def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Print a run's journal: every event, in order."""
-    events = commands.journal(settings_of(ctx), run_id)
+    events = commands.journal(caller_of(ctx, create=False), run_id)
     if as_json:
         print_json(out, [e.to_json() for e in events])
         return
@@ -174,13 +182,13 @@ def worker(ctx: click.Context, once: bool, interval: float, drain: float, as_jso
     (up to --drain), journals the run as stopped, hands its lease back and exits 143.
     """
     with live_progress(enabled=not as_json, drain=drain) as progress:
-        reports = commands.work(settings_of(ctx), once=once, interval=interval, observer=progress)
+        reports = commands.work(caller_of(ctx), once=once, interval=interval, observer=progress)
     if as_json:
         print_json(out, [r.to_json() for r in reports])
     else:
         out.print(f"finished {len(reports)} orphaned run(s)")
     worst = max((r.exit_code for r in reports), default=0)
-    sys.exit(worst)
+    exit_with(worst)
 
 
 @click.command()
@@ -194,7 +202,7 @@ def demo(ctx: click.Context, as_json: bool, keep: bool) -> None:
     result = run_demo(json_mode=as_json, keep=keep, console=err)
     if as_json:
         print_json(out, result)
-    sys.exit(0 if result.get("outcome") == "succeeded" else 1)
+    exit_with(0 if result.get("outcome") == "succeeded" else 1)
 
 
 COMMANDS: list[click.Command] = [

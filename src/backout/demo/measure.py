@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backout.engine.layout import layout
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 from backout.spec.models import Plan
 
 PHASES = {"forward": "deploy", "reverse": "undo", "backout": "backout"}
@@ -49,7 +49,7 @@ def phases(plan: Plan) -> list[str]:
 def went_live(event: Event, fault_index: int) -> bool:
     """The deploy's last forward step succeeded: the new release is answering now."""
     return (
-        event.kind == "step_finished"
+        event.kind == EventKind.STEP_FINISHED
         and event.step == fault_index
         and event.data.get("outcome") == "succeeded"
     )
@@ -57,11 +57,11 @@ def went_live(event: Event, fault_index: int) -> bool:
 
 def moments(events: Sequence[Event], fault_index: int) -> Moments:
     fault = _first(e for e in events if went_live(e, fault_index))
-    fired = _first(e for e in events if e.kind == "trigger_fired")
+    fired = _first(e for e in events if e.kind == EventKind.TRIGGER_FIRED)
     restored = _first(
         e
         for e in events
-        if e.kind == "run_finished"
+        if e.kind == EventKind.RUN_FINISHED
         and e.data.get("outcome") == "succeeded"
         and e.data.get("result") == "backed_out"
     )

@@ -74,7 +74,7 @@ def run_demo(json_mode: bool, keep: bool, console: Console) -> dict[str, Any]:
     result["stopped_pids"] = sorted(demo.stopped)
     if keep:
         result["workdir"] = str(demo.root)
-        result["database_url"] = demo.settings.database_url
+        result["database_url"] = demo.caller.store.url
     if not json_mode:
         print_summary(console, result)
     return result
@@ -90,7 +90,9 @@ class Demo:
         self.saved_env = {name: os.environ.get(name) for name in (PORT_ENV, OWNER_ENV)}
         self.cleaned = False
         self.root = Path(tempfile.mkdtemp(prefix="backout-demo-")).resolve()
-        self.settings = Settings(database_url=f"sqlite:///{self.root}/.backout/backout.db")
+        self.caller = commands.Caller.of(
+            Settings(database_url=f"sqlite:///{self.root}/.backout/backout.db")
+        )
         self.port = 0
         self.fault_index = -1
 
@@ -107,14 +109,14 @@ class Demo:
         snapshot = self._snapshot(path)
         STOP.check()
         self.timeline.add(f"deploying {RELEASE}: `backout deploy --release {RELEASE}`")
-        report = commands.deploy(self.settings, path, release=RELEASE, observer=self._observe)
+        report = commands.deploy(self.caller, path, release=RELEASE, observer=self._observe)
         self._remember_service()
         if report.result == "promoted":
             raise BackoutError(
                 f"no trigger fired while {RELEASE} was watched: the deploy was promoted",
                 hint="the machine may be too busy for the demo's traffic; try again",
             )
-        found = moments(commands.journal(self.settings, report.run_id), self.fault_index)
+        found = moments(commands.journal(self.caller, report.run_id), self.fault_index)
         after = None
         if report.status == "succeeded" and report.verified and found.restored_at is not None:
             self._restored(found)
@@ -140,7 +142,7 @@ class Demo:
         self.timeline.add(f"traffic started: ~{self.traffic.rate:g} requests/s on /")
 
     def _snapshot(self, plan: Path) -> SnapshotReport:
-        report = commands.snapshot(self.settings, plan, telemetry_window=SNAPSHOT_WINDOW_S)
+        report = commands.snapshot(self.caller, plan, telemetry_window=SNAPSHOT_WINDOW_S)
         shown = ", ".join(f"{k}={v[:12]}" for k, v in report.values.items())
         signals = "; ".join(
             f"{name}: {s['events']} of {s['trials']} requests failed"
@@ -237,6 +239,7 @@ class Demo:
                 self.traffic.stop()
             self.stopped = stop_all(self.root, self.pids | self._pidfile())
             self._restore_env()
+            self.caller.store.dispose()
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)
 

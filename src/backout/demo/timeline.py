@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from backout.engine.view import RunView
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ class Timeline:
 
 
 def _style(event: Event) -> str:
-    if event.kind == "run_finished":
+    if event.kind == EventKind.RUN_FINISHED:
         return "bold green" if event.data.get("outcome") == "succeeded" else "bold red"
-    if event.kind == "trigger_fired":
+    if event.kind == EventKind.TRIGGER_FIRED:
         return "bold yellow"
-    return "dim" if event.kind == "trigger_evaluated" else ""
+    return "dim" if event.kind == EventKind.TRIGGER_EVALUATED else ""
 
 
 def engine_line(event: Event, view: RunView) -> str | None:
@@ -69,14 +69,14 @@ def engine_line(event: Event, view: RunView) -> str | None:
         return _STEP_LINES[event.kind](event, view.steps[number - 1].name)
     if event.kind in _TRIGGER_LINES:
         return _TRIGGER_LINES[event.kind](data)
-    if event.kind == "run_started":
+    if event.kind == EventKind.RUN_STARTED:
         return f"run {view.run_id} started"
-    if event.kind == "check_finished":
+    if event.kind == EventKind.CHECK_FINISHED:
         verdict = "passed" if data.get("passed") else "failed"
         return f"verify {number} {verdict}: {view.checks[number - 1].name} ({data.get('reason')})"
-    if event.kind == "run_needs_attention":
+    if event.kind == EventKind.RUN_NEEDS_ATTENTION:
         return f"run needs attention: {data.get('message')}"
-    if event.kind == "run_finished":
+    if event.kind == EventKind.RUN_FINISHED:
         return f"run {data.get('outcome')}: {data.get('message')}"
     return None
 
@@ -121,16 +121,16 @@ def _backout_started(data: dict[str, Any]) -> str:
 
 
 _STEP_LINES: dict[str, Callable[[Event, str], str]] = {
-    "step_started": _step_started,
-    "step_finished": _step_finished,
-    "step_retrying": _step_finished,
-    "step_skipped": _step_skipped,
+    EventKind.STEP_STARTED: _step_started,
+    EventKind.STEP_FINISHED: _step_finished,
+    EventKind.STEP_RETRYING: _step_finished,
+    EventKind.STEP_SKIPPED: _step_skipped,
 }
 _TRIGGER_LINES: dict[str, Callable[[dict[str, Any]], str | None]] = {
-    "checkpoint_started": _checkpoint_started,
-    "checkpoint_passed": _checkpoint_passed,
-    "trigger_evaluated": _evaluated,
-    "trigger_fired": _fired,
-    "backout_started": _backout_started,
-    "promoted": lambda data: "promoted: the new release is the baseline now",
+    EventKind.CHECKPOINT_STARTED: _checkpoint_started,
+    EventKind.CHECKPOINT_PASSED: _checkpoint_passed,
+    EventKind.TRIGGER_EVALUATED: _evaluated,
+    EventKind.TRIGGER_FIRED: _fired,
+    EventKind.BACKOUT_STARTED: _backout_started,
+    EventKind.PROMOTED: lambda data: "promoted: the new release is the baseline now",
 }

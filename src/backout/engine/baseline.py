@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from backout.probes import SOURCES
 from backout.redact import Redactor
 from backout.spec.models import Plan
 from backout.spec.templating import render_value
+from backout.store import audit, repo
+from backout.store.db import Store
 from backout.telemetry import SOURCES as TELEMETRY
 from backout.telemetry import Reading, SourceContext, pool
 from backout.triggers import Baseline
@@ -101,3 +105,67 @@ def decode(values: dict[str, str]) -> Baseline:
 def template_values(values: dict[str, str]) -> dict[str, str]:
     """What templates see as ``baseline``: the plan's values, not the telemetry record."""
     return {k: v for k, v in values.items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A snapshot just taken: its id, the values templates see, the telemetry it read."""
+
+    snapshot_id: int
+    taken_at: float
+    values: dict[str, str]
+    readings: dict[str, Reading]
+
+    def signals(self) -> dict[str, dict[str, Any]]:
+        """The telemetry readings in brief, as reports and the audit record show them."""
+        return {
+            name: {
+                "status": r.status,
+                "value": r.value,
+                "events": r.events,
+                "trials": r.trials,
+                "samples": len(r.samples),
+            }
+            for name, r in self.readings.items()
+        }
+
+
+def record(
+    store: Store,
+    plan: Plan,
+    base_dir: Path,
+    plan_version: str,
+    actor: str,
+    redactor: Redactor,
+    scope_for: Callable[[dict[str, str]], dict[str, Any]],
+    window: float,
+    details: dict[str, Any],
+) -> Recorded:
+    """Read and store the last known good state, audited: the one snapshot recorder, for
+    ``backout snapshot`` and for a deploy promoting its release. ``scope_for`` gives the
+    template scope the telemetry options render in, from the values just read."""
+    values = read_values(plan, base_dir, redactor)
+    readings: dict[str, Reading] = {}
+    if plan.telemetry:
+        readings = read_telemetry(plan, base_dir, window, scope_for(values))
+        values[TELEMETRY_KEY] = encode(readings)
+    with store.session() as session:
+        row = repo.add_snapshot(
+            session, plan.service_name, plan.plan, plan_version, time.time(), actor, values
+        )
+        recorded = Recorded(row.id, row.taken_at, template_values(values), readings)
+        audit.append(
+            session,
+            actor,
+            "snapshot.taken",
+            f"service:{plan.service_name}",
+            {
+                "snapshot_id": row.id,
+                "plan": plan.plan,
+                "plan_version": plan_version,
+                "values": recorded.values,
+                "telemetry": recorded.signals(),
+                **details,
+            },
+        )
+    return recorded

@@ -14,7 +14,7 @@ from backout.changes.lifecycle import ChangeStatus
 from backout.engine.environment import resolve_secrets
 from backout.engine.lease import claim_for_new_run
 from backout.errors import UsageError
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus
 from backout.spec.loader import LoadedPlan
 from backout.spec.templating import references, walk_strings
@@ -121,7 +121,11 @@ def create_run(
             "change_id": change_id,
         }
         repo.append_event(
-            session, Event(run_id, 1, now, "run_created", data=data), RunStatus.PENDING, "", None
+            session,
+            Event(run_id, 1, now, EventKind.RUN_CREATED, data=data),
+            RunStatus.PENDING,
+            "",
+            None,
         )
         audit.append(session, actor, "run.started", f"run:{run_id}", data)
     return row

@@ -12,6 +12,7 @@ from backout.errors import UsageError
 from backout.kernel.options import Context
 from backout.redact import Redactor
 from backout.spec.models import Plan
+from backout.spec.templating import render_value
 
 
 def resolve_secrets(plan: Plan, base_dir: Path) -> dict[str, str]:
@@ -59,6 +60,12 @@ class RunEnvironment:
             "env": dict(os.environ),
             "secrets": dict(self.secrets),
         }
+
+    def render(self, options: Any, templated: bool = True) -> Any:
+        """A step's or check's options as it will see them: rendered in the run's scope,
+        unless its kind is never templated (``shell:``). The one renderer: the engine and
+        the dry run both use it. Raises TemplateError."""
+        return render_value(options, self.scope()) if templated else options
 
     def process_env(self) -> dict[str, str]:
         """Values for processes, as BACKOUT_* variables: the only way into a shell script."""

@@ -21,6 +21,7 @@ from backout.engine.layout import Mode, Unit
 from backout.engine.steps import StepRunner
 from backout.engine.view import RunView
 from backout.errors import UsageError
+from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
 from backout.spec.models import Stage
 from backout.triggers.watcher import Fired, Watcher
@@ -51,7 +52,7 @@ class Flow:
             if fired is None:
                 self._done()
                 return
-            self.runner.journal.append("backout_started", **fired.to_json())
+            self.runner.journal.append(EventKind.BACKOUT_STARTED, **fired.to_json())
         if self.mode == "deploy" and not self._reverse():
             return
         self._backout()
@@ -73,10 +74,10 @@ class Flow:
 
     # --- watch ---------------------------------------------------------------------------
     def _watch(self) -> Fired | None:
-        self.runner.journal.append("watch_started", seconds=self.watch_for)
+        self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
         fired = self.watcher().watch(self.watch_for)
         if fired:
-            self.runner.journal.append("trigger_fired", **fired.to_json())
+            self.runner.journal.append(EventKind.TRIGGER_FIRED, **fired.to_json())
         return fired
 
     # --- deploy --------------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Flow:
                         f"forward step {unit.name!r} failed: {summary}",
                         {"stage": s + 1},
                     )
-                    self.runner.journal.append("trigger_fired", **failure.to_json())
+                    self.runner.journal.append(EventKind.TRIGGER_FIRED, **failure.to_json())
                     return failure
             checkpoint = self._checkpoint(s, stage)
             if checkpoint:
@@ -107,15 +108,21 @@ class Flow:
     def _checkpoint(self, s: int, stage: Stage) -> Fired | None:
         journal = self.runner.journal
         journal.append(
-            "checkpoint_started", stage=s, name=stage.name, hold_s=stage.hold, approve=stage.approve
+            EventKind.CHECKPOINT_STARTED,
+            stage=s,
+            name=stage.name,
+            hold_s=stage.hold,
+            approve=stage.approve,
         )
         watcher = self.watcher()
         approval = (lambda: watcher.approved(s)) if stage.approve else None
         fired = watcher.watch(stage.hold, approval)
         if fired:
-            journal.append("trigger_fired", stage=s, **fired.to_json())
+            journal.append(EventKind.TRIGGER_FIRED, stage=s, **fired.to_json())
             return fired
-        journal.append("checkpoint_passed", stage=s, name=stage.name, verdicts=watcher.summaries())
+        journal.append(
+            EventKind.CHECKPOINT_PASSED, stage=s, name=stage.name, verdicts=watcher.summaries()
+        )
         return None
 
     def _reverse(self) -> bool:
@@ -186,7 +193,7 @@ class Flow:
     def _done(self) -> None:
         if self.mode == "deploy":
             snapshot = self.promote() if self.promote else {}
-            self.runner.journal.append("promoted", **snapshot)
+            self.runner.journal.append(EventKind.PROMOTED, **snapshot)
             stages = len(self.view.checkpoints_passed)
             self.runner.finish(
                 RunStatus.SUCCEEDED,

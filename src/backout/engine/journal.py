@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from backout.engine.view import RunView, apply, fold
 from backout.errors import StoreError
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RUN_TERMINAL
 from backout.redact import Redactor
 from backout.store import repo
@@ -58,12 +58,12 @@ class Journal:
         return cls(store, fold(view, events), redactor, observer, hooks)
 
     def append(
-        self, kind: str, step: int | None = None, attempt: int | None = None, **data: Any
+        self, kind: EventKind, step: int | None = None, attempt: int | None = None, **data: Any
     ) -> Event:
         with self._lock:
             return self._append(kind, step, attempt, data)
 
-    def _append(self, kind: str, step: int | None, attempt: int | None, data: Any) -> Event:
+    def _append(self, kind: EventKind, step: int | None, attempt: int | None, data: Any) -> Event:
         event = Event(
             self.view.run_id,
             self.view.last_seq + 1,

@@ -33,7 +33,7 @@ from backout.engine.invoke import GRACE_S
 from backout.engine.layout import Unit
 from backout.engine.view import RunView
 from backout.errors import ServiceBusyError
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 from backout.kernel.states import StepStatus
 
 
@@ -88,15 +88,15 @@ def _attempts(events: list[Event]) -> dict[int, _Attempt]:
     executor = Executor(None, None, None, None)
     attempts: dict[int, _Attempt] = {}
     for event in events:
-        if event.kind in ("run_started", "run_resumed"):
+        if event.kind in (EventKind.RUN_STARTED, EventKind.RUN_RESUMED):
             executor = Executor.of(event.data)
-        elif event.kind == "step_started" and event.step is not None:
+        elif event.kind == EventKind.STEP_STARTED and event.step is not None:
             attempts[event.step] = _Attempt(event.seq, event.at, executor)
-        elif event.kind == "step_process" and event.step in attempts:
+        elif event.kind == EventKind.STEP_PROCESS and event.step in attempts:
             data = event.data
             group = proc.Spawned(data["pid"], data.get("start"), data["host"], data.get("boot_id"))
             attempts[event.step].groups.append(group)
-        elif event.kind == "run_stopped" and event.data.get("steps_stopped"):
+        elif event.kind == EventKind.RUN_STOPPED and event.data.get("steps_stopped"):
             for attempt in attempts.values():
                 attempt.stopped_cleanly = True
     return attempts

@@ -4,7 +4,6 @@ journal, keep the lease alive, and drive the run's flow to an end or ``needs_att
 from __future__ import annotations
 
 import contextlib
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,12 @@ from backout.engine.orphans import Executor, settle
 from backout.engine.steps import Decision, StepRunner
 from backout.engine.view import RunView, new_view
 from backout.errors import Conflict, StoreError, UsageError
+from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.proc import stop_all
 from backout.spec.models import Plan
 from backout.stop import Stopped
-from backout.store import audit, leases, repo
+from backout.store import leases, repo
 from backout.store.db import Store
 from backout.store.models import RunRow
 from backout.telemetry import SourceContext
@@ -98,7 +98,12 @@ def execute(ex: Execution) -> RunView:
         empty_view(ex.row, plan),
         env.redactor,
         ex.observer,
-        hooks_for(ex.row.change_id, ex.actor),
+        hooks_for(
+            ex.row.change_id,
+            ex.actor,
+            ex.row.plan_doc.get("outbound"),
+            {"service": ex.row.service, "plan": ex.row.plan},
+        ),
     )
     if journal.view.status in RUN_TERMINAL:
         _release(ex)
@@ -148,7 +153,7 @@ def _stopped(journal: Journal, stop: Stopped) -> None:
     resume = f"backout resume {journal.view.run_id}"
     with contextlib.suppress(StoreError):
         journal.append(
-            "run_stopped",
+            EventKind.RUN_STOPPED,
             signal=stop.name,
             step=running[0].index if running else None,
             steps_stopped=not stop.abandoned,
@@ -203,35 +208,18 @@ def _watcher(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Watcher:
 
 def _promote(ex: Execution, env: RunEnvironment) -> dict[str, Any]:
     """All checkpoints passed: the new release is the last known good state now."""
-    values = baseline_mod.read_values(ex.plan, env.base_dir, env.redactor)
-    if ex.plan.telemetry:
-        readings = baseline_mod.read_telemetry(ex.plan, env.base_dir, 0.0, env.scope())
-        values[baseline_mod.TELEMETRY_KEY] = baseline_mod.encode(readings)
-    with ex.store.session() as session:
-        row = repo.add_snapshot(
-            session,
-            ex.plan.service_name,
-            ex.plan.plan,
-            ex.row.plan_version,
-            time.time(),
-            ex.actor,
-            values,
-        )
-        shown = baseline_mod.template_values(values)
-        audit.append(
-            session,
-            ex.actor,
-            "snapshot.taken",
-            f"service:{ex.plan.service_name}",
-            {
-                "snapshot_id": row.id,
-                "plan": ex.plan.plan,
-                "run_id": ex.row.id,
-                "values": shown,
-                "reason": "promoted",
-            },
-        )
-        return {"snapshot_id": row.id, "baseline": shown}
+    taken = baseline_mod.record(
+        ex.store,
+        ex.plan,
+        env.base_dir,
+        ex.row.plan_version,
+        ex.actor,
+        env.redactor,
+        lambda _values: env.scope(),
+        0.0,
+        {"run_id": ex.row.id, "reason": "promoted"},
+    )
+    return {"snapshot_id": taken.snapshot_id, "baseline": taken.values}
 
 
 def check_decisions(view: RunView, decisions: dict[int, Decision]) -> None:
@@ -257,11 +245,11 @@ def _start(journal: Journal, ex: Execution, orphans: list[dict[str, Any]]) -> No
     view = journal.view
     executor = Executor.this_process().to_json()
     if view.status is RunStatus.PENDING:
-        journal.append("run_started", actor=ex.actor, owner=ex.owner, executor=executor)
+        journal.append(EventKind.RUN_STARTED, actor=ex.actor, owner=ex.owner, executor=executor)
     else:
         decisions = {str(i + 1): d for i, d in ex.decisions.items()}
         journal.append(
-            "run_resumed",
+            EventKind.RUN_RESUMED,
             actor=ex.actor,
             owner=ex.owner,
             executor=executor,

@@ -23,11 +23,11 @@ from backout.engine.journal import Journal
 from backout.engine.layout import Unit
 from backout.engine.lease import Heartbeat
 from backout.errors import ActionError, StoreError, TemplateError
+from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
 from backout.probes import CHECKS, Verdict
 from backout.proc import SPAWN_HOOK, Spawned, kill_orphan
-from backout.spec.models import MAX_RETRY_DELAY, Check, Plan
-from backout.spec.templating import render_value
+from backout.spec.models import MAX_RETRY_DELAY, Plan, VerifyCheck
 from backout.stop import STOP, Stopped
 
 Decision = Literal["retry", "done", "skip"]
@@ -61,7 +61,7 @@ class StepRunner:
 
     def skip(self, unit: Unit, reason: str) -> None:
         if self.journal.view.steps[unit.index].status is StepStatus.PENDING:
-            self.journal.append("step_skipped", step=unit.index, reason=reason)
+            self.journal.append(EventKind.STEP_SKIPPED, step=unit.index, reason=reason)
 
     def _interrupted(self, unit: Unit) -> bool:
         """A unit started before a crash and never finished: decide whether to run it again."""
@@ -69,11 +69,11 @@ class StepRunner:
         decision = self.decisions.get(index)
         if decision is not None:
             self.journal.append(
-                "operator_decision", step=index, decision=decision, actor=self.actor
+                EventKind.OPERATOR_DECISION, step=index, decision=decision, actor=self.actor
             )
         if decision == "done":
             self.journal.append(
-                "step_finished",
+                EventKind.STEP_FINISHED,
                 step=index,
                 outcome="succeeded",
                 summary=f"marked done by {self.actor}",
@@ -81,12 +81,16 @@ class StepRunner:
             )
             return True
         if decision == "skip":
-            self.journal.append("step_skipped", step=index, reason=f"skipped by {self.actor}")
+            self.journal.append(
+                EventKind.STEP_SKIPPED, step=index, reason=f"skipped by {self.actor}"
+            )
             return True
         if step.idempotent or decision == "retry":
             how = " (idempotent)" if step.idempotent else " (operator retry)"
             self.journal.append(
-                "warning", step=index, message="step was interrupted; running it again" + how
+                EventKind.WARNING,
+                step=index,
+                message="step was interrupted; running it again" + how,
             )
             return True
         message = (
@@ -95,7 +99,7 @@ class StepRunner:
             f"`backout resume {self.run_id} --mark-done {index + 1}` if it took effect, "
             f"`--retry {index + 1}` to run it again, or `--skip {index + 1}`"
         )
-        self.journal.append("run_needs_attention", step=index, message=message)
+        self.journal.append(EventKind.RUN_NEEDS_ATTENTION, step=index, message=message)
         return False
 
     def _attempts(self, unit: Unit, first: int) -> None:
@@ -103,20 +107,24 @@ class StepRunner:
         call = self._prepare(unit)
         if isinstance(call, Outcome):  # nothing started: one event, so resume knows that
             self.journal.append(
-                "step_finished", step=index, outcome="failed", started=False, **_data(call, 0.0)
+                EventKind.STEP_FINISHED,
+                step=index,
+                outcome="failed",
+                started=False,
+                **_data(call, 0.0),
             )
             return
         last = first + step.retries  # a re-run after a crash gets a fresh retry budget
         for attempt in range(first, last + 1):
             started = time.monotonic()
-            self.journal.append("step_started", step=index, attempt=attempt)
+            self.journal.append(EventKind.STEP_STARTED, step=index, attempt=attempt)
             failpoints.hit("step_started", index + 1)
             outcome = self._call(unit, attempt, call)
             failpoints.hit("action_done", index + 1)
             data = _data(outcome, time.monotonic() - started)
             if outcome.ok or attempt == last:
                 self.journal.append(
-                    "step_finished",
+                    EventKind.STEP_FINISHED,
                     step=index,
                     attempt=attempt,
                     outcome="succeeded" if outcome.ok else "failed",
@@ -125,7 +133,9 @@ class StepRunner:
                 failpoints.hit("step_finished", index + 1)
                 return
             delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
-            self.journal.append("step_retrying", step=index, attempt=attempt, delay_s=delay, **data)
+            self.journal.append(
+                EventKind.STEP_RETRYING, step=index, attempt=attempt, delay_s=delay, **data
+            )
             if STOP.wait(delay):
                 raise Stopped(STOP.signum)
 
@@ -138,7 +148,7 @@ class StepRunner:
         action = ACTIONS.get(kind)
         redactor = self.journal.redactor
         try:
-            rendered = render_value(raw, self.env.scope()) if action.templated else raw
+            rendered = self.env.render(raw, action.templated)
             options = action.Options.model_validate(rendered)
         except TemplateError as exc:
             return Outcome(False, redactor(f"not started: {exc.message}"))
@@ -166,7 +176,9 @@ class StepRunner:
         return outcome or Outcome(False, f"{unit.step.kind} has no reverse")
 
     def _journal_group(self, unit: Unit, attempt: int, group: Spawned) -> None:
-        self.journal.append("step_process", step=unit.index, attempt=attempt, **group.to_json())
+        self.journal.append(
+            EventKind.STEP_PROCESS, step=unit.index, attempt=attempt, **group.to_json()
+        )
 
     # --- verification --------------------------------------------------------------------
     def verify(self) -> bool:
@@ -175,7 +187,7 @@ class StepRunner:
         if not checks:
             return True
         if all(check.started_at is None for check in checks):
-            self.journal.append("verify_started")
+            self.journal.append(EventKind.VERIFY_STARTED)
             failpoints.hit("verify_started")
         for index, check in enumerate(self.plan.verify):
             if checks[index].passed is None:
@@ -189,8 +201,8 @@ class StepRunner:
             return False
         return True
 
-    def _check(self, index: int, check: Check) -> None:
-        self.journal.append("check_started", step=index)
+    def _check(self, index: int, check: VerifyCheck) -> None:
+        self.journal.append(EventKind.CHECK_STARTED, step=index)
         deadline = time.monotonic() + check.within
         attempts = 0
         while True:
@@ -201,7 +213,7 @@ class StepRunner:
             if STOP.wait(check.interval):
                 raise Stopped(STOP.signum)
         self.journal.append(
-            "check_finished",
+            EventKind.CHECK_FINISHED,
             step=index,
             passed=verdict.passed,
             reason=verdict.reason,
@@ -209,11 +221,11 @@ class StepRunner:
             observed=_jsonable(verdict.observed),
         )
 
-    def _probe(self, check: Check) -> Verdict:
+    def _probe(self, check: VerifyCheck) -> Verdict:
         probe = CHECKS.get(check.kind)
         redactor = self.journal.redactor
         try:
-            options = probe.Options.model_validate(render_value(check.options, self.env.scope()))
+            options = probe.Options.model_validate(self.env.render(check.options))
         except (TemplateError, ValidationError) as exc:
             return Verdict(False, redactor(str(exc)))
         ctx = self.env.context(check.timeout, redactor)
@@ -234,7 +246,7 @@ class StepRunner:
         rto = self.plan.rto
         measured = rto is not None and extra.get("result") not in ("promoted", "healthy")
         self.journal.append(
-            "run_finished",
+            EventKind.RUN_FINISHED,
             outcome=outcome.value,
             message=message,
             elapsed_s=round(elapsed, 3),

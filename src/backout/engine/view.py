@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from backout.errors import TransitionError
-from backout.kernel.events import Event
+from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus, StepStatus, check_run, check_step
 
 
@@ -205,32 +206,32 @@ def _note(view: RunView, event: Event) -> None:
     """Informational events (decisions, warnings) change no state."""
 
 
-_HANDLERS = {
-    "run_created": _created,
-    "run_started": _started,
-    "run_resumed": _resumed,
-    "step_started": _step_started,
-    "step_retrying": _step_retrying,
-    "step_finished": _step_finished,
-    "step_skipped": _step_skipped,
-    "verify_started": _note,
-    "check_started": _check_started,
-    "check_finished": _check_finished,
-    "run_needs_attention": _needs_attention,
-    "run_finished": _finished,
-    "operator_decision": _note,
-    "warning": _note,
-    "watch_started": _note,
-    "checkpoint_started": _note,
-    "checkpoint_passed": _checkpoint_passed,
-    "trigger_evaluated": _note,
-    "trigger_fired": _note,
-    "stage_approved": _note,
-    "alert_rejected": _note,
-    "alert_ignored": _note,
-    "backout_started": _backout_started,
-    "promoted": _note,
-    "step_process": _note,
-    "run_stopped": _stopped,
+_HANDLERS: dict[str, Callable[[RunView, Event], None]] = {
+    EventKind.RUN_CREATED: _created,
+    EventKind.RUN_STARTED: _started,
+    EventKind.RUN_RESUMED: _resumed,
+    EventKind.STEP_STARTED: _step_started,
+    EventKind.STEP_RETRYING: _step_retrying,
+    EventKind.STEP_FINISHED: _step_finished,
+    EventKind.STEP_SKIPPED: _step_skipped,
+    EventKind.VERIFY_STARTED: _note,
+    EventKind.CHECK_STARTED: _check_started,
+    EventKind.CHECK_FINISHED: _check_finished,
+    EventKind.RUN_NEEDS_ATTENTION: _needs_attention,
+    EventKind.RUN_FINISHED: _finished,
+    EventKind.OPERATOR_DECISION: _note,
+    EventKind.WARNING: _note,
+    EventKind.WATCH_STARTED: _note,
+    EventKind.CHECKPOINT_STARTED: _note,
+    EventKind.CHECKPOINT_PASSED: _checkpoint_passed,
+    EventKind.TRIGGER_EVALUATED: _note,
+    EventKind.TRIGGER_FIRED: _note,
+    EventKind.STAGE_APPROVED: _note,
+    EventKind.ALERT_REJECTED: _note,
+    EventKind.ALERT_IGNORED: _note,
+    EventKind.BACKOUT_STARTED: _backout_started,
+    EventKind.PROMOTED: _note,
+    EventKind.STEP_PROCESS: _note,
+    EventKind.RUN_STOPPED: _stopped,
 }
 _STEP_KEYS = frozenset({"outcome", "summary", "output", "duration_s", "resolved"})

@@ -41,7 +41,7 @@ class Limits:
 
 
 @dataclass
-class Traffic:
+class ServedTraffic:
     """Requests handled, and requests cut off when the server stopped (for its last line)."""
 
     handled: int = 0
@@ -60,7 +60,7 @@ class Guard:
     """Bearer token, body size and body deadline for every request (see the module doc)."""
 
     def __init__(
-        self, app: ASGIApp, *, token: str | None, limits: Limits, traffic: Traffic
+        self, app: ASGIApp, *, token: str | None, limits: Limits, traffic: ServedTraffic
     ) -> None:
         self.app = app
         self.token_digest = _digest(token) if token is not None else None

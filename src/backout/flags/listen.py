@@ -4,7 +4,7 @@
   address this machine does not have is a one-line :class:`UsageError` (exit 2), with no
   window for another process to take the port in between.
 - A non-loopback address needs a token, unless the caller explicitly allows serving without
-  one (a proxy in front authenticates); then :attr:`Listener.warning` says so, loudly.
+  one (a proxy in front authenticates); then :attr:`FlagListener.warning` says so, loudly.
 - uvicorn reads request heads; its keep-alive timeout only starts after a response, so a
   client that connects and sends nothing, or half a head, would hold a connection forever.
   :func:`_head_deadline_protocol` closes such a connection after ``Limits.head_timeout``.
@@ -34,7 +34,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from backout.errors import UsageError
-from backout.flags.guard import Limits, Traffic
+from backout.flags.guard import Limits, ServedTraffic
 from backout.flags.server import create_app
 from backout.store.db import open_store
 
@@ -87,7 +87,7 @@ def _checked_token(token: str, where: str) -> str:
 
 # --- the socket -----------------------------------------------------------------------------
 @dataclass
-class Listener:
+class FlagListener:
     sock: socket.socket
     token: str | None
     warning: str = ""  # said before serving: e.g. no token on a non-loopback address
@@ -98,7 +98,7 @@ class Listener:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def listen(host: str, port: int, token: str | None, *, allow_no_token: bool) -> Listener:
+def listen(host: str, port: int, token: str | None, *, allow_no_token: bool) -> FlagListener:
     """Bind and listen on ``host:port`` (0 picks a free port), or explain why not (exit 2)."""
     if allow_no_token and token is not None:
         raise UsageError(
@@ -107,7 +107,7 @@ def listen(host: str, port: int, token: str | None, *, allow_no_token: bool) -> 
     sock = _bind(host, port)
     address = str(sock.getsockname()[0])
     if token is not None or ipaddress.ip_address(address.partition("%")[0]).is_loopback:
-        return Listener(sock, token)
+        return FlagListener(sock, token)
     if not allow_no_token:
         sock.close()
         raise UsageError(
@@ -120,7 +120,7 @@ def listen(host: str, port: int, token: str | None, *, allow_no_token: bool) -> 
         f"WARNING: serving flags on {address} with no token (--no-token): anyone who can "
         "reach this port can read every flag"
     )
-    return Listener(sock, None, warning)
+    return FlagListener(sock, None, warning)
 
 
 def _named(host: str, address: str) -> str:
@@ -240,11 +240,11 @@ def make_server(app: Any, limits: Limits) -> FlagServer:
 
 
 @dataclass
-class Stopped:
+class ServeStopped:
     """How :func:`serve` ended: the signal that stopped it (None: it stopped on its own)."""
 
     signal: int | None
-    traffic: Traffic
+    traffic: ServedTraffic
 
     @property
     def signal_name(self) -> str:
@@ -253,15 +253,15 @@ class Stopped:
 
 def serve(
     store_url: str,
-    listener: Listener,
+    listener: FlagListener,
     *,
     limits: Limits | None = None,
     ready: Callable[[], None] = lambda: None,
-) -> Stopped:
+) -> ServeStopped:
     """Serve flags on ``listener`` until SIGTERM or SIGINT. ``ready`` runs once the store is
     open and those signals stop the server gracefully (say "serving" there, not before)."""
     limits = limits or Limits()
-    traffic = Traffic()
+    traffic = ServedTraffic()
     with listener.sock:
         store = open_store(store_url)
         try:
@@ -273,7 +273,7 @@ def serve(
                 server.run(sockets=[listener.sock])
         finally:
             store.dispose()
-    return Stopped(server.stopped_by, traffic)
+    return ServeStopped(server.stopped_by, traffic)
 
 
 @contextmanager

@@ -28,7 +28,7 @@ from backout import __version__
 from backout.errors import BackoutError
 from backout.flags import repo
 from backout.flags.evaluate import ErrorCode, Evaluation, evaluate, targeting_key_of
-from backout.flags.guard import Guard, Limits, Traffic, too_deep
+from backout.flags.guard import Guard, Limits, ServedTraffic, too_deep
 from backout.store.db import Store
 
 # {key:path}: a key with "/" or an empty one is still a flag lookup (404 FLAG_NOT_FOUND in
@@ -99,13 +99,13 @@ def create_app(
     *,
     token: str | None = None,
     limits: Limits | None = None,
-    traffic: Traffic | None = None,
+    traffic: ServedTraffic | None = None,
 ) -> FastAPI:
     """The app over an open store (the caller owns the store and disposes of it). With a
     ``token``, every request must carry ``Authorization: Bearer <token>``."""
     limits = limits or Limits()
     app = FastAPI(title="backout flags", version=__version__, docs_url=None, redoc_url=None)
-    app.add_middleware(Guard, token=token, limits=limits, traffic=traffic or Traffic())
+    app.add_middleware(Guard, token=token, limits=limits, traffic=traffic or ServedTraffic())
 
     async def read_context(request: Request) -> dict[str, Any]:
         # parsed off the event loop: a 1 MiB body takes a while, other clients should not wait

@@ -1,11 +1,99 @@
 """The journal's record: one event of one run. The store writes and reads it, the engine
 folds it into the run's state, reports and renderers interpret it; so it lives below all
-of them."""
+of them.
+
+:class:`EventKind` names every kind of event the engine journals, and
+:data:`EVENT_DESCRIPTIONS` says in a phrase what each one means: the one place a new kind
+is added (docs/operations.md lists them too; a unit test keeps the three in step).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
+
+
+class EventKind(StrEnum):
+    """What a journal event records. A member equals its string, which is what the store
+    keeps: ``EventKind.RUN_STARTED == "run_started"``."""
+
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    RUN_RESUMED = "run_resumed"
+    STEP_STARTED = "step_started"
+    STEP_PROCESS = "step_process"
+    STEP_RETRYING = "step_retrying"
+    STEP_FINISHED = "step_finished"
+    STEP_SKIPPED = "step_skipped"
+    WARNING = "warning"
+    OPERATOR_DECISION = "operator_decision"
+    RUN_NEEDS_ATTENTION = "run_needs_attention"
+    VERIFY_STARTED = "verify_started"
+    CHECK_STARTED = "check_started"
+    CHECK_FINISHED = "check_finished"
+    RUN_FINISHED = "run_finished"
+    WATCH_STARTED = "watch_started"
+    CHECKPOINT_STARTED = "checkpoint_started"
+    TRIGGER_EVALUATED = "trigger_evaluated"
+    TRIGGER_FIRED = "trigger_fired"
+    CHECKPOINT_PASSED = "checkpoint_passed"
+    STAGE_APPROVED = "stage_approved"
+    ALERT_REJECTED = "alert_rejected"
+    ALERT_IGNORED = "alert_ignored"
+    RUN_STOPPED = "run_stopped"
+    BACKOUT_STARTED = "backout_started"
+    PROMOTED = "promoted"
+
+    @property
+    def description(self) -> str:
+        """What this event means, in a short phrase (from :data:`EVENT_DESCRIPTIONS`)."""
+        return EVENT_DESCRIPTIONS[self]
+
+
+EVENT_DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
+    {
+        EventKind.RUN_CREATED: "run created",
+        EventKind.RUN_STARTED: "run started",
+        EventKind.RUN_RESUMED: "run resumed (by `backout resume` or a worker)",
+        EventKind.STEP_STARTED: "step attempt started",
+        EventKind.STEP_PROCESS: "step is starting a program",
+        EventKind.STEP_RETRYING: "step attempt failed, another follows",
+        EventKind.STEP_FINISHED: "step finished",
+        EventKind.STEP_SKIPPED: "step skipped",
+        EventKind.WARNING: "warning for the operator",
+        EventKind.OPERATOR_DECISION: "operator decision on an interrupted step",
+        EventKind.RUN_NEEDS_ATTENTION: "run needs attention",
+        EventKind.VERIFY_STARTED: "verification started",
+        EventKind.CHECK_STARTED: "verify check started",
+        EventKind.CHECK_FINISHED: "verify check finished",
+        EventKind.RUN_FINISHED: "run finished",
+        EventKind.WATCH_STARTED: "watch started",
+        EventKind.CHECKPOINT_STARTED: "stage checkpoint started",
+        EventKind.TRIGGER_EVALUATED: "trigger verdict changed",
+        EventKind.TRIGGER_FIRED: "trigger fired",
+        EventKind.CHECKPOINT_PASSED: "stage checkpoint passed",
+        EventKind.STAGE_APPROVED: "stage approved",
+        EventKind.ALERT_REJECTED: "webhook request rejected",
+        EventKind.ALERT_IGNORED: "alert not acted on",
+        EventKind.RUN_STOPPED: "run stopped by a signal",
+        EventKind.BACKOUT_STARTED: "backout started",
+        EventKind.PROMOTED: "promoted to the new baseline",
+    }
+)
+# the events whose ``step`` is the index of a verify check, not of a step
+CHECK_EVENTS = frozenset({EventKind.CHECK_STARTED, EventKind.CHECK_FINISHED})
+
+
+def describe(kind: str) -> str:
+    """What an event of ``kind`` means; a kind this version does not know (a row written
+    by a newer one) is shown as its words."""
+    try:
+        return EventKind(kind).description
+    except ValueError:
+        return kind.replace("_", " ")
 
 
 @dataclass(frozen=True)
@@ -13,6 +101,8 @@ class Event:
     run_id: str
     seq: int
     at: float
+    # an EventKind when written; a plain string when read back from the store (they are
+    # equal: compare with EventKind members, and the stored value is the same either way)
     kind: str
     step: int | None = None
     attempt: int | None = None
@@ -22,7 +112,7 @@ class Event:
         return {
             "seq": self.seq,
             "at": self.at,
-            "kind": self.kind,
+            "kind": str(self.kind),
             "step": self.step,
             "attempt": self.attempt,
             "data": self.data,

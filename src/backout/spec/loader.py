@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from backout.errors import Issue, PlanError
 from backout.plugins import Registry
 from backout.spec.kinds import Kinds
-from backout.spec.models import Check, DeployStep, Plan, Signal, Source, Step, Trigger
+from backout.spec.models import BaselineSource, DeployStep, Plan, Signal, Step, Trigger, VerifyCheck
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
     dotted,
@@ -34,8 +34,8 @@ INVALID_KIND = "<invalid>"  # stands in for a kind the loader already reported
 # section -> (model of an item, label used in messages)
 KINDED_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "steps": (Step, "action"),
-    "verify": (Check, "check"),
-    "baseline": (Source, "source"),
+    "verify": (VerifyCheck, "check"),
+    "baseline": (BaselineSource, "source"),
     "telemetry": (Signal, "telemetry source"),
     "triggers": (Trigger, "trigger"),
     "deploy_steps": (DeployStep, "action"),

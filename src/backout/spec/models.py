@@ -86,14 +86,14 @@ class Step(Kinded):
     )
 
 
-class Check(Kinded):
+class VerifyCheck(Kinded):
     name: str = Field(min_length=1, description="What 'restored' means, in one line.")
     within: Duration = Field(0.0, description="Keep retrying the check for up to this long.")
     interval: Duration = Field(1.0, description="Delay between attempts inside `within`.")
     timeout: Duration = Field(DEFAULT_CHECK_TIMEOUT, description="Time budget for one attempt.")
 
 
-class Source(Kinded):
+class BaselineSource(Kinded):
     """A baseline value: how to read it before a deploy."""
 
 
@@ -147,11 +147,11 @@ class Plan(Model):
     rto: Duration | None = Field(None, description="Time budget for the whole backout.")
     roles: Roles = Field(default_factory=Roles)
     secrets: dict[str, Secret] = Field(default_factory=dict)
-    baseline: dict[str, Source] = Field(
+    baseline: dict[str, BaselineSource] = Field(
         default_factory=dict, description="Last-known-good values captured by `backout snapshot`."
     )
     steps: list[Step] = Field(min_length=1, description="The backout, in order.")
-    verify: list[Check] = Field(default_factory=list, description="Checked after the steps.")
+    verify: list[VerifyCheck] = Field(default_factory=list, description="Checked after the steps.")
     telemetry: dict[str, Signal] = Field(default_factory=dict, description="Named signals.")
     triggers: list[Trigger] = Field(default_factory=list, description="When to back out.")
     deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")

@@ -117,6 +117,11 @@ class Verification:
     bad_seq: int | None = None
     problem: str = ""
 
+    @property
+    def exit_code(self) -> int:
+        """0 for an intact chain, 1 naming the first broken link."""
+        return 0 if self.ok else 1
+
 
 def _rows(session: Session) -> Iterator[AuditRow]:
     yield from session.scalars(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backout.errors import NotFound
 from backout.store import audit
-from backout.store.models import ApprovalRow, ChangeRow, OutboxRow, RehearsalRow, RunRow
+from backout.store.models import ApprovalRow, ChangeRow, RehearsalRow, RunRow
 
 
 def get_change(session: Session, change_id: int, lock: bool = False) -> ChangeRow:
@@ -47,29 +44,4 @@ def rehearsals(session: Session, plan: str) -> list[RehearsalRow]:
 
 def runs_of(session: Session, change_id: int) -> list[RunRow]:
     query = select(RunRow).where(RunRow.change_id == change_id).order_by(RunRow.created_at)
-    return list(session.scalars(query))
-
-
-def enqueue(session: Session, change_id: int, event: str, payload: dict[str, Any]) -> OutboxRow:
-    """Queue an ITSM event in the caller's transaction: it exists iff the change event does."""
-    now = time.time()
-    row = OutboxRow(
-        change_id=change_id,
-        event=event,
-        payload=payload,
-        status="pending",
-        attempts=0,
-        next_attempt_at=now,
-        last_error="",
-        created_at=now,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
-def list_outbox(session: Session, status: str | None = None, limit: int = 100) -> list[OutboxRow]:
-    query = select(OutboxRow).order_by(OutboxRow.id.desc()).limit(limit)
-    if status:
-        query = query.where(OutboxRow.status == status)
     return list(session.scalars(query))

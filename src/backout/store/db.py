@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Checked against alembic's own head by a test; knowing it here lets
 # every command skip importing alembic (a fifth of start-up) when the schema is current.
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 # What a server or SQLite says when the URL itself is wrong: retrying will not help (exit 2).
 _WRONG_URL = re.compile(
@@ -48,9 +50,20 @@ def _alembic_config() -> Config:
 
 
 class Store:
-    """A database holding runs, journals, snapshots and leases."""
+    """A database holding runs, journals, snapshots and leases.
 
-    def __init__(self, url: str) -> None:
+    Like an SQLAlchemy engine or an ``httpx.Client``, a store is made once (per CLI process,
+    per server) and opened on first use: the first :meth:`session` prepares the SQLite
+    folder and brings the schema to the newest revision. ``create=False`` (the read-only
+    verbs) refuses a missing store with :class:`~backout.errors.NoStoreError` instead of
+    creating one, so reading never leaves a store behind, and a verb refused before it
+    touches the store (a bad plan) creates nothing. Use it as a context manager, or call
+    :meth:`dispose` when done."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.create = create
+        self._opened = False
+        self._opening = threading.Lock()
         self.url = dialect.normalize_url(url)
         self.safe_url = dialect.hide_password(self.url)
         try:
@@ -61,6 +74,32 @@ class Store:
                 hint="use sqlite:///path/to/backout.db or postgresql://user@host:5432/dbname",
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def open(self) -> Store:
+        """Prepare and migrate now (idempotent; :meth:`session` calls it on first use)."""
+        if self._opened:
+            return self
+        with self._opening:
+            if not self._opened:
+                path = dialect.sqlite_file(self.url)
+                if path is not None:
+                    dialect.prepare_sqlite(path, self.create)
+                self.migrate(self.create)
+                if path is not None:
+                    dialect.make_private(path)
+                self._opened = True
+        return self
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.dispose()
 
     @property
     def is_sqlite(self) -> bool:
@@ -141,6 +180,7 @@ class Store:
         """One transaction: committed on success, rolled back on error. The database going
         away (or its tables) is a StoreError; a unique key refusing a row stays an
         IntegrityError, which callers use (the journal's fencing, lease claims)."""
+        self.open()
         try:
             with self._sessions.begin() as session:
                 yield session
@@ -159,15 +199,9 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
     Writing verbs create a missing store. Read-only verbs pass ``create=False``: a missing
     SQLite file or an empty database is then a UsageError naming it, so reading never
     leaves a store (or a folder) behind. SQLite stores are kept private (0700/0600)."""
-    store = Store(url or dialect.DEFAULT_URL)
-    path = dialect.sqlite_file(store.url)
+    store = Store(url or dialect.DEFAULT_URL, create=create)
     try:
-        if path is not None:
-            dialect.prepare_sqlite(path, create)
-        store.migrate(create)
+        return store.open()
     except BaseException:
         store.dispose()
         raise
-    if path is not None:
-        dialect.make_private(path)
-    return store

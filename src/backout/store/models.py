@@ -155,18 +155,28 @@ class AuditRow(Base):
 
 
 class OutboxRow(Base):
-    """A change event waiting to be delivered to the ITSM tool; sent at most once when acked."""
+    """An outbound event for one route (``itsm`` for change records), delivered after its
+    transaction commits by a channel. ``key`` identifies the delivery across retries and
+    senders (the receiver's idempotency key); ``stream`` orders events (``change:7``,
+    ``run:…``); ``ref`` is what the receiver named when it acknowledged the event."""
 
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    change_id: Mapped[int] = mapped_column(ForeignKey("changes.id"), index=True)
+    route: Mapped[str] = mapped_column(String(64), index=True)
+    stream: Mapped[str] = mapped_column(String(200), index=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("changes.id"), index=True, nullable=True
+    )
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[float] = mapped_column(Float)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 

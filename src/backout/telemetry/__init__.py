@@ -8,14 +8,14 @@ Sources are the ``telemetry:`` kinds (``scrape``, ``prometheus``, ``http_probe``
 from __future__ import annotations
 
 from backout.plugins import Registry
-from backout.telemetry.base import Reading, Sampler, Source, SourceContext, Status, pool
-from backout.telemetry.command import CommandSource
+from backout.telemetry.base import Reading, Sampler, SignalSource, SourceContext, Status, pool
+from backout.telemetry.command import CommandSignal
 from backout.telemetry.http_probe import HttpProbeSource
 from backout.telemetry.prometheus import PrometheusSource
 from backout.telemetry.scrape import ScrapeSource
 
-SOURCES: Registry[Source] = Registry("telemetry source", group="backout.telemetry")
-for _source in (ScrapeSource(), PrometheusSource(), HttpProbeSource(), CommandSource()):
+SOURCES: Registry[SignalSource] = Registry("telemetry source", group="backout.telemetry")
+for _source in (ScrapeSource(), PrometheusSource(), HttpProbeSource(), CommandSignal()):
     SOURCES.register(_source)
 
-__all__ = ["SOURCES", "Reading", "Sampler", "Source", "SourceContext", "Status", "pool"]
+__all__ = ["SOURCES", "Reading", "Sampler", "SignalSource", "SourceContext", "Status", "pool"]

@@ -11,9 +11,9 @@ a source is *opened* once per signal and the returned :class:`Sampler` keeps tha
     reading = sampler.read()                              # one reading per interval
 
 Stateless sources (``prometheus``, ``http_probe``, ``command``) implement
-:meth:`Source.read` and get a sampler for free. ``Source.read(options, ctx)`` is a one-shot
-reading for every kind (a baseline snapshot, ``--dry-run``); for a counter rate it scrapes
-twice, ``ctx.interval`` apart.
+:meth:`SignalSource.read` and get a sampler for free. ``SignalSource.read(options, ctx)``
+is a one-shot reading for every kind (a baseline snapshot, ``--dry-run``); for a counter
+rate it scrapes twice, ``ctx.interval`` apart.
 
 A sampler never raises for what the world does (timeouts, refused connections, empty
 results, garbage output): that is a reading with ``status`` ``timeout``, ``error`` or
@@ -86,7 +86,7 @@ class Sampler(Protocol):
     def read(self) -> Reading: ...
 
 
-class Source(ABC):
+class SignalSource(ABC):
     """A ``telemetry:`` kind. ``default_interval`` is how often the engine reads it when
     the plan does not say."""
 
@@ -109,7 +109,7 @@ class Source(ABC):
 
 @dataclass(frozen=True)
 class _Stateless:
-    source: Source
+    source: SignalSource
     options: Any
     ctx: SourceContext
 

@@ -17,12 +17,12 @@ from pydantic import Field
 from backout.errors import ActionError
 from backout.kernel.options import ArgvOptions, resolve, resolve_program
 from backout.proc import run_process
-from backout.telemetry.base import Reading, Source, SourceContext
+from backout.telemetry.base import Reading, SignalSource, SourceContext
 
 TAIL = 200
 
 
-class CommandOptions(ArgvOptions):
+class CommandSignalOptions(ArgvOptions):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
 
 
@@ -33,12 +33,12 @@ def first_number(text: str) -> float | None:
     return None
 
 
-class CommandSource(Source):
+class CommandSignal(SignalSource):
     kind = "command"
-    Options = CommandOptions
+    Options = CommandSignalOptions
     default_interval = 1.0
 
-    def read(self, options: CommandOptions, ctx: SourceContext) -> Reading:
+    def read(self, options: CommandSignalOptions, ctx: SourceContext) -> Reading:
         where = f"`{shlex.join(options.argv)}`"
         cwd = resolve(ctx.workdir, options.cwd) if options.cwd else ctx.workdir
         try:
@@ -63,5 +63,5 @@ class CommandSource(Source):
             return Reading.missing(at, "error", f"{where} printed no number: {output!r}")
         return Reading.number(at, number, where)
 
-    def describe(self, options: CommandOptions) -> str:
+    def describe(self, options: CommandSignalOptions) -> str:
         return f"first number printed by `{shlex.join(options.argv)}`"

@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 
 from backout.kernel.options import Options
 from backout.telemetry._http import client
-from backout.telemetry.base import Reading, Source, SourceContext, Status
+from backout.telemetry.base import Reading, SignalSource, SourceContext, Status
 
 
 class HttpProbeOptions(Options):
@@ -112,7 +112,7 @@ def reading_from(tally: Tally, options: HttpProbeOptions, at: float) -> Reading:
     )
 
 
-class HttpProbeSource(Source):
+class HttpProbeSource(SignalSource):
     kind = "http_probe"
     Options = HttpProbeOptions
     default_interval = 1.0

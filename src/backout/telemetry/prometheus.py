@@ -21,7 +21,7 @@ from backout.kernel.durations import format_duration
 from backout.kernel.options import Options
 from backout.spec.models import Duration
 from backout.telemetry._http import Failure, get
-from backout.telemetry.base import Reading, Source, SourceContext, Status
+from backout.telemetry.base import Reading, SignalSource, SourceContext, Status
 
 DEFAULT_STEP = 15.0  # a common scrape interval; a finer step repeats points, see step
 
@@ -98,7 +98,7 @@ def _matrix(result: list[dict[str, Any]], at: float, where: str) -> Reading:
     )
 
 
-class PrometheusSource(Source):
+class PrometheusSource(SignalSource):
     kind = "prometheus"
     Options = PrometheusOptions
     default_interval = DEFAULT_STEP

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from backout.kernel.options import Options
 from backout.telemetry._http import Failure, get
-from backout.telemetry.base import Reading, Sampler, Source, SourceContext
+from backout.telemetry.base import Reading, Sampler, SignalSource, SourceContext
 
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 AGGREGATES: dict[str, Callable[[list[float]], float]] = {
@@ -251,7 +251,7 @@ def _nothing_matched(scrape: Scrape, selector: Selector) -> str:
     return detail + (f"; did you mean {', '.join(close)}?" if close else "")
 
 
-class ScrapeSource(Source):
+class ScrapeSource(SignalSource):
     kind = "scrape"
     Options = ScrapeOptions
     default_interval = 1.0

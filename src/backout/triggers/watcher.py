@@ -13,8 +13,9 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate
 
+from backout.kernel.events import EventKind
 from backout.spec.models import Plan, Trigger
 from backout.spec.templating import render_value
 from backout.stop import STOP, Stopped
@@ -27,7 +28,7 @@ from backout.triggers.kinds import TRIGGERS, Baseline
 if TYPE_CHECKING:  # detectors import scipy: they load only when a trigger is built
     from backout.telemetry.detectors.base import Decision, Detector
 
-Note = Callable[..., Any]  # journal.append(kind, **data)
+Note = Callable[Concatenate[EventKind, ...], object]  # journal.append(kind, **data)
 TICK_S = 0.05
 MAX_PAUSE_S = 300.0  # no data for longer than this during a checkpoint is itself a reason
 
@@ -201,7 +202,9 @@ class Watcher:
         """Journal a trigger's decision when its verdict changes, not on every reading."""
         if decision.verdict != rule.last:
             rule.last = decision.verdict
-            self.ctx.note("trigger_evaluated", trigger=rule.trigger.name, **_decision(decision))
+            self.ctx.note(
+                EventKind.TRIGGER_EVALUATED, trigger=rule.trigger.name, **_decision(decision)
+            )
 
     def _fire(self, rule: _Rule, decision: Decision) -> Fired:
         return Fired(rule.trigger.name, rule.trigger.kind, decision.summary, _decision(decision))
@@ -229,11 +232,11 @@ class Watcher:
         if kind == "manual":
             return self._manual(reason, actor)
         if kind == "rejected":
-            self.ctx.note("alert_rejected", reason=reason, actor=actor, **data)
+            self.ctx.note(EventKind.ALERT_REJECTED, reason=reason, actor=actor, **data)
             return None
         if kind == "approve":
             self.approvals.append(data)
-            self.ctx.note("stage_approved", actor=actor, **data)
+            self.ctx.note(EventKind.STAGE_APPROVED, actor=actor, **data)
             return None
         if kind == "alertmanager":
             return self._alert(reason, data)
@@ -242,7 +245,8 @@ class Watcher:
     def _manual(self, reason: str, actor: str) -> Fired | None:
         if not self.acting:
             self.ctx.note(
-                "warning", message=f"{actor} asked for a backout while one was running: {reason}"
+                EventKind.WARNING,
+                message=f"{actor} asked for a backout while one was running: {reason}",
             )
             return None
         return Fired(
@@ -309,7 +313,7 @@ class Watcher:
         return Fired(rule.trigger.name, "alertmanager", f"alert {name} is firing", _shown(data))
 
     def _ignored(self, name: str, data: dict[str, Any], why: str, reason: str) -> None:
-        self.ctx.note("alert_ignored", alert=name, why=why, reason=reason, **_shown(data))
+        self.ctx.note(EventKind.ALERT_IGNORED, alert=name, why=why, reason=reason, **_shown(data))
 
     def approved(self, stage: int) -> bool:
         return any(a.get("stage") == stage for a in self.approvals)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backout.telemetry import SOURCES, SourceContext
-from backout.telemetry.command import CommandOptions
+from backout.telemetry.command import CommandSignalOptions
 from backout.telemetry.http_probe import HttpProbeOptions
 from tests.unit.telemetry.servers import Endpoint
 
@@ -83,18 +83,18 @@ def test_command_reads_the_first_number_of_stdout_only(
     context: Callable[..., SourceContext],
 ) -> None:
     argv = py("import sys; print('7 warnings', file=sys.stderr); print('error ratio: 0.042 now')")
-    reading = COMMAND.read(CommandOptions(argv=argv), context())
+    reading = COMMAND.read(CommandSignalOptions(argv=argv), context())
     assert (reading.status, reading.value) == ("ok", 0.042)
 
 
 def test_command_without_a_number_or_failing_is_an_error(
     context: Callable[..., SourceContext],
 ) -> None:
-    no_number = COMMAND.read(CommandOptions(argv=py("print('p99=120ms')")), context())
+    no_number = COMMAND.read(CommandSignalOptions(argv=py("print('p99=120ms')")), context())
     assert no_number.status == "error"
     assert "printed no number" in no_number.detail
     failing = COMMAND.read(
-        CommandOptions(argv=py("import sys; print('db down', file=sys.stderr); sys.exit(3)")),
+        CommandSignalOptions(argv=py("import sys; print('db down', file=sys.stderr); sys.exit(3)")),
         context(),
     )
     assert failing.status == "error"
@@ -102,7 +102,9 @@ def test_command_without_a_number_or_failing_is_an_error(
 
 
 def test_command_nan_is_no_data(context: Callable[..., SourceContext]) -> None:
-    assert COMMAND.read(CommandOptions(argv=py("print('nan')")), context()).status == "no_data"
+    assert (
+        COMMAND.read(CommandSignalOptions(argv=py("print('nan')")), context()).status == "no_data"
+    )
 
 
 def test_command_past_its_budget_is_a_timeout_and_is_killed(
@@ -110,14 +112,14 @@ def test_command_past_its_budget_is_a_timeout_and_is_killed(
 ) -> None:
     started = time.perf_counter()
     reading = COMMAND.read(
-        CommandOptions(argv=py("import time; time.sleep(30)")), context(timeout=0.3)
+        CommandSignalOptions(argv=py("import time; time.sleep(30)")), context(timeout=0.3)
     )
     assert reading.status == "timeout"
     assert time.perf_counter() - started < 3
 
 
 def test_command_that_cannot_start_is_an_error(context: Callable[..., SourceContext]) -> None:
-    reading = COMMAND.read(CommandOptions(argv=["./no-such-program"]), context())
+    reading = COMMAND.read(CommandSignalOptions(argv=["./no-such-program"]), context())
     assert reading.status == "error"
     assert "cannot start" in reading.detail
 
@@ -129,10 +131,10 @@ def test_command_relative_program_and_env(
     script.parent.mkdir()
     script.write_text('#!/bin/sh\necho "$RATIO"\n')
     script.chmod(0o755)
-    options = CommandOptions.model_validate({"argv": ["bin/errors"], "env": {"RATIO": "0.5"}})
+    options = CommandSignalOptions.model_validate({"argv": ["bin/errors"], "env": {"RATIO": "0.5"}})
     assert COMMAND.read(options, context(workdir=tmp_path)).value == 0.5
 
 
 def test_command_options_refuse_a_shell_string() -> None:
     with pytest.raises(ValueError, match="takes a list"):
-        CommandOptions.model_validate("curl -s http://x | jq .ratio")
+        CommandSignalOptions.model_validate("curl -s http://x | jq .ratio")

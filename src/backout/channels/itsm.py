@@ -1,4 +1,5 @@
-"""ITSM payloads in the documented shapes of the ServiceNow Table API and the Jira REST API.
+"""The ITSM channels' common part, and their payloads in the documented shapes of the
+ServiceNow Table API and the Jira REST API.
 
 ServiceNow: the change is created as a ``change_request`` (``POST /api/now/table/
 change_request``) with ``backout_plan`` holding the rendered runbook; every later event is a
@@ -10,8 +11,11 @@ comments (``POST /rest/api/2/issue/{key}/comment``).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
+
+from backout.channels.base import Channel, ChannelOptions, Delivery, Receipt
+from backout.channels.http import HttpSender
 
 Format = Literal["servicenow", "jira"]
 
@@ -103,3 +107,31 @@ def build(
         if fmt == "servicenow"
         else jira(payload, external_id, project)
     )
+
+
+NO_RECORD = (
+    "acknowledged, but the answer named no record (ServiceNow result.sys_id, Jira key): "
+    "later events of this change wait"
+)
+
+
+class ItsmSender(HttpSender):
+    def __init__(self, options: ChannelOptions, fmt: Format, project: str = "CHG") -> None:
+        super().__init__(options)
+        self.fmt = fmt
+        self.project = project
+
+    def deliver(self, delivery: Delivery) -> Receipt:
+        request = build(self.fmt, delivery.payload, delivery.ref, self.project)
+        receipt, answer = self.send_json(delivery, request.method, request.path, request.body)
+        if not receipt.ok or delivery.event != "created":
+            return receipt
+        ref = external_id_of(self.fmt, answer)
+        return replace(receipt, ref=ref, warning="" if ref else NO_RECORD)
+
+
+class ItsmChannel(Channel):
+    """An ITSM tool: a change event other than ``created`` needs the remote record."""
+
+    def needs_ref(self, delivery: Delivery) -> bool:
+        return delivery.event != "created"

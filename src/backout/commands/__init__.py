@@ -1,0 +1,57 @@
+"""The verbs: plain functions, each taking a :class:`Caller` (an open store and who acts)
+and returning a typed result from :mod:`backout.reports` — alembic's ``command`` module is
+the model. The CLI (and a server) make the caller at the edge and render the result;
+nothing here prints or reads settings.
+
+Run verbs are here at the top; change and flag verbs are namespaced, as the CLI groups
+them: ``commands.changes.approve``, ``commands.flags.set_flag``.
+"""
+
+from __future__ import annotations
+
+from backout.commands import changes, flags
+from backout.commands.audit import audit_checkpoint, audit_log, audit_verify
+from backout.commands.baseline import snapshot
+from backout.commands.caller import Caller
+from backout.commands.interventions import approve, trigger
+from backout.commands.outbox import outbox_list, outbox_send
+from backout.commands.plans import dry_run, init, schema, show, validate
+from backout.commands.runs import (
+    deploy,
+    explain_run,
+    journal,
+    resume,
+    run,
+    runs,
+    status,
+    watch,
+    work,
+)
+
+__all__ = [
+    "Caller",
+    "approve",
+    "audit_checkpoint",
+    "audit_log",
+    "audit_verify",
+    "changes",
+    "deploy",
+    "dry_run",
+    "explain_run",
+    "flags",
+    "init",
+    "journal",
+    "outbox_list",
+    "outbox_send",
+    "resume",
+    "run",
+    "runs",
+    "schema",
+    "show",
+    "snapshot",
+    "status",
+    "trigger",
+    "validate",
+    "watch",
+    "work",
+]

@@ -1,0 +1,135 @@
+"""Plan verbs: validate, schema, init, show, and the dry run that renders every step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from backout.commands.caller import Caller
+from backout.engine import baseline
+from backout.engine.environment import RunEnvironment, resolve_secrets
+from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
+from backout.plans import KINDS, load_plan, plan_schema
+from backout.reports import DryRunReport, DryRunStep
+from backout.spec.lint import lint, needs_release
+from backout.spec.runbook import render_runbook
+from backout.store import repo
+from backout.store.models import SnapshotRow
+
+
+def validate(paths: Sequence[str | Path], strict: bool = False) -> dict[str, list[Issue]]:
+    """Issues per file: load errors, then lint warnings (errors too when ``strict``)."""
+    results: dict[str, list[Issue]] = {}
+    for path in paths:
+        try:
+            loaded = load_plan(path)
+        except PlanError as exc:
+            results[str(path)] = exc.issues
+            continue
+        issues = lint(loaded)
+        if strict:
+            issues = [
+                Issue(i.file, i.line, i.col, i.field, i.message, i.hint, "error") for i in issues
+            ]
+        results[str(path)] = issues
+    return results
+
+
+def schema() -> dict[str, Any]:
+    return plan_schema()
+
+
+def init(path: str | Path, force: bool = False) -> Path:
+    """Write the starter plan at ``path``, creating its folder (like ``git init``)."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise UsageError(f"{target} already exists", hint="choose another name or pass --force")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder", hint=f"name the file: {target / 'backout.yaml'}")
+    starter = (files("backout.spec") / "starter.yaml").read_text(encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(starter, encoding="utf-8")
+    except OSError as exc:
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        problem = f"{blocker} is a file, not a folder" if blocker else exc.strerror
+        raise UsageError(
+            f"cannot write {target}: {problem}", hint="choose another path for the plan"
+        ) from exc
+    return target
+
+
+def show(path: str | Path) -> str:
+    return render_runbook(load_plan(path))
+
+
+def dry_run(caller: Caller, path: str | Path) -> DryRunReport:
+    """Render every step with the latest baseline; execute nothing, write nothing (give it
+    a caller whose store is not created: a missing store is a problem listed, not made)."""
+    loaded = load_plan(path)
+    plan = loaded.plan
+    problems = [str(issue) for issue in needs_release(loaded)]
+    snap = _latest_snapshot(caller, plan.service_name, problems)
+    values = baseline.template_values(dict(snap.values)) if snap else {}
+    try:
+        secrets = resolve_secrets(plan, loaded.base_dir)
+    except UsageError as exc:
+        problems.append(exc.message)
+        secrets = {}
+    run_values = {
+        "id": "DRY-RUN",
+        "plan": plan.plan,
+        "service": plan.service_name,
+        "actor": caller.actor,
+        "release": "",  # as `backout run` sees it: only `backout deploy --release` sets it
+    }
+    env = RunEnvironment(loaded.base_dir, values, secrets, run_values)
+    redactor = env.redactor
+    steps = [
+        DryRunStep(
+            i + 1,
+            s.name,
+            s.kind,
+            redactor.value(_render(s, env, problems)),
+            s.timeout,
+            s.retries,
+            s.idempotent,
+            s.on_failure,
+        )
+        for i, s in enumerate(plan.steps)
+    ]
+    checks = [
+        {
+            "number": i + 1,
+            "name": c.name,
+            "check": c.kind,
+            "within_s": c.within,
+            "rendered": redactor.value(_render(c, env, problems)),
+        }
+        for i, c in enumerate(plan.verify)
+    ]
+    return DryRunReport(
+        plan.plan, plan.service_name, snap.id if snap else None, values, steps, checks, problems
+    )
+
+
+def _latest_snapshot(caller: Caller, service: str, problems: list[str]) -> SnapshotRow | None:
+    try:
+        with caller.store.session() as session:
+            return repo.latest_snapshot(session, service)
+    except NoStoreError as exc:
+        problems.append(f"{exc.message}: no snapshot of {service!r} to render baseline values")
+        return None
+
+
+def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
+    section = "steps" if hasattr(item, "retries") else "verify"
+    kind = KINDS.of(section).get(item.kind)
+    try:
+        return env.render(item.options, getattr(kind, "templated", True))
+    except TemplateError as exc:  # the only error rendering raises; it would fail this step
+        # the message may quote a value, and a value may be a secret
+        problems.append(env.redactor(f"{item.name}: {exc.message}"))
+        return item.options

@@ -1,0 +1,244 @@
+"""Run verbs: run, deploy and watch start a run; resume and work continue one; status,
+runs, journal and explain read them."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from backout.commands.caller import Caller
+from backout.engine.create import create_run
+from backout.engine.journal import Observer
+from backout.engine.lease import claim_for_resume
+from backout.engine.orphans import StepMayBeRunning
+from backout.engine.runner import Decision, Execution, check_decisions, empty_view, execute, plan_of
+from backout.engine.view import fold
+from backout.engine.worker import claim_orphan
+from backout.errors import PlanError, UsageError
+from backout.explain import explain
+from backout.kernel.events import Event, EventKind
+from backout.kernel.states import RUN_TERMINAL
+from backout.plans import load_plan
+from backout.reports import RunReport, RunSummary, run_report
+from backout.spec.lint import lint, needs_release
+from backout.spec.loader import LoadedPlan
+from backout.stop import STOP
+from backout.store import leases, repo
+from backout.triggers.listener import Listener
+
+
+def run(
+    caller: Caller,
+    path: str | Path,
+    observer: Observer | None = None,
+    strict: bool = False,
+    change_id: int | None = None,
+    outbound: Mapping[str, Collection[str]] | None = None,
+) -> RunReport:
+    """Execute the plan's backout now, to the end (or until it needs attention).
+
+    ``outbound`` queues the run's events of the given kinds for each route (route -> event
+    kinds) in the outbox, as they are journalled; it is kept with the run, so a resume or
+    a worker goes on queuing. Channels deliver them (:mod:`backout.channels`)."""
+    loaded = load_plan(path)
+    _refuse_release_users(loaded)
+    extra = {"outbound": _routes(outbound)} if outbound else {}
+    return _start_run(caller, loaded, extra, observer, strict, change_id)
+
+
+def _routes(outbound: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
+    """Routes as the run keeps them; an event kind the journal never writes is refused."""
+    routes: dict[str, list[str]] = {}
+    for route, kinds in outbound.items():
+        unknown = sorted(set(kinds) - {k.value for k in EventKind})
+        if unknown:
+            raise UsageError(
+                f"route {route!r}: no journal event is called {', '.join(unknown)}",
+                hint="event kinds are listed in docs/operations.md (the journal)",
+            )
+        routes[route] = sorted(kinds)
+    return routes
+
+
+def deploy(
+    caller: Caller,
+    path: str | Path,
+    release: str | None = None,
+    observer: Observer | None = None,
+    change_id: int | None = None,
+    listen: str | None = None,
+) -> RunReport:
+    """Deploy stage by stage; back out the stages done so far if a trigger fires."""
+    loaded = load_plan(path)
+    if loaded.plan.deploy is None:
+        raise UsageError(
+            f"{path}: the plan has no `deploy:` block",
+            hint="add `deploy: {stages: [...]}`; see docs/deploy.md",
+        )
+    if release is None:
+        _refuse_release_users(loaded)
+    extra = {"mode": "deploy", "release": release}
+    return _start_run(caller, loaded, extra, observer, False, change_id, listen)
+
+
+def watch(
+    caller: Caller,
+    path: str | Path,
+    seconds: float,
+    observer: Observer | None = None,
+    change_id: int | None = None,
+    listen: str | None = None,
+) -> RunReport:
+    """Watch a deployed release for ``seconds``; back out if a trigger fires."""
+    loaded = load_plan(path)
+    if not loaded.plan.triggers and listen is None:
+        raise UsageError(
+            f"{path}: the plan has no `triggers:` to watch",
+            hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
+        )
+    _refuse_release_users(loaded)  # a watch backs out with no release either
+    extra = {"mode": "watch", "watch_for": seconds}
+    return _start_run(caller, loaded, extra, observer, False, change_id, listen)
+
+
+def _refuse_release_users(loaded: LoadedPlan) -> None:
+    """Refused before anything is created: with no release given, ``run.release`` would
+    render '' in the backout steps and checks, silently."""
+    release_users = needs_release(loaded)
+    if release_users:
+        raise PlanError(release_users)
+
+
+def _refuse_lint_errors(loaded: LoadedPlan, strict: bool) -> None:
+    errors = [i for i in lint(loaded) if i.severity == "error" or strict]
+    if errors:
+        raise PlanError(errors)
+
+
+def _start_run(
+    caller: Caller,
+    loaded: LoadedPlan,
+    extra: dict[str, Any],
+    observer: Observer | None,
+    strict: bool,
+    change_id: int | None,
+    listen: str | None = None,
+) -> RunReport:
+    _refuse_lint_errors(loaded, strict)
+    store = caller.store
+    # bind the webhook port first: a busy port must not leave a run behind
+    with contextlib.ExitStack() as stack:
+        listener = (
+            stack.enter_context(Listener(store, loaded.plan.service_name, None, listen))
+            if listen
+            else None
+        )
+        owner = leases.new_owner()
+        row = create_run(store, loaded, caller.actor, owner, caller.lease_ttl, change_id, extra)
+        if listener is not None:
+            listener.run_id = row.id
+        execution = Execution(
+            store, row, loaded.plan, owner, caller.actor, caller.lease_ttl, observer=observer
+        )
+        return run_report(row, execute(execution))
+
+
+def resume(
+    caller: Caller,
+    run_id: str,
+    decisions: dict[int, Decision] | None = None,
+    observer: Observer | None = None,
+) -> RunReport:
+    """Continue an interrupted run; finished steps never run again."""
+    store = caller.store
+    with store.session() as session:
+        row = repo.get_run(session, run_id)
+        events = repo.load_events(session, row.id)
+    plan, _ = plan_of(row)
+    view = fold(empty_view(row, plan), events)
+    check_decisions(view, decisions or {})
+    if view.status in RUN_TERMINAL:
+        return run_report(row, view)
+    owner = leases.new_owner()
+    with store.session() as session:
+        claim_for_resume(session, row.service, row.id, owner, caller.lease_ttl)
+    final = execute(
+        Execution(
+            store,
+            row,
+            plan,
+            owner,
+            caller.actor,
+            caller.lease_ttl,
+            decisions=dict(decisions or {}),
+            observer=observer,
+        )
+    )
+    return run_report(row, final)
+
+
+def work(
+    caller: Caller, once: bool = False, interval: float = 2.0, observer: Observer | None = None
+) -> list[RunReport]:
+    """Finish orphaned runs (their executor died and the lease expired); ``once``: one pass.
+
+    A run whose interrupted step may still be running under its previous executor (on
+    another host, or hung) is left alone until that step's timeout has ended. On a stop
+    (SIGTERM) the worker claims nothing new; the run in hand is stopped and handed back.
+    """
+    reports: list[RunReport] = []
+    waiting: dict[str, float] = {}  # run id -> when its previous executor's step must be over
+    while not STOP.requested:
+        now = time.time()
+        owner = leases.new_owner()
+        skip = {run_id for run_id, until in waiting.items() if until > now}
+        row = claim_orphan(caller.store, owner, caller.lease_ttl, skip=skip)
+        if row is None:
+            if once or STOP.wait(interval):
+                break
+            continue
+        plan, _ = plan_of(row)
+        execution = Execution(
+            caller.store, row, plan, owner, caller.actor, caller.lease_ttl, observer=observer
+        )
+        try:
+            reports.append(run_report(row, execute(execution)))
+        except StepMayBeRunning as exc:
+            waiting[row.id] = exc.until
+    STOP.check()
+    return reports
+
+
+def status(caller: Caller, run_id: str) -> RunReport:
+    """A run's steps, checks and outcome, as its journal tells them."""
+    return _report(caller, run_id)[0]
+
+
+def _report(caller: Caller, run_id: str) -> tuple[RunReport, list[Event]]:
+    with caller.store.session() as session:
+        row = repo.get_run(session, run_id)
+        events = repo.load_events(session, row.id)
+    plan, _ = plan_of(row)
+    return run_report(row, fold(empty_view(row, plan), events)), events
+
+
+def runs(caller: Caller, service: str | None = None, limit: int = 20) -> list[RunSummary]:
+    """Runs, newest first."""
+    with caller.store.session() as session:
+        return [RunSummary.of(row) for row in repo.list_runs(session, service, limit)]
+
+
+def journal(caller: Caller, run_id: str) -> list[Event]:
+    """Every event of a run, in order (the id may be a unique prefix)."""
+    with caller.store.session() as session:
+        row = repo.get_run(session, run_id)
+        return repo.load_events(session, row.id)
+
+
+def explain_run(caller: Caller, run_id: str) -> tuple[RunReport, list[str]]:
+    """Why the run did what it did, in sentences."""
+    report, events = _report(caller, run_id)
+    return report, explain(report, events)
