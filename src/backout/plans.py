@@ -1,5 +1,6 @@
 """Plans with every kind known: the spec layer's loader and schema, bound to the installed
-actions, checks, baseline sources, telemetry sources and triggers (built-ins and plugins).
+actions, checks, baseline sources, telemetry sources, triggers and faults (built-ins and
+plugins).
 
 The spec layer takes the kinds as a parameter so that it imports none of the packages
 that define them; this module, above those packages, is where they meet. Everything above
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backout.actions import ACTIONS
+from backout.faults import FAULTS
 from backout.probes import CHECKS, SOURCES
 from backout.spec import loader, schema
 from backout.spec.kinds import Kinds
@@ -20,7 +22,12 @@ from backout.telemetry import SOURCES as TELEMETRY
 from backout.triggers import TRIGGERS
 
 KINDS = Kinds(
-    actions=ACTIONS, checks=CHECKS, sources=SOURCES, telemetry=TELEMETRY, triggers=TRIGGERS
+    actions=ACTIONS,
+    checks=CHECKS,
+    sources=SOURCES,
+    telemetry=TELEMETRY,
+    triggers=TRIGGERS,
+    faults=FAULTS,
 )
 
 

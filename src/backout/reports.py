@@ -305,3 +305,53 @@ class ChangeSummary(_Record):
     window_end: float | None
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True)
+class RehearsalReport(_Record):
+    """One drill: its run, the verdict, the phase timings against the rto, the faults."""
+
+    rehearsal_id: int | None
+    plan: str
+    plan_version: str
+    passed: bool
+    message: str
+    phases: dict[str, Any]
+    steady: dict[str, bool]
+    faults: list[dict[str, Any]]
+    journal_hash: str | None
+    rto_s: float | None
+    run: RunReport
+
+    @property
+    def fits_rto(self) -> bool | None:
+        total = self.phases.get("total_s")
+        if self.rto_s is None or total is None:
+            return None
+        return bool(total <= self.rto_s)
+
+    @property
+    def exit_code(self) -> int:
+        """0 passed, 1 failed, 3 the drill's run needs an operator (resume it)."""
+        if self.run.status == RunStatus.NEEDS_ATTENTION:
+            return 3
+        return 0 if self.passed else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "fits_rto": self.fits_rto}
+
+
+@dataclass(frozen=True)
+class RehearsalSummary(_Record):
+    """One line of ``backout rehearsals``."""
+
+    id: int
+    plan: str
+    plan_version: str
+    service: str | None
+    outcome: str
+    total_s: float
+    at: float
+    actor: str | None
+    run_id: str | None
+    message: str

@@ -101,11 +101,13 @@ def test_the_docs_list_every_kind_once() -> None:
 
 def _kind_argument(call: ast.Call) -> ast.expr | None:
     """The expression a call passes as an event's kind, if it is a journal write: the
-    journal's ``append``, a watcher's ``note`` (the same append), or an ``Event(...)``."""
+    journal's ``append``, a watcher's ``note`` or the fault injector's ``_note`` (the same
+    append), or an ``Event(...)``."""
     func = call.func
     if isinstance(func, ast.Attribute) and (
         (func.attr == "append" and "journal" in ast.unparse(func.value))
         or (func.attr == "note" and "ctx" in ast.unparse(func.value))
+        or (func.attr == "_note" and ast.unparse(func.value) == "self")
     ):
         return call.args[0] if call.args else None
     if isinstance(func, ast.Name) and func.id == "Event":

@@ -137,7 +137,7 @@ def test_the_verbs_take_a_caller_and_are_exported() -> None:
 
     from backout import commands
 
-    plain = {"Caller", "changes", "flags", "validate", "schema", "init", "show"}
+    plain = {"Caller", "changes", "flags", "validate", "schema", "init", "show", "rehearsal_fault"}
     verbs = [name for name in commands.__all__ if name not in plain]
     verbs += [f"changes.{n}" for n in ("create", "show", "list_all", "approve", "gate")]
     verbs += [f"flags.{n}" for n in ("list_flags", "get_flag", "set_flag", "evaluate_flag")]

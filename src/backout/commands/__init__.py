@@ -16,6 +16,8 @@ from backout.commands.caller import Caller
 from backout.commands.interventions import approve, trigger
 from backout.commands.outbox import outbox_list, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
+from backout.commands.rehearsals import parse_fault as rehearsal_fault
+from backout.commands.rehearsals import rehearsals, rehearse
 from backout.commands.runs import (
     deploy,
     explain_run,
@@ -43,6 +45,9 @@ __all__ = [
     "journal",
     "outbox_list",
     "outbox_send",
+    "rehearsal_fault",
+    "rehearsals",
+    "rehearse",
     "resume",
     "run",
     "runs",

@@ -44,9 +44,9 @@ def run(
     kinds) in the outbox, as they are journalled; it is kept with the run, so a resume or
     a worker goes on queuing. Channels deliver them (:mod:`backout.channels`)."""
     loaded = load_plan(path)
-    _refuse_release_users(loaded)
+    refuse_release_users(loaded)
     extra = {"outbound": _routes(outbound)} if outbound else {}
-    return _start_run(caller, loaded, extra, observer, strict, change_id)
+    return start_run(caller, loaded, extra, observer, strict, change_id)
 
 
 def _routes(outbound: Mapping[str, Collection[str]]) -> dict[str, list[str]]:
@@ -79,9 +79,9 @@ def deploy(
             hint="add `deploy: {stages: [...]}`; see docs/deploy.md",
         )
     if release is None:
-        _refuse_release_users(loaded)
+        refuse_release_users(loaded)
     extra = {"mode": "deploy", "release": release}
-    return _start_run(caller, loaded, extra, observer, False, change_id, listen)
+    return start_run(caller, loaded, extra, observer, False, change_id, listen)
 
 
 def watch(
@@ -99,12 +99,12 @@ def watch(
             f"{path}: the plan has no `triggers:` to watch",
             hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
         )
-    _refuse_release_users(loaded)  # a watch backs out with no release either
+    refuse_release_users(loaded)  # a watch backs out with no release either
     extra = {"mode": "watch", "watch_for": seconds}
-    return _start_run(caller, loaded, extra, observer, False, change_id, listen)
+    return start_run(caller, loaded, extra, observer, False, change_id, listen)
 
 
-def _refuse_release_users(loaded: LoadedPlan) -> None:
+def refuse_release_users(loaded: LoadedPlan) -> None:
     """Refused before anything is created: with no release given, ``run.release`` would
     render '' in the backout steps and checks, silently."""
     release_users = needs_release(loaded)
@@ -118,7 +118,7 @@ def _refuse_lint_errors(loaded: LoadedPlan, strict: bool) -> None:
         raise PlanError(errors)
 
 
-def _start_run(
+def start_run(
     caller: Caller,
     loaded: LoadedPlan,
     extra: dict[str, Any],

@@ -4,6 +4,8 @@ started with."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -11,12 +13,15 @@ from sqlalchemy.orm import Session
 
 from backout.changes.events import move
 from backout.changes.lifecycle import ChangeStatus
+from backout.engine.drill import phases
+from backout.engine.injection import Armed
 from backout.engine.journal import Hook
 from backout.engine.view import RunView
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus
-from backout.store import audit, outbox
+from backout.store import audit, outbox, repo
 from backout.store import changes as change_repo
+from backout.store.models import RehearsalRow
 
 AUDITED: dict[str, str] = {
     EventKind.RUN_RESUMED: "run.resumed",
@@ -115,11 +120,72 @@ def outbox_hook(route: str, kinds: Collection[str], about: Mapping[str, str]) ->
     return hook
 
 
+def rehearsal_hook(actor: str, about: Mapping[str, str], faults: list[Any]) -> Hook:
+    """A finished drill leaves its evidence in the same transaction: the rehearsal record
+    the gate reads (verdict, phase timings, faults, the journal's hash), audited."""
+
+    def hook(session: Session, event: Event, view: RunView) -> None:
+        if event.kind != EventKind.RUN_FINISHED:
+            return
+        events = repo.load_events(session, event.run_id)
+        timings = phases(events)
+        acted = sorted(
+            {str(e.data.get("described")) for e in events if e.kind == EventKind.FAULT_INJECTED}
+        )
+        passed = event.data.get("result") == "rehearsed"
+        row = RehearsalRow(
+            plan=about["plan"],
+            plan_version=about["plan_version"],
+            run_id=event.run_id,
+            outcome="succeeded" if passed else "failed",
+            duration_s=timings["total_s"] or 0.0,
+            at=event.at,
+            service=about["service"],
+            actor=actor,
+            message=str(event.data.get("message", "")),
+            phases={**timings, "result": event.data.get("result")},
+            faults=[
+                {**spec, "described": text, "acted": text in acted}
+                for spec, text in _described(faults)
+            ],
+            journal_hash=journal_hash(events),
+        )
+        session.add(row)
+        session.flush()
+        audit.append(
+            session,
+            actor,
+            "rehearsal.recorded",
+            f"run:{event.run_id}",
+            {
+                "rehearsal_id": row.id,
+                "plan": row.plan,
+                "plan_version": row.plan_version,
+                "outcome": row.outcome,
+                "total_s": timings["total_s"],
+                "journal_hash": row.journal_hash,
+            },
+        )
+
+    return hook
+
+
+def _described(faults: list[Any]) -> list[tuple[dict[str, Any], str]]:
+    return [(dict(spec), Armed.of(spec).describe()) for spec in faults]
+
+
+def journal_hash(events: list[Event]) -> str:
+    """SHA-256 of the journal as canonical JSON: the evidence names exactly this record."""
+    text = json.dumps([e.to_json() for e in events], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def hooks_for(
     change_id: int | None,
     actor: str,
     outbound: Mapping[str, Collection[str]] | None = None,
     about: Mapping[str, str] | None = None,
+    drill_faults: list[Any] | None = None,
 ) -> list[Hook]:
     """The hooks of a run: the audit trail, its change record (if any), and one outbox
     hook per route it was started with (route -> the event kinds queued for it)."""
@@ -128,4 +194,6 @@ def hooks_for(
         hooks.append(change_hook(change_id, actor))
     for route, kinds in (outbound or {}).items():
         hooks.append(outbox_hook(route, kinds, about or {}))
+    if drill_faults is not None:
+        hooks.append(rehearsal_hook(actor, about or {}, drill_faults))
     return hooks

@@ -3,7 +3,8 @@
 A backout run (``backout run``) and a watch (``backout watch``) execute the plan's
 ``steps:``. A deploy (``backout deploy``) lays out every stage's forward steps, then their
 reverses in reverse order, then the plan's ``steps:`` — all indexed up front, so the
-journal's step numbers mean the same thing before and after a crash.
+journal's step numbers mean the same thing before and after a crash. A rehearsal
+(``backout rehearse``) lays out the same way with ``rehearsal.break`` as its one stage.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from backout.spec.models import Plan, Step
+from backout.spec.models import DeployStep, Plan, Step
 
-Mode = Literal["backout", "deploy", "watch"]
+Mode = Literal["backout", "deploy", "watch", "rehearsal"]
 Role = Literal["backout", "forward", "reverse"]
 
 
@@ -27,13 +28,22 @@ class Unit:
     forward: int | None = None  # a reverse unit's forward unit
 
 
+def stages(plan: Plan, mode: Mode) -> list[tuple[str, list[DeployStep]]]:
+    """The forward stages of a run: a deploy's stages, a rehearsal's break, else none."""
+    if mode == "deploy" and plan.deploy is not None:
+        return [(stage.name, stage.steps) for stage in plan.deploy.stages]
+    if mode == "rehearsal" and plan.rehearsal is not None:
+        return [("break", plan.rehearsal.break_)]
+    return []
+
+
 def layout(plan: Plan, mode: Mode) -> list[Unit]:
     units: list[Unit] = []
-    if mode == "deploy" and plan.deploy is not None:
-        for s, stage in enumerate(plan.deploy.stages):
+    if stages(plan, mode):
+        for s, (name, steps) in enumerate(stages(plan, mode)):
             units += [
-                Unit(len(units) + i, f"{stage.name}: {step.name}", step, "forward", s)
-                for i, step in enumerate(stage.steps)
+                Unit(len(units) + i, f"{name}: {step.name}", step, "forward", s)
+                for i, step in enumerate(steps)
             ]
         forwards = list(units)
         units += [

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from backout.engine import baseline as baseline_mod
+from backout.engine.drill import Drill
 from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.engine.flows import Flow
 from backout.engine.hooks import hooks_for
+from backout.engine.injection import Injector
 from backout.engine.journal import Journal, Observer
 from backout.engine.layout import Mode, layout
 from backout.engine.lease import Heartbeat
@@ -53,7 +55,7 @@ def plan_of(row: RunRow) -> tuple[Plan, Path]:
 
 def mode_of(row: RunRow) -> Mode:
     mode = row.plan_doc.get("mode", "backout")
-    return mode if mode in ("deploy", "watch") else "backout"
+    return mode if mode in ("deploy", "watch", "rehearsal") else "backout"
 
 
 def empty_view(row: RunRow, plan: Plan) -> RunView:
@@ -102,7 +104,8 @@ def execute(ex: Execution) -> RunView:
             ex.row.change_id,
             ex.actor,
             ex.row.plan_doc.get("outbound"),
-            {"service": ex.row.service, "plan": ex.row.plan},
+            {"service": ex.row.service, "plan": ex.row.plan, "plan_version": ex.row.plan_version},
+            ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
         ),
     )
     if journal.view.status in RUN_TERMINAL:
@@ -114,6 +117,8 @@ def execute(ex: Execution) -> RunView:
         orphans = settle(journal.view, layout(plan, mode_of(ex.row)), events)
         _start(journal, ex, orphans)
         runner = StepRunner(journal, plan, env, heartbeat, ex.row.id, ex.actor, dict(ex.decisions))
+        if mode_of(ex.row) == "rehearsal":
+            runner.faults = Injector.of(ex.row.plan_doc.get("faults", []), journal.append)
         try:
             _flow(ex, runner, env).run()
         except Stopped as stop:
@@ -172,6 +177,16 @@ def _flow(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Flow:
         return watchers[0]
 
     mode = mode_of(ex.row)
+    if mode == "rehearsal":
+        rehearsal = ex.plan.rehearsal
+        return Drill(
+            runner,
+            layout(ex.plan, mode),
+            mode,
+            watcher,
+            manual=bool(ex.row.plan_doc.get("manual")),
+            detect_within=rehearsal.detect_within if rehearsal else 60.0,
+        )
     return Flow(
         runner,
         layout(ex.plan, mode),

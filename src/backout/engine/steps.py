@@ -18,6 +18,7 @@ from backout.actions import ACTIONS
 from backout.actions.base import Outcome
 from backout.engine import failpoints
 from backout.engine.environment import RunEnvironment
+from backout.engine.injection import NO_FAULTS, Injector
 from backout.engine.invoke import with_deadline
 from backout.engine.journal import Journal
 from backout.engine.layout import Unit
@@ -43,6 +44,7 @@ class StepRunner:
     run_id: str
     actor: str
     decisions: dict[int, Decision] = field(default_factory=dict)
+    faults: Injector = NO_FAULTS  # a rehearsal's, acting on the backout's steps and checks
 
     # --- units ---------------------------------------------------------------------------
     def bring(self, unit: Unit) -> Result:
@@ -119,7 +121,7 @@ class StepRunner:
             started = time.monotonic()
             self.journal.append(EventKind.STEP_STARTED, step=index, attempt=attempt)
             failpoints.hit("step_started", index + 1)
-            outcome = self._call(unit, attempt, call)
+            outcome = self._faulted(unit, attempt) or self._call(unit, attempt, call)
             failpoints.hit("action_done", index + 1)
             data = _data(outcome, time.monotonic() - started)
             if outcome.ok or attempt == last:
@@ -162,12 +164,21 @@ class StepRunner:
             return lambda: action.reverse(options, done, ctx)
         return lambda: action.execute(options, ctx)
 
+    def _faulted(self, unit: Unit, attempt: int) -> Outcome | None:
+        """A rehearsal fault's outcome for this attempt of a backout step (nothing runs)."""
+        if unit.role != "backout":
+            return None
+        return self.faults.outcome(unit.step.name, unit.index, attempt)
+
     def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:
         """Run the action with a hard deadline; each process group it starts is journalled
         before its program may run (so a taker-over can find it)."""
         redactor = self.journal.redactor
         groups = _Groups(lambda group: self._journal_group(unit, attempt, group))
         token = SPAWN_HOOK.set(groups.spawned)
+        hold = self.faults.delay(unit.step.name, unit.index) if unit.role == "backout" else 0.0
+        if hold:
+            call = _held(call, hold)
         try:
             outcome = with_deadline(call, unit.step.timeout, lambda m: Outcome(False, redactor(m)))
         finally:
@@ -181,8 +192,9 @@ class StepRunner:
         )
 
     # --- verification --------------------------------------------------------------------
-    def verify(self) -> bool:
-        """Run the checks not yet finished; False (and the run failed) if any did not pass."""
+    def verify(self, finish: bool = True) -> bool:
+        """Run the checks not yet finished; False if any did not pass (and, with
+        ``finish``, the run failed)."""
         checks = self.journal.view.checks
         if not checks:
             return True
@@ -195,23 +207,29 @@ class StepRunner:
                 self._check(index, check)
                 failpoints.hit("check_finished", index + 1)
         failed = [c for c in self.journal.view.checks if not c.passed]
-        if failed:
-            reasons = "; ".join(f"{c.name!r}: {c.reason}" for c in failed)
-            self.finish(RunStatus.FAILED, f"verification failed: {reasons}")
-            return False
-        return True
+        if failed and finish:
+            self.finish(RunStatus.FAILED, f"verification failed: {failed_checks(failed)}")
+        return not failed
+
+    def steady_state(self, phase: str) -> list[dict[str, str]]:
+        """A rehearsal's look at the service: every verify check, each given its
+        ``within``, no fault applied; journalled as one ``steady_state`` event. The
+        failures, empty when the service is in its steady state."""
+        failures: list[dict[str, str]] = []
+        for check in self.plan.verify:
+            STOP.check()
+            verdict, _ = self._verdict(check)
+            if not verdict.passed:
+                failures.append({"check": check.name, "reason": verdict.reason})
+        self.journal.append(
+            EventKind.STEADY_STATE, phase=phase, passed=not failures, failures=failures
+        )
+        return failures
 
     def _check(self, index: int, check: VerifyCheck) -> None:
         self.journal.append(EventKind.CHECK_STARTED, step=index)
-        deadline = time.monotonic() + check.within
-        attempts = 0
-        while True:
-            attempts += 1
-            verdict = self._probe(check)
-            if verdict.passed or time.monotonic() + check.interval > deadline:
-                break
-            if STOP.wait(check.interval):
-                raise Stopped(STOP.signum)
+        faulted = self.faults.verdict(check.name, index)
+        verdict, attempts = (faulted, 1) if faulted else self._verdict(check)
         self.journal.append(
             EventKind.CHECK_FINISHED,
             step=index,
@@ -220,6 +238,18 @@ class StepRunner:
             attempts=attempts,
             observed=_jsonable(verdict.observed),
         )
+
+    def _verdict(self, check: VerifyCheck) -> tuple[Verdict, int]:
+        """Probe until the check passes or its ``within`` runs out: (verdict, attempts)."""
+        deadline = time.monotonic() + check.within
+        attempts = 0
+        while True:
+            attempts += 1
+            verdict = self._probe(check)
+            if verdict.passed or time.monotonic() + check.interval > deadline:
+                return verdict, attempts
+            if STOP.wait(check.interval):
+                raise Stopped(STOP.signum)
 
     def _probe(self, check: VerifyCheck) -> Verdict:
         probe = CHECKS.get(check.kind)
@@ -284,6 +314,21 @@ class _Groups:
         self._closed = True
         for group in self._groups:
             kill_orphan(group)  # at once when it already ended, as it normally has
+
+
+def failed_checks(failed: list[Any]) -> str:
+    return "; ".join(f"{c.name!r}: {c.reason}" for c in failed)
+
+
+def _held(call: Callable[[], Outcome | None], seconds: float) -> Callable[[], Outcome | None]:
+    """``call``, after a rehearsal's hold (inside the step's deadline; a stop ends it)."""
+
+    def held() -> Outcome | None:
+        if STOP.wait(seconds):
+            raise Stopped(STOP.signum)
+        return call()
+
+    return held
 
 
 def _data(outcome: Outcome, seconds: float) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class RunView:
     backout_reason: dict[str, Any] | None = None
     backout_started_at: float | None = None
     result: str | None = None
+    steady: dict[str, bool] = field(default_factory=dict)  # rehearsal phase -> passed
 
     @property
     def verified(self) -> bool:
@@ -206,7 +207,13 @@ def _note(view: RunView, event: Event) -> None:
     """Informational events (decisions, warnings) change no state."""
 
 
+def _steady_state(view: RunView, event: Event) -> None:
+    view.steady[str(event.data.get("phase"))] = bool(event.data.get("passed"))
+
+
 _HANDLERS: dict[str, Callable[[RunView, Event], None]] = {
+    EventKind.STEADY_STATE: _steady_state,
+    EventKind.FAULT_INJECTED: _note,
     EventKind.RUN_CREATED: _created,
     EventKind.RUN_STARTED: _started,
     EventKind.RUN_RESUMED: _resumed,

@@ -46,6 +46,8 @@ class EventKind(StrEnum):
     RUN_STOPPED = "run_stopped"
     BACKOUT_STARTED = "backout_started"
     PROMOTED = "promoted"
+    STEADY_STATE = "steady_state"
+    FAULT_INJECTED = "fault_injected"
 
     @property
     def description(self) -> str:
@@ -78,6 +80,8 @@ EVENT_DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.STAGE_APPROVED: "stage approved",
         EventKind.ALERT_REJECTED: "webhook request rejected",
         EventKind.ALERT_IGNORED: "alert not acted on",
+        EventKind.STEADY_STATE: "rehearsal steady-state check (before or after the drill)",
+        EventKind.FAULT_INJECTED: "rehearsal fault acted on the backout",
         EventKind.RUN_STOPPED: "run stopped by a signal",
         EventKind.BACKOUT_STARTED: "backout started",
         EventKind.PROMOTED: "promoted to the new baseline",

@@ -20,12 +20,15 @@ class Kinds:
     sources: Registry[Any]  # `baseline:`
     telemetry: Registry[Any]  # `telemetry:`
     triggers: Registry[Any]  # `triggers:`; each kind says whether it `needs_signal`
+    faults: Registry[Any]  # `rehearsal.faults:`
 
     def of(self, section: str) -> Registry[Any]:
         """The registry the entries of a kinded section are looked up in."""
         return {
             "steps": self.actions,
             "deploy_steps": self.actions,
+            "rehearsal_break": self.actions,
+            "faults": self.faults,
             "verify": self.checks,
             "baseline": self.sources,
             "telemetry": self.telemetry,

@@ -18,7 +18,16 @@ from pydantic import BaseModel, ValidationError
 from backout.errors import Issue, PlanError
 from backout.plugins import Registry
 from backout.spec.kinds import Kinds
-from backout.spec.models import BaselineSource, DeployStep, Plan, Signal, Step, Trigger, VerifyCheck
+from backout.spec.models import (
+    BaselineSource,
+    DeployStep,
+    FaultSpec,
+    Plan,
+    Signal,
+    Step,
+    Trigger,
+    VerifyCheck,
+)
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
     dotted,
@@ -39,6 +48,8 @@ KINDED_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "telemetry": (Signal, "telemetry source"),
     "triggers": (Trigger, "trigger"),
     "deploy_steps": (DeployStep, "action"),
+    "rehearsal_break": (DeployStep, "action"),
+    "faults": (FaultSpec, "fault"),
 }
 MAPPING_SECTIONS = frozenset({"baseline", "telemetry"})
 
@@ -84,6 +95,12 @@ def places(plain: dict[str, Any]) -> list[tuple[Path_, str]]:
     for index, stage in enumerate(stages if isinstance(stages, list) else []):
         if isinstance(stage, dict) and "steps" in stage:
             found.append((("deploy", "stages", index, "steps"), "deploy_steps"))
+    rehearsal = plain.get("rehearsal")
+    if isinstance(rehearsal, dict):
+        if "break" in rehearsal:
+            found.append((("rehearsal", "break"), "rehearsal_break"))
+        if "faults" in rehearsal:
+            found.append((("rehearsal", "faults"), "faults"))
     return found
 
 
@@ -279,7 +296,7 @@ def _validate_options(plain: dict[str, Any], kinds: Kinds, add: Any) -> None:
             registry.get(item["kind"]).Options, item["options"], (*where, item["kind"]), add
         )
         undo = item.get("undo")
-        if section == "deploy_steps" and isinstance(undo, dict):
+        if section in ("deploy_steps", "rehearsal_break") and isinstance(undo, dict):
             _check_undo(undo, (*where, "undo"), registry, add)
 
 

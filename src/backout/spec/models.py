@@ -139,6 +139,31 @@ class Deploy(Model):
     stages: list[Stage] = Field(min_length=1, description="In order; each ends in a checkpoint.")
 
 
+class FaultSpec(Kinded):
+    """A ``rehearsal.faults`` entry: a fault injected into the backout (``fail_first:`` …)."""
+
+
+class Rehearsal(Model):
+    """How ``backout rehearse`` drills this plan: what breaks the service the way a bad
+    release would, how long the triggers have to notice, and what to inject into the
+    backout itself."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    break_: list[DeployStep] = Field(
+        default_factory=list,
+        alias="break",
+        description="Steps that break the service as a bad release would; each `undo:` "
+        "restores it if the drill's backout does not.",
+    )
+    detect_within: Duration = Field(
+        60.0, description="How long the triggers have to fire once the service is broken."
+    )
+    faults: list[FaultSpec] = Field(
+        default_factory=list, description="Faults injected into the backout (fail_first, slow…)."
+    )
+
+
 class Plan(Model):
     plan: str = Field(pattern=NAME_PATTERN, description="Unique plan name.")
     service: str = Field("", description="One active run per service; defaults to the plan name.")
@@ -155,6 +180,7 @@ class Plan(Model):
     telemetry: dict[str, Signal] = Field(default_factory=dict, description="Named signals.")
     triggers: list[Trigger] = Field(default_factory=list, description="When to back out.")
     deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")
+    rehearsal: Rehearsal | None = Field(None, description="How `backout rehearse` drills it.")
 
     @field_validator("service")
     @classmethod

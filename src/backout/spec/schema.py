@@ -104,16 +104,23 @@ def plan_schema(kinds: Kinds) -> dict[str, Any]:
     defs = {
         k: v
         for k, v in schema.get("$defs", {}).items()
-        if k not in ("Step", "Check", "Source", "Signal", "Trigger", "DeployStep")
+        if k not in ("Step", "VerifyCheck", "BaselineSource", "Signal", "Trigger", "DeployStep")
+        and k != "FaultSpec"
     }
     deploy_step = _kinded("deploy_steps", kinds)
     for variant in deploy_step["oneOf"]:
         variant["properties"]["undo"] = _undo_schema(kinds.of("deploy_steps"))
     defs["Stage"]["properties"]["steps"] = _array(deploy_step, "Forward steps.")
+    rehearsal = defs["Rehearsal"]["properties"]
+    rehearsal["break"] = _array(deploy_step, str(rehearsal["break"].get("description", "")))
+    rehearsal["faults"] = _array(
+        _kinded("faults", kinds), str(rehearsal["faults"].get("description", ""))
+    )
     schema["$defs"] = defs
     for name in ("steps", "verify", "baseline", "telemetry", "triggers"):
         _hoist_defs(props[name], defs)
     _hoist_defs(defs["Stage"], defs)
+    _hoist_defs(defs["Rehearsal"], defs)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "backout plan"
     return schema

@@ -125,7 +125,11 @@ class ApprovalRow(Base):
 
 
 class RehearsalRow(Base):
-    """A rehearsal of a plan version (written by rehearsals; read by the gate)."""
+    """The evidence of one drill of a plan version (``backout rehearse``), written in the
+    transaction that finishes its run; the gate's ``rehearsal`` check reads it.
+    ``outcome`` is ``succeeded`` for a drill that passed; ``duration_s`` is its total (the
+    backout from its start to verified), ``phases`` every timing, ``journal_hash`` the
+    SHA-256 of the run's journal as it stood when the drill ended."""
 
     __tablename__ = "rehearsals"
 
@@ -136,6 +140,12 @@ class RehearsalRow(Base):
     outcome: Mapped[str] = mapped_column(String(32))
     duration_s: Mapped[float] = mapped_column(Float)
     at: Mapped[float] = mapped_column(Float)
+    service: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    phases: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    faults: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    journal_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditRow(Base):

@@ -1,0 +1,135 @@
+"""Rehearsals: `rehearse` drills a plan's backout; `rehearsals` lists the evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from backout import commands
+from backout.cli.base import caller_of, exit_with, json_option, live_progress, out
+from backout.drills import PHASES, junit_xml, percentiles
+from backout.errors import UsageError
+from backout.render import clock, print_json, seconds, styled
+from backout.reports import RehearsalReport
+
+
+@click.command()
+@click.argument("plan", type=click.Path(dir_okay=False))
+@click.option(
+    "--trigger",
+    type=click.Choice(["auto", "manual"]),
+    default="auto",
+    show_default=True,
+    help="auto: the plan's triggers must detect the break; manual: time the backout alone.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND:KEY=VALUE,…",
+    help="Inject a fault into the backout, e.g. 'slow:step=switch back,by=2s' (repeatable).",
+)
+@click.option("--times", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@json_option
+@click.pass_context
+def rehearse(
+    ctx: click.Context,
+    plan: str,
+    trigger: str,
+    faults: tuple[str, ...],
+    times: int,
+    junit: str | None,
+    as_json: bool,
+) -> None:
+    """Drill the plan's backout (in staging): break, detect, back out, verify, time it.
+
+    Exit 0 when every drill passed, 1 when one failed, 3 when one needs an operator."""
+    specs = [commands.rehearsal_fault(text) for text in faults]
+    reports: list[RehearsalReport] = []
+    for _ in range(times):
+        with live_progress(enabled=not as_json) as progress:
+            report = commands.rehearse(
+                caller_of(ctx), plan, trigger == "manual", specs, observer=progress
+            )
+        reports.append(report)
+        if not as_json:
+            _print_drill(report)
+        if report.exit_code == 3:
+            break
+    if junit:
+        try:
+            Path(junit).write_text(junit_xml(reports), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write the JUnit report {junit}: {exc.strerror}") from exc
+    summary = percentiles(reports)
+    if as_json:
+        print_json(out, {"drills": reports, "percentiles": summary})
+    elif len(reports) > 1:
+        _print_percentiles(reports, summary)
+    exit_with(max(r.exit_code for r in reports))
+
+
+def _print_drill(report: RehearsalReport) -> None:
+    verdict = "[green]passed[/]" if report.passed else "[red]FAILED[/]"
+    out.print(
+        f"rehearsal of {report.plan} (run {report.run.run_id}): {verdict} — "
+        f"{escape(report.message)}",
+        soft_wrap=True,
+    )
+    phases = report.phases
+    parts = [f"{name[:-2]} {seconds(phases.get(name))}" for name in PHASES if name in phases]
+    rto = ""
+    if report.fits_rto is not None:
+        rto = f" (rto {seconds(report.rto_s)}: {'fits' if report.fits_rto else 'EXCEEDED'})"
+    if parts:
+        out.print("  " + " · ".join(parts) + rto, soft_wrap=True)
+    for fault in report.faults:
+        acted = "acted" if fault.get("acted") else "[yellow]never acted[/]"
+        out.print(f"  fault: {escape(str(fault.get('described', fault['kind'])))} ({acted})")
+
+
+def _print_percentiles(
+    reports: list[RehearsalReport], summary: dict[str, dict[str, float | None]]
+) -> None:
+    passed = sum(1 for r in reports if r.passed)
+    table = Table(title=f"{len(reports)} drills, {passed} passed", title_justify="left")
+    for column in ("phase", "p50", "p95"):
+        table.add_column(column)
+    for phase, values in summary.items():
+        table.add_row(phase[:-2], seconds(values["p50"]), seconds(values["p95"]))
+    out.print(table)
+
+
+@click.command()
+@click.option("--plan", help="Only this plan's drills.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+@click.pass_context
+def rehearsals(ctx: click.Context, plan: str | None, limit: int, as_json: bool) -> None:
+    """List recorded rehearsals, newest first (the evidence the gate reads)."""
+    rows = commands.rehearsals(caller_of(ctx, create=False), plan, limit)
+    if as_json:
+        print_json(out, rows)
+        return
+    table = Table()
+    for column in ("id", "plan", "version", "outcome", "total", "when (UTC)", "actor", "run"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.plan,
+            row.plan_version,
+            styled(row.outcome),
+            seconds(row.total_s),
+            clock(row.at),
+            escape(row.actor or ""),
+            row.run_id or "",
+        )
+    out.print(table)
+
+
+COMMANDS: list[click.Command] = [rehearse, rehearsals]

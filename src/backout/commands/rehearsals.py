@@ -1,0 +1,155 @@
+"""Rehearsal verbs: drill a plan's backout (``rehearse``) and list the evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from backout.commands.caller import Caller
+from backout.commands.runs import refuse_release_users, start_run
+from backout.engine.journal import Observer
+from backout.errors import UsageError
+from backout.faults import FAULTS
+from backout.kernel.events import EventKind
+from backout.plans import load_plan
+from backout.reports import RehearsalReport, RehearsalSummary
+from backout.spec.loader import LoadedPlan
+from backout.store import repo
+from backout.store.models import RehearsalRow
+
+
+def parse_fault(text: str) -> dict[str, Any]:
+    """``KIND:key=value,key=value`` (``slow:step=switch back,by=2s``) as a fault spec."""
+    kind, _, rest = text.partition(":")
+    kind = kind.strip()
+    options: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in rest.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(
+                f"--fault {text!r}: {pair!r} is not key=value",
+                hint="e.g. --fault 'slow:step=switch back,by=2s'",
+            )
+        options[key.strip()] = value.strip()
+    return {"kind": kind, "options": options}
+
+
+def _armed(loaded: LoadedPlan, extra: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plan's faults and the command line's, each checked against its kind and the
+    plan (a fault naming a step or check the plan lacks would silently do nothing)."""
+    rehearsal = loaded.plan.rehearsal
+    specs = [
+        {"kind": f.kind, "options": f.options} for f in (rehearsal.faults if rehearsal else [])
+    ]
+    names = {
+        "step": {s.name for s in loaded.plan.steps},
+        "check": {c.name for c in loaded.plan.verify},
+    }
+    armed = []
+    for spec in [*specs, *extra]:
+        if spec["kind"] not in FAULTS:
+            raise UsageError(
+                f"no fault named {spec['kind']!r}", hint=f"faults: {', '.join(FAULTS.names())}"
+            )
+        fault = FAULTS.get(spec["kind"])
+        try:
+            options = fault.Options.model_validate(spec["options"])
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise UsageError(f"fault {spec['kind']!r}: {problems}") from exc
+        for what, name in fault.targets(options).items():
+            if name not in names.get(what, set()):
+                raise UsageError(
+                    f"fault {spec['kind']!r}: the plan has no {what} named {name!r}",
+                    hint=f"{what}s: {', '.join(sorted(names.get(what, set()))) or 'none'}",
+                )
+        armed.append({"kind": spec["kind"], "options": options.model_dump(mode="json")})
+    return armed
+
+
+def rehearse(
+    caller: Caller,
+    path: str | Path,
+    manual: bool = False,
+    faults: Sequence[dict[str, Any]] = (),
+    observer: Observer | None = None,
+) -> RehearsalReport:
+    """One drill of the plan's backout: steady state, break, detect, back out, verify,
+    steady state again; faults act on the backout. The run is journalled like any other
+    (resume it after a crash), and its evidence is recorded when it finishes."""
+    loaded = load_plan(path)
+    plan = loaded.plan
+    if plan.rehearsal is None and not manual:
+        raise UsageError(
+            f"{path}: the plan has no `rehearsal:` section to break the service with",
+            hint="add `rehearsal: {break: [...]}` (docs/rehearsals.md), or time the backout "
+            "alone with --trigger manual",
+        )
+    if not manual and not plan.triggers:
+        raise UsageError(
+            f"{path}: the plan has no `triggers:` to detect the break with",
+            hint="add triggers (docs/triggers.md), or detect by hand with --trigger manual",
+        )
+    refuse_release_users(loaded)
+    extra = {"mode": "rehearsal", "manual": manual, "faults": _armed(loaded, faults)}
+    run = start_run(caller, loaded, extra, observer, False, None)
+    return report_of(caller, run.run_id)
+
+
+def report_of(caller: Caller, run_id: str) -> RehearsalReport:
+    """The drill of ``run_id`` as its evidence records it (or as it stands, unfinished)."""
+    from backout.commands.runs import status
+
+    run = status(caller, run_id)
+    with caller.store.session() as session:
+        row = session.scalars(select(RehearsalRow).where(RehearsalRow.run_id == run.run_id)).first()
+        events = repo.load_events(session, run.run_id)
+        doc = repo.get_run(session, run.run_id).plan_doc
+    steady = {
+        str(e.data.get("phase")): bool(e.data.get("passed"))
+        for e in events
+        if e.kind == EventKind.STEADY_STATE
+    }
+    plan_rto = doc.get("plan", {}).get("rto")
+    return RehearsalReport(
+        rehearsal_id=row.id if row else None,
+        plan=run.plan,
+        plan_version=run.plan_version,
+        passed=bool(row and row.outcome == "succeeded"),
+        message=run.message,
+        phases=dict(row.phases) if row else {},
+        steady=steady,
+        faults=list(row.faults) if row else list(doc.get("faults", [])),
+        journal_hash=row.journal_hash if row else None,
+        rto_s=float(plan_rto) if plan_rto is not None else None,
+        run=run,
+    )
+
+
+def rehearsals(caller: Caller, plan: str | None = None, limit: int = 20) -> list[RehearsalSummary]:
+    """Recorded drills, newest first, optionally of one plan."""
+    query = select(RehearsalRow).order_by(RehearsalRow.id.desc()).limit(limit)
+    if plan:
+        query = query.where(RehearsalRow.plan == plan)
+    with caller.store.session() as session:
+        return [
+            RehearsalSummary(
+                r.id,
+                r.plan,
+                r.plan_version,
+                r.service,
+                r.outcome,
+                r.duration_s,
+                r.at,
+                r.actor,
+                r.run_id,
+                r.message,
+            )
+            for r in session.scalars(query)
+        ]

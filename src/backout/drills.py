@@ -1,0 +1,84 @@
+"""Drills in aggregate, for reports and CI: percentiles per phase over repeated drills,
+and JUnit XML with one test case per phase and per check of each drill."""
+
+from __future__ import annotations
+
+import statistics
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+
+from backout.reports import RehearsalReport
+
+PHASES = ("break_s", "detect_s", "backout_s", "verify_s", "total_s")
+
+
+def percentiles(reports: Sequence[RehearsalReport]) -> dict[str, dict[str, float | None]]:
+    """p50 and p95 of each phase over the drills that measured it (None: none did)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for phase in PHASES:
+        values = sorted(float(v) for r in reports if (v := r.phases.get(phase)) is not None)
+        if not values:
+            out[phase] = {"p50": None, "p95": None}
+        elif len(values) == 1:
+            out[phase] = {"p50": values[0], "p95": values[0]}
+        else:
+            cuts = statistics.quantiles(values, n=100, method="inclusive")
+            out[phase] = {"p50": round(cuts[49], 3), "p95": round(cuts[94], 3)}
+    return out
+
+
+def junit_xml(reports: Sequence[RehearsalReport]) -> str:
+    """One test suite per drill: its steady states, detection, backout steps, checks and
+    the rto as test cases (Jenkins, GitLab CI, GitHub Actions and Azure DevOps read it)."""
+    root = ET.Element("testsuites")
+    for number, report in enumerate(reports, start=1):
+        cases = _cases(report)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"backout rehearse {report.plan} #{number}",
+            tests=str(len(cases)),
+            failures=str(sum(1 for _, failure, _ in cases if failure)),
+            errors="0",
+            time=str(report.phases.get("total_s") or 0.0),
+        )
+        for name, failure, seconds in cases:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"backout.rehearse.{report.plan}",
+                name=name,
+                time=str(seconds or 0.0),
+            )
+            if failure:
+                ET.SubElement(case, "failure", message=failure, type="rehearsal").text = failure
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+
+
+def _cases(report: RehearsalReport) -> list[tuple[str, str, float | None]]:
+    """(name, failure or '', seconds) for each phase and check of one drill."""
+    phases = report.phases
+    steady = report.steady
+    cases: list[tuple[str, str, float | None]] = [
+        ("steady state before", "" if steady.get("before") else "not in steady state", None)
+    ]
+    trigger = report.run.trigger or {}
+    undetected = trigger.get("trigger_kind") == "undetected"
+    cases.append(
+        ("detect", str(trigger.get("summary")) if undetected else "", phases.get("detect_s"))
+    )
+    for step in report.run.steps:
+        if step.status in ("succeeded", "failed"):
+            failure = step.summary if step.status == "failed" else ""
+            cases.append((f"step {step.name}", failure, step.duration_s))
+    for check in report.run.checks:
+        failure = "" if check.passed else (check.reason or "not run")
+        cases.append((f"check {check.name}", failure, None))
+    cases.append(
+        ("steady state after", "" if steady.get("after") else "not back in steady state", None)
+    )
+    if report.fits_rto is not None:
+        total = phases.get("total_s")
+        failure = "" if report.fits_rto else f"took {total}s, more than the rto of {report.rto_s}s"
+        cases.append(("within rto", failure, total))
+    return cases

@@ -1,0 +1,54 @@
+"""What a fault is: something a rehearsal injects into the backout itself, to prove the plan
+survives it. A fault is asked at three points of a drill's backout and answers only where
+it applies: before a step's attempt (``on_step``: a replaced outcome), how long to hold a
+step before it runs (``delay``), and in place of a verify check (``on_check``).
+
+Faults are named kinds, like actions: built-ins here, others from the ``backout.faults``
+entry point group. An in-process fault exists only while its run runs, so nothing is
+left to revert when the drill stops, however it stops.
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from backout.actions.base import Outcome
+from backout.plugins import Registry
+from backout.probes.base import Verdict
+
+
+class FaultOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Fault(ABC):
+    """A kind of fault. ``targets`` names the steps and checks it refers to (the linter
+    checks they exist)."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = FaultOptions
+
+    def on_step(self, options: Any, step: str, attempt: int) -> Outcome | None:
+        """An outcome that replaces this attempt of ``step`` (nothing runs), or None."""
+        return None
+
+    def delay(self, options: Any, step: str) -> float:
+        """Seconds to hold ``step`` before each attempt runs (inside its timeout)."""
+        return 0.0
+
+    def on_check(self, options: Any, check: str) -> Verdict | None:
+        """A verdict that replaces ``check``'s, or None."""
+        return None
+
+    def targets(self, options: Any) -> dict[str, str]:
+        """What it refers to: {"step": name} or {"check": name}."""
+        return {}
+
+    def describe(self, options: Any) -> str:
+        return self.kind
+
+
+FAULTS: Registry[Fault] = Registry("fault", "backout.faults")

@@ -1,0 +1,76 @@
+"""The built-in faults: a step whose first attempt fails, a slowed step, a failing check."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from backout.actions.base import Outcome
+from backout.faults.base import Fault, FaultOptions
+from backout.kernel.durations import format_duration
+from backout.probes.base import Verdict
+from backout.spec.models import Duration
+
+
+class StepOptions(FaultOptions):
+    step: str = Field(min_length=1, description="The name of a backout step.")
+
+
+class SlowOptions(StepOptions):
+    by: Duration = Field(description="How long each attempt is held before it runs.")
+
+
+class CheckOptions(FaultOptions):
+    check: str = Field(min_length=1, description="The name of a verify check.")
+
+
+class FailFirst(Fault):
+    """The step's first attempt fails without running: exercises `retries` and
+    `on_failure`."""
+
+    kind = "fail_first"
+    Options = StepOptions
+
+    def on_step(self, options: StepOptions, step: str, attempt: int) -> Outcome | None:
+        if step == options.step and attempt == 1:
+            return Outcome(False, "injected fault: the first attempt fails")
+        return None
+
+    def targets(self, options: StepOptions) -> dict[str, str]:
+        return {"step": options.step}
+
+    def describe(self, options: StepOptions) -> str:
+        return f"the first attempt of {options.step!r} fails"
+
+
+class Slow(Fault):
+    """The step is held before each attempt: exercises its timeout and the rto."""
+
+    kind = "slow"
+    Options = SlowOptions
+
+    def delay(self, options: SlowOptions, step: str) -> float:
+        return options.by if step == options.step else 0.0
+
+    def targets(self, options: SlowOptions) -> dict[str, str]:
+        return {"step": options.step}
+
+    def describe(self, options: SlowOptions) -> str:
+        return f"{options.step!r} is slowed by {format_duration(options.by)}"
+
+
+class FailCheck(Fault):
+    """The verify check fails whatever it sees: exercises the failed-backout path."""
+
+    kind = "fail_check"
+    Options = CheckOptions
+
+    def on_check(self, options: CheckOptions, check: str) -> Verdict | None:
+        if check == options.check:
+            return Verdict(False, "injected fault: the check fails")
+        return None
+
+    def targets(self, options: CheckOptions) -> dict[str, str]:
+        return {"check": options.check}
+
+    def describe(self, options: CheckOptions) -> str:
+        return f"the check {options.check!r} fails"
