@@ -349,9 +349,28 @@ class RehearsalSummary(_Record):
     plan: str
     plan_version: str
     service: str | None
+    environment: str | None
     outcome: str
     total_s: float
     at: float
     actor: str | None
     run_id: str | None
     message: str
+
+
+@dataclass(frozen=True)
+class DrillDue(_Record):
+    """One plan in ``backout drills due``: whether the gate would refuse its rehearsal."""
+
+    plan: str
+    file: str
+    version: str
+    risk: str
+    required: bool
+    due: bool
+    reason: str
+    slower: str | None
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.due else 0

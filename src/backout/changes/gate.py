@@ -8,6 +8,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from backout.changes.lifecycle import ChangeStatus
+from backout.changes.policy import Rehearsal as RehearsalRule
 from backout.changes.policy import Requirements
 from backout.changes.window import iso
 from backout.errors import PlanError
@@ -143,19 +144,29 @@ def _window(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> Gate
 
 
 def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
-    rule = data.requirements.rehearsal
+    return rehearsal_check(data.requirements.rehearsal, loaded, data.rehearsals, data.now)
+
+
+def rehearsal_check(
+    rule: RehearsalRule | None,
+    loaded: LoadedPlan | None,
+    rehearsals: Sequence[RehearsalRow],
+    now: float,
+) -> GateCheck:
+    """The latest passing rehearsal of this plan version, no older than the rule allows
+    and (with ``fits_rto``) within the plan's rto. Also what ``backout drills due`` asks."""
     if rule is None:
         return GateCheck("rehearsal", False, True, "not required for this risk level")
     if loaded is None:
         return GateCheck("rehearsal", True, False, "cannot tell: the plan does not load")
     version = loaded.version
-    passing = [r for r in data.rehearsals if r.outcome == "succeeded" and r.plan_version == version]
+    passing = [r for r in rehearsals if r.outcome == "succeeded" and r.plan_version == version]
     if not passing:
         return GateCheck(
             "rehearsal", True, False, f"no rehearsal recorded for plan version {version}"
         )
     latest = max(passing, key=lambda r: r.at)
-    age = data.now - latest.at
+    age = now - latest.at
     if age > rule.max_age:
         return GateCheck(
             "rehearsal",

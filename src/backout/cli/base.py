@@ -102,6 +102,14 @@ def caller_of(ctx: click.Context, *, create: bool = True) -> Caller:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+env_option = click.option(
+    "--env",
+    "environment",
+    envvar="BACKOUT_ENV",
+    metavar="NAME",
+    help="The plan's environment to act on (required when it declares `environments:`; "
+    "env BACKOUT_ENV).",
+)
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]

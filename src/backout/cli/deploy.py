@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from backout import commands
-from backout.cli.base import caller_of, finish, json_option, live_progress, out
+from backout.cli.base import caller_of, env_option, finish, json_option, live_progress, out
 from backout.errors import UsageError
 from backout.kernel.durations import parse_duration
 from backout.render import print_json
@@ -74,6 +74,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--release", help="The release being deployed (templates: {{ run.release }}).")
 @change_option
 @listen_options
+@env_option
 @json_option
 @click.pass_context
 def deploy(
@@ -84,6 +85,7 @@ def deploy(
     listen: str | None,
     listen_token_file: str | None,
     listen_user: str | None,
+    environment: str | None,
     as_json: bool,
 ) -> None:
     """Deploy stage by stage, watching triggers at every checkpoint; back out if one fires.
@@ -92,7 +94,9 @@ def deploy(
     """
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
-        report = commands.deploy(caller_of(ctx), plan, release, progress, change_id, listen)
+        report = commands.deploy(
+            caller_of(ctx), plan, release, progress, change_id, listen, environment
+        )
     finish(report, as_json)
 
 
@@ -108,6 +112,7 @@ def deploy(
 )
 @change_option
 @listen_options
+@env_option
 @json_option
 @click.pass_context
 def watch(
@@ -118,6 +123,7 @@ def watch(
     listen: str | None,
     listen_token_file: str | None,
     listen_user: str | None,
+    environment: str | None,
     as_json: bool,
 ) -> None:
     """Watch a deployed release; back out if a trigger fires.
@@ -126,7 +132,9 @@ def watch(
     """
     listen = _listen(listen, listen_token_file, listen_user)
     with live_progress(enabled=not as_json) as progress:
-        report = commands.watch(caller_of(ctx), plan, seconds, progress, change_id, listen)
+        report = commands.watch(
+            caller_of(ctx), plan, seconds, progress, change_id, listen, environment
+        )
     finish(report, as_json)
 
 

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from backout import commands
-from backout.cli.base import caller_of, exit_with, json_option, live_progress, out
+from backout.cli.base import caller_of, env_option, exit_with, json_option, live_progress, out
 from backout.drills import PHASES, junit_xml, percentiles
 from backout.errors import UsageError
 from backout.render import clock, print_json, seconds, styled
@@ -34,6 +34,7 @@ from backout.reports import RehearsalReport
 )
 @click.option("--times", default=1, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@env_option
 @json_option
 @click.pass_context
 def rehearse(
@@ -43,6 +44,7 @@ def rehearse(
     faults: tuple[str, ...],
     times: int,
     junit: str | None,
+    environment: str | None,
     as_json: bool,
 ) -> None:
     """Drill the plan's backout (in staging): break, detect, back out, verify, time it.
@@ -53,7 +55,12 @@ def rehearse(
     for _ in range(times):
         with live_progress(enabled=not as_json) as progress:
             report = commands.rehearse(
-                caller_of(ctx), plan, trigger == "manual", specs, observer=progress
+                caller_of(ctx),
+                plan,
+                trigger == "manual",
+                specs,
+                observer=progress,
+                environment=environment,
             )
         reports.append(report)
         if not as_json:
@@ -116,20 +123,55 @@ def rehearsals(ctx: click.Context, plan: str | None, limit: int, as_json: bool) 
         print_json(out, rows)
         return
     table = Table()
-    for column in ("id", "plan", "version", "outcome", "total", "when (UTC)", "actor", "run"):
+    for column in ("id", "plan", "env", "version", "outcome", "total", "when (UTC)", "actor"):
         table.add_column(column)
     for row in rows:
         table.add_row(
             str(row.id),
             row.plan,
+            row.environment or "-",
             row.plan_version,
             styled(row.outcome),
             seconds(row.total_s),
             clock(row.at),
             escape(row.actor or ""),
-            row.run_id or "",
         )
     out.print(table)
 
 
-COMMANDS: list[click.Command] = [rehearse, rehearsals]
+@click.group()
+def drills() -> None:
+    """Which plans need a drill (for a nightly CI job)."""
+
+
+@drills.command("due")
+@click.argument("plans", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--policy", metavar="FILE", help="Policy file (default: the built-in policy).")
+@json_option
+@click.pass_context
+def drills_due(
+    ctx: click.Context, plans: tuple[str, ...], policy: str | None, as_json: bool
+) -> None:
+    """List each plan's rehearsal status; exit 1 when any plan is due for a drill.
+
+    A plan is due when the gate would refuse its rehearsal: none passed for this plan
+    version, the latest is older than the policy allows for its risk, or it did not fit
+    the rto. A backout whose latest drill took 20% longer than usual is flagged."""
+    rows = commands.drills_due(caller_of(ctx, create=False), plans, policy)
+    if as_json:
+        print_json(out, rows)
+    else:
+        for row in rows:
+            mark = (
+                "[red]DUE[/]" if row.due else ("[green]ok [/]" if row.required else "[dim]n/a[/]")
+            )
+            out.print(
+                f"{mark} {row.plan} ({row.file}, risk {row.risk}): {escape(row.reason)}",
+                soft_wrap=True,
+            )
+            if row.slower:
+                out.print(f"    [yellow]slower[/]: {escape(row.slower)}", soft_wrap=True)
+    exit_with(max((r.exit_code for r in rows), default=0))
+
+
+COMMANDS: list[click.Command] = [rehearse, rehearsals, drills]

@@ -9,6 +9,7 @@ from backout import commands
 from backout.cli.base import (
     DURATION,
     caller_of,
+    env_option,
     err,
     exit_with,
     finish,
@@ -22,11 +23,12 @@ from backout.render import journal_lines, print_dry_run, print_json, runs_table
 
 @click.command()
 @click.argument("plan", type=click.Path(dir_okay=False))
+@env_option
 @json_option
 @click.pass_context
-def snapshot(ctx: click.Context, plan: str, as_json: bool) -> None:
+def snapshot(ctx: click.Context, plan: str, environment: str | None, as_json: bool) -> None:
     """Record the plan's baseline values (the last known good state) in the store."""
-    report = commands.snapshot(caller_of(ctx), plan)
+    report = commands.snapshot(caller_of(ctx), plan, environment=environment)
     if as_json:
         print_json(out, report.to_json())
         return
@@ -53,19 +55,31 @@ def snapshot(ctx: click.Context, plan: str, as_json: bool) -> None:
     metavar="ID",
     help="The change record this backout belongs to (closed as backed_out/failed).",
 )
+@env_option
 @json_option
 @click.pass_context
 def run_cmd(
-    ctx: click.Context, plan: str, dry_run: bool, strict: bool, change_id: int | None, as_json: bool
+    ctx: click.Context,
+    plan: str,
+    dry_run: bool,
+    strict: bool,
+    change_id: int | None,
+    environment: str | None,
+    as_json: bool,
 ) -> None:
     """Execute the plan's backout now."""
     if dry_run:
-        report = commands.dry_run(caller_of(ctx, create=False), plan)
+        report = commands.dry_run(caller_of(ctx, create=False), plan, environment)
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
         return
     with live_progress(enabled=not as_json) as progress:
         result = commands.run(
-            caller_of(ctx), plan, observer=progress, strict=strict, change_id=change_id
+            caller_of(ctx),
+            plan,
+            observer=progress,
+            strict=strict,
+            change_id=change_id,
+            environment=environment,
         )
     finish(result, as_json)
 

@@ -16,8 +16,8 @@ from backout.commands.caller import Caller
 from backout.commands.interventions import approve, trigger
 from backout.commands.outbox import outbox_list, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
+from backout.commands.rehearsals import drills_due, rehearsals, rehearse
 from backout.commands.rehearsals import parse_fault as rehearsal_fault
-from backout.commands.rehearsals import rehearsals, rehearse
 from backout.commands.runs import (
     deploy,
     explain_run,
@@ -38,6 +38,7 @@ __all__ = [
     "audit_verify",
     "changes",
     "deploy",
+    "drills_due",
     "dry_run",
     "explain_run",
     "flags",

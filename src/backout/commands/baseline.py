@@ -13,13 +13,21 @@ from backout.errors import UsageError
 from backout.plans import load_plan
 from backout.redact import Redactor
 from backout.reports import SnapshotReport
+from backout.spec.environments import environment_values, select_environment
 
 
-def snapshot(caller: Caller, path: str | Path, telemetry_window: float = 5.0) -> SnapshotReport:
+def snapshot(
+    caller: Caller,
+    path: str | Path,
+    telemetry_window: float = 5.0,
+    environment: str | None = None,
+) -> SnapshotReport:
     """Record the last known good state: the plan's baseline values, and what its telemetry
-    signals read over ``telemetry_window`` seconds (for relative and sequential triggers)."""
+    signals read over ``telemetry_window`` seconds (for relative and sequential triggers),
+    for the service in ``environment`` (when the plan declares environments)."""
     loaded = load_plan(path)
     plan = loaded.plan
+    name = select_environment(plan, environment)
     if not plan.baseline and not plan.telemetry:
         raise UsageError(
             f"{path}: the plan declares no `baseline:` values or `telemetry:` signals to record",
@@ -28,10 +36,17 @@ def snapshot(caller: Caller, path: str | Path, telemetry_window: float = 5.0) ->
     secrets = resolve_secrets(plan, loaded.base_dir)
 
     def scope_for(values: dict[str, str]) -> dict[str, Any]:
-        return {"env": dict(os.environ), "secrets": secrets, "baseline": values}
+        return {
+            "env": dict(os.environ),
+            "secrets": secrets,
+            "baseline": values,
+            "environment": environment_values(plan, name),
+        }
 
+    service = plan.service_key(name)
     taken = baseline.record(
         caller.store,
+        service,
         plan,
         loaded.base_dir,
         loaded.version,
@@ -43,7 +58,7 @@ def snapshot(caller: Caller, path: str | Path, telemetry_window: float = 5.0) ->
     )
     return SnapshotReport(
         taken.snapshot_id,
-        plan.service_name,
+        service,
         plan.plan,
         taken.taken_at,
         taken.values,

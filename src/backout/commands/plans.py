@@ -13,6 +13,7 @@ from backout.engine.environment import RunEnvironment, resolve_secrets
 from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.plans import KINDS, load_plan, plan_schema
 from backout.reports import DryRunReport, DryRunStep
+from backout.spec.environments import environment_values, select_environment
 from backout.spec.lint import lint, needs_release
 from backout.spec.runbook import render_runbook
 from backout.store import repo
@@ -65,13 +66,14 @@ def show(path: str | Path) -> str:
     return render_runbook(load_plan(path))
 
 
-def dry_run(caller: Caller, path: str | Path) -> DryRunReport:
+def dry_run(caller: Caller, path: str | Path, environment: str | None = None) -> DryRunReport:
     """Render every step with the latest baseline; execute nothing, write nothing (give it
     a caller whose store is not created: a missing store is a problem listed, not made)."""
     loaded = load_plan(path)
     plan = loaded.plan
+    name = select_environment(plan, environment)
     problems = [str(issue) for issue in needs_release(loaded)]
-    snap = _latest_snapshot(caller, plan.service_name, problems)
+    snap = _latest_snapshot(caller, plan.service_key(name), problems)
     values = baseline.template_values(dict(snap.values)) if snap else {}
     try:
         secrets = resolve_secrets(plan, loaded.base_dir)
@@ -84,8 +86,11 @@ def dry_run(caller: Caller, path: str | Path) -> DryRunReport:
         "service": plan.service_name,
         "actor": caller.actor,
         "release": "",  # as `backout run` sees it: only `backout deploy --release` sets it
+        "environment": name or "",
     }
-    env = RunEnvironment(loaded.base_dir, values, secrets, run_values)
+    env = RunEnvironment(
+        loaded.base_dir, values, secrets, run_values, environment=environment_values(plan, name)
+    )
     redactor = env.redactor
     steps = [
         DryRunStep(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from backout.changes.gate import rehearsal_check
+from backout.changes.policy import load_policy
 from backout.commands.caller import Caller
 from backout.commands.runs import refuse_release_users, start_run
 from backout.engine.journal import Observer
@@ -16,8 +20,10 @@ from backout.errors import UsageError
 from backout.faults import FAULTS
 from backout.kernel.events import EventKind
 from backout.plans import load_plan
-from backout.reports import RehearsalReport, RehearsalSummary
+from backout.reports import DrillDue, RehearsalReport, RehearsalSummary
+from backout.spec.environments import select_environment
 from backout.spec.loader import LoadedPlan
+from backout.store import changes as change_repo
 from backout.store import repo
 from backout.store.models import RehearsalRow
 
@@ -79,6 +85,7 @@ def rehearse(
     manual: bool = False,
     faults: Sequence[dict[str, Any]] = (),
     observer: Observer | None = None,
+    environment: str | None = None,
 ) -> RehearsalReport:
     """One drill of the plan's backout: steady state, break, detect, back out, verify,
     steady state again; faults act on the backout. The run is journalled like any other
@@ -96,8 +103,14 @@ def rehearse(
             f"{path}: the plan has no `triggers:` to detect the break with",
             hint="add triggers (docs/triggers.md), or detect by hand with --trigger manual",
         )
+    name = select_environment(plan, environment)
     refuse_release_users(loaded)
-    extra = {"mode": "rehearsal", "manual": manual, "faults": _armed(loaded, faults)}
+    extra = {
+        "mode": "rehearsal",
+        "manual": manual,
+        "faults": _armed(loaded, faults),
+        "environment": name,
+    }
     run = start_run(caller, loaded, extra, observer, False, None)
     return report_of(caller, run.run_id)
 
@@ -144,6 +157,7 @@ def rehearsals(caller: Caller, plan: str | None = None, limit: int = 20) -> list
                 r.plan,
                 r.plan_version,
                 r.service,
+                r.environment,
                 r.outcome,
                 r.duration_s,
                 r.at,
@@ -153,3 +167,52 @@ def rehearsals(caller: Caller, plan: str | None = None, limit: int = 20) -> list
             )
             for r in session.scalars(query)
         ]
+
+
+def drills_due(
+    caller: Caller, paths: Sequence[str | Path], policy_path: str | None = None
+) -> list[DrillDue]:
+    """For each plan: is a drill due? (No passing rehearsal of this plan version, or it is
+    older than the policy allows for the plan's risk, or it did not fit the rto: what the
+    gate would refuse.) And did the backout get slower: the latest passing drill's total
+    more than 20% above the median of the ones before it."""
+    policy, _ = load_policy(policy_path)
+    now = time.time()
+    due: list[DrillDue] = []
+    for path in paths:
+        loaded = load_plan(path)
+        with caller.store.session() as session:
+            rows = change_repo.rehearsals(session, loaded.plan.plan)
+        rule = policy.for_risk(loaded.plan.risk).rehearsal
+        check = rehearsal_check(rule, loaded, rows, now)
+        due.append(
+            DrillDue(
+                plan=loaded.plan.plan,
+                file=str(path),
+                version=loaded.version,
+                risk=loaded.plan.risk,
+                required=check.required,
+                due=check.required and not check.passed,
+                reason=check.reason,
+                slower=_slower(rows),
+            )
+        )
+    return due
+
+
+SLOWER = 1.2  # the latest drill is flagged when it took 20% longer than the usual
+
+
+def _slower(rows: Sequence[RehearsalRow]) -> str | None:
+    passing = sorted((r for r in rows if r.outcome == "succeeded"), key=lambda r: r.at)
+    if len(passing) < 3:
+        return None
+    *before, latest = passing[-11:]
+    usual = statistics.median(r.duration_s for r in before)
+    if usual > 0 and latest.duration_s > SLOWER * usual:
+        return (
+            f"the latest drill took {latest.duration_s:.2f}s, "
+            f"{latest.duration_s / usual - 1:.0%} more than the median {usual:.2f}s "
+            f"of the {len(before)} before it"
+        )
+    return None

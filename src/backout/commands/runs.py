@@ -23,6 +23,7 @@ from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RUN_TERMINAL
 from backout.plans import load_plan
 from backout.reports import RunReport, RunSummary, run_report
+from backout.spec.environments import select_environment
 from backout.spec.lint import lint, needs_release
 from backout.spec.loader import LoadedPlan
 from backout.stop import STOP
@@ -37,6 +38,7 @@ def run(
     strict: bool = False,
     change_id: int | None = None,
     outbound: Mapping[str, Collection[str]] | None = None,
+    environment: str | None = None,
 ) -> RunReport:
     """Execute the plan's backout now, to the end (or until it needs attention).
 
@@ -45,7 +47,9 @@ def run(
     a worker goes on queuing. Channels deliver them (:mod:`backout.channels`)."""
     loaded = load_plan(path)
     refuse_release_users(loaded)
-    extra = {"outbound": _routes(outbound)} if outbound else {}
+    extra: dict[str, Any] = {"environment": select_environment(loaded.plan, environment)}
+    if outbound:
+        extra["outbound"] = _routes(outbound)
     return start_run(caller, loaded, extra, observer, strict, change_id)
 
 
@@ -70,9 +74,11 @@ def deploy(
     observer: Observer | None = None,
     change_id: int | None = None,
     listen: str | None = None,
+    environment: str | None = None,
 ) -> RunReport:
     """Deploy stage by stage; back out the stages done so far if a trigger fires."""
     loaded = load_plan(path)
+    name = select_environment(loaded.plan, environment)
     if loaded.plan.deploy is None:
         raise UsageError(
             f"{path}: the plan has no `deploy:` block",
@@ -80,7 +86,7 @@ def deploy(
         )
     if release is None:
         refuse_release_users(loaded)
-    extra = {"mode": "deploy", "release": release}
+    extra = {"mode": "deploy", "release": release, "environment": name}
     return start_run(caller, loaded, extra, observer, False, change_id, listen)
 
 
@@ -91,16 +97,18 @@ def watch(
     observer: Observer | None = None,
     change_id: int | None = None,
     listen: str | None = None,
+    environment: str | None = None,
 ) -> RunReport:
     """Watch a deployed release for ``seconds``; back out if a trigger fires."""
     loaded = load_plan(path)
+    name = select_environment(loaded.plan, environment)
     if not loaded.plan.triggers and listen is None:
         raise UsageError(
             f"{path}: the plan has no `triggers:` to watch",
             hint="add triggers (docs/triggers.md), or --listen for Alertmanager",
         )
     refuse_release_users(loaded)  # a watch backs out with no release either
-    extra = {"mode": "watch", "watch_for": seconds}
+    extra = {"mode": "watch", "watch_for": seconds, "environment": name}
     return start_run(caller, loaded, extra, observer, False, change_id, listen)
 
 
@@ -129,13 +137,10 @@ def start_run(
 ) -> RunReport:
     _refuse_lint_errors(loaded, strict)
     store = caller.store
+    service = loaded.plan.service_key(extra.get("environment"))
     # bind the webhook port first: a busy port must not leave a run behind
     with contextlib.ExitStack() as stack:
-        listener = (
-            stack.enter_context(Listener(store, loaded.plan.service_name, None, listen))
-            if listen
-            else None
-        )
+        listener = stack.enter_context(Listener(store, service, None, listen)) if listen else None
         owner = leases.new_owner()
         row = create_run(store, loaded, caller.actor, owner, caller.lease_ttl, change_id, extra)
         if listener is not None:

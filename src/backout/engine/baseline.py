@@ -132,6 +132,7 @@ class Recorded:
 
 def record(
     store: Store,
+    service: str,
     plan: Plan,
     base_dir: Path,
     plan_version: str,
@@ -142,8 +143,9 @@ def record(
     details: dict[str, Any],
 ) -> Recorded:
     """Read and store the last known good state, audited: the one snapshot recorder, for
-    ``backout snapshot`` and for a deploy promoting its release. ``scope_for`` gives the
-    template scope the telemetry options render in, from the values just read."""
+    ``backout snapshot`` and for a deploy promoting its release, under ``service`` (the
+    plan's service key in its environment). ``scope_for`` gives the template scope the
+    telemetry options render in, from the values just read."""
     values = read_values(plan, base_dir, redactor)
     readings: dict[str, Reading] = {}
     if plan.telemetry:
@@ -151,14 +153,14 @@ def record(
         values[TELEMETRY_KEY] = encode(readings)
     with store.session() as session:
         row = repo.add_snapshot(
-            session, plan.service_name, plan.plan, plan_version, time.time(), actor, values
+            session, service, plan.plan, plan_version, time.time(), actor, values
         )
         recorded = Recorded(row.id, row.taken_at, template_values(values), readings)
         audit.append(
             session,
             actor,
             "snapshot.taken",
-            f"service:{plan.service_name}",
+            f"service:{service}",
             {
                 "snapshot_id": row.id,
                 "plan": plan.plan,

@@ -86,16 +86,17 @@ def create_run(
     resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
     now = time.time()
     run_id = uuid.uuid4().hex[:12]
+    service = plan.service_key((extra or {}).get("environment"))
     with store.session() as session:
-        snapshot = repo.latest_snapshot(session, plan.service_name, before=now)
+        snapshot = repo.latest_snapshot(session, service, before=now)
         check_baseline(loaded, snapshot)
-        claim_for_new_run(session, plan.service_name, run_id, owner, lease_ttl)
+        claim_for_new_run(session, service, run_id, owner, lease_ttl)
         if change_id is not None:
             link_change(session, change_id, loaded, run_id, actor)
         row = RunRow(
             id=run_id,
             plan=plan.plan,
-            service=plan.service_name,
+            service=service,
             plan_file=str(loaded.path),
             plan_version=loaded.version,
             status=RunStatus.PENDING.value,

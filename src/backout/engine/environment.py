@@ -45,6 +45,7 @@ class RunEnvironment:
     run: dict[str, str] = field(default_factory=dict)
     change: dict[str, Any] = field(default_factory=dict)
     store_url: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # --env's values and name
 
     @property
     def redactor(self) -> Redactor:
@@ -59,6 +60,7 @@ class RunEnvironment:
             "change": copy.deepcopy(self.change),
             "env": dict(os.environ),
             "secrets": dict(self.secrets),
+            "environment": dict(self.environment),
         }
 
     def render(self, options: Any, templated: bool = True) -> Any:
@@ -72,6 +74,7 @@ class RunEnvironment:
         env = {f"BACKOUT_RUN_{key.upper()}": value for key, value in self.run.items()}
         env.update({f"BACKOUT_BASELINE_{k.upper()}": v for k, v in self.baseline.items()})
         env.update({f"BACKOUT_SECRET_{k.upper()}": v for k, v in self.secrets.items()})
+        env.update({f"BACKOUT_ENVIRONMENT_{k.upper()}": v for k, v in self.environment.items()})
         return env
 
     def context(self, timeout: float, redactor: Redactor) -> Context:

@@ -141,6 +141,7 @@ def rehearsal_hook(actor: str, about: Mapping[str, str], faults: list[Any]) -> H
             duration_s=timings["total_s"] or 0.0,
             at=event.at,
             service=about["service"],
+            environment=about.get("environment") or None,
             actor=actor,
             message=str(event.data.get("message", "")),
             phases={**timings, "result": event.data.get("result")},

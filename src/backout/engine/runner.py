@@ -24,6 +24,7 @@ from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.proc import stop_all
+from backout.spec.environments import environment_values
 from backout.spec.models import Plan
 from backout.stop import Stopped
 from backout.store import leases, repo
@@ -73,15 +74,22 @@ def _snapshot_values(store: Store, row: RunRow) -> dict[str, str]:
 
 def environment(store: Store, row: RunRow, plan: Plan, base_dir: Path) -> RunEnvironment:
     values = baseline_mod.template_values(_snapshot_values(store, row))
+    name = row.plan_doc.get("environment")
     run = {
         "id": row.id,
         "plan": row.plan,
-        "service": row.service,
+        "service": plan.service_name,
         "actor": row.actor,
         "release": str(row.plan_doc.get("release") or ""),
+        "environment": name or "",
     }
     return RunEnvironment(
-        base_dir, values, resolve_secrets(plan, base_dir), run, store_url=store.url
+        base_dir,
+        values,
+        resolve_secrets(plan, base_dir),
+        run,
+        store_url=store.url,
+        environment=environment_values(plan, name),
     )
 
 
@@ -104,7 +112,12 @@ def execute(ex: Execution) -> RunView:
             ex.row.change_id,
             ex.actor,
             ex.row.plan_doc.get("outbound"),
-            {"service": ex.row.service, "plan": ex.row.plan, "plan_version": ex.row.plan_version},
+            {
+                "service": ex.row.service,
+                "plan": ex.row.plan,
+                "plan_version": ex.row.plan_version,
+                "environment": ex.row.plan_doc.get("environment") or "",
+            },
             ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
         ),
     )
@@ -225,6 +238,7 @@ def _promote(ex: Execution, env: RunEnvironment) -> dict[str, Any]:
     """All checkpoints passed: the new release is the last known good state now."""
     taken = baseline_mod.record(
         ex.store,
+        ex.row.service,
         ex.plan,
         env.base_dir,
         ex.row.plan_version,

@@ -103,6 +103,10 @@ def _rendered(plan: Plan) -> list[tuple[Where, str, Any]]:
             where: Where = ("deploy", "stages", s_index, "steps", index)
             items.append(((*where, step.kind), step.kind, step.options))
             items += [((*where, "undo", k), k, o) for k, o in (step.undo or {}).items()]
+    for index, step in enumerate(plan.rehearsal.break_ if plan.rehearsal else []):
+        where = ("rehearsal", "break", index)
+        items.append(((*where, step.kind), step.kind, step.options))
+        items += [((*where, "undo", k), k, o) for k, o in (step.undo or {}).items()]
     return items
 
 
@@ -130,13 +134,23 @@ NEVER_RESOLVES = {
         "remove it: `change` is reserved for change records",
     ),
     "secrets": ("which `secrets:` does not declare", "declared", "declare it under secrets:"),
+    "environment": (
+        "which not every one of `environments:` defines",
+        "every environment defines",
+        "declare `environments:` with this key in each (and run with --env)",
+    ),
 }
 
 
 def _scope_key_issues(loaded: LoadedPlan, where: Where, used: Usage) -> Iterator[Issue]:
     """Keys of ``run``, ``change`` and ``secrets`` are known before a run: a key outside
     them can never render. Baseline keys depend on the snapshot, so they only warn."""
-    known = {"run": RUN_KEYS, "change": CHANGE_KEYS, "secrets": tuple(sorted(loaded.plan.secrets))}
+    known = {
+        "run": RUN_KEYS,
+        "change": CHANGE_KEYS,
+        "secrets": tuple(sorted(loaded.plan.secrets)),
+        "environment": _environment_keys(loaded.plan),
+    }
     for name, keys in known.items():
         missing, listed, empty = NEVER_RESOLVES[name]
         for key in sorted(used.keys_of(name) - set(keys)):
@@ -150,6 +164,14 @@ def _scope_key_issues(loaded: LoadedPlan, where: Where, used: Usage) -> Iterator
             f"declare it under baseline: (known: {declared})",
             "warning",
         )
+
+
+def _environment_keys(plan: Plan) -> tuple[str, ...]:
+    """The keys every environment defines (and ``name``): a template may rely on those."""
+    if not plan.environments:
+        return ()
+    common = set.intersection(*(set(values) for values in plan.environments.values()))
+    return tuple(sorted(common | {"name"}))
 
 
 def needs_release(loaded: LoadedPlan) -> list[Issue]:

@@ -181,6 +181,25 @@ class Plan(Model):
     triggers: list[Trigger] = Field(default_factory=list, description="When to back out.")
     deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")
     rehearsal: Rehearsal | None = Field(None, description="How `backout rehearse` drills it.")
+    environments: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Per-environment values templates read as `environment.KEY`, chosen "
+        "with --env (e.g. staging, production).",
+    )
+
+    @field_validator("environments")
+    @classmethod
+    def _environment_names(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for name, values in value.items():
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"environment {name!r}: use letters, digits, '.', '_' or '-'")
+            for key in values:
+                if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key) or key == "name":
+                    raise ValueError(
+                        f"environments.{name}.{key}: keys are identifiers, and `name` is "
+                        "the environment's own name"
+                    )
+        return value
 
     @field_validator("service")
     @classmethod
@@ -200,3 +219,9 @@ class Plan(Model):
     @property
     def service_name(self) -> str:
         return self.service or self.plan
+
+    def service_key(self, environment: str | None) -> str:
+        """The service as leases, snapshots, triggers and runs key it: one per environment
+        (``shop@staging``), so a drill in staging never touches production's lease or
+        baseline."""
+        return f"{self.service_name}@{environment}" if environment else self.service_name

@@ -24,10 +24,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from backout.errors import TemplateError
 
-SCOPE_NAMES = frozenset({"baseline", "run", "change", "env", "secrets"})
+SCOPE_NAMES = frozenset({"baseline", "run", "change", "env", "secrets", "environment"})
 # What the engine puts in `run` (engine.runner.environment) and in `change` (nothing yet):
 # a template naming any other key can never render.
-RUN_KEYS = ("id", "plan", "service", "actor", "release")
+RUN_KEYS = ("id", "plan", "service", "actor", "release", "environment")
 CHANGE_KEYS: tuple[str, ...] = ()
 # `run.get('id')` calls a method of the mapping; it does not name a key "get"
 READ_METHODS = frozenset({"get", "items", "keys", "values"})

@@ -141,6 +141,7 @@ class RehearsalRow(Base):
     duration_s: Mapped[float] = mapped_column(Float)
     at: Mapped[float] = mapped_column(Float)
     service: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    environment: Mapped[str | None] = mapped_column(String(200), nullable=True)
     actor: Mapped[str | None] = mapped_column(String(200), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     phases: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,5 +1,5 @@
-"""rehearsal_evidence: a rehearsal keeps its service, who ran it, why it passed or failed,
-its phase timings, the faults it injected and the hash of its journal
+"""rehearsal_evidence: a rehearsal keeps its service and environment, who ran it, why it
+passed or failed, its phase timings, the faults it injected and the hash of its journal
 
 Revision ID: 0007
 Revises: 0006
@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("rehearsals") as batch:
         batch.add_column(sa.Column("service", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("environment", sa.String(200), nullable=True))
         batch.add_column(sa.Column("actor", sa.String(200), nullable=True))
         batch.add_column(sa.Column("message", sa.Text, nullable=False, server_default=""))
         batch.add_column(sa.Column("phases", sa.JSON, nullable=True))
@@ -28,5 +29,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("rehearsals") as batch:
-        for column in ("journal_hash", "faults", "phases", "message", "actor", "service"):
+        dropped = ("journal_hash", "faults", "phases", "message", "actor", "environment", "service")
+        for column in dropped:
             batch.drop_column(column)
