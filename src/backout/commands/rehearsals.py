@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +18,7 @@ from sqlalchemy import select
 from backout.changes.gate import rehearsal_check
 from backout.changes.policy import load_policy
 from backout.commands.caller import Caller
-from backout.commands.runs import refuse_release_users, start_run
+from backout.commands.runs import refuse_release_users, resume, start_run
 from backout.engine.journal import Observer
 from backout.errors import UsageError
 from backout.faults import FAULTS
@@ -25,6 +29,7 @@ from backout.spec.environments import select_environment
 from backout.spec.loader import LoadedPlan
 from backout.store import changes as change_repo
 from backout.store import repo
+from backout.store.db import Store
 from backout.store.models import RehearsalRow
 
 
@@ -105,14 +110,55 @@ def rehearse(
         )
     name = select_environment(plan, environment)
     refuse_release_users(loaded)
-    extra = {
-        "mode": "rehearsal",
-        "manual": manual,
-        "faults": _armed(loaded, faults),
-        "environment": name,
-    }
+    armed = _armed(loaded, faults)
+    extra = {"mode": "rehearsal", "manual": manual, "faults": armed, "environment": name}
+    if any(FAULTS.get(spec["kind"]).kills_executor for spec in armed):
+        return _supervised(caller, loaded, extra, observer)
     run = start_run(caller, loaded, extra, observer, False, None)
     return report_of(caller, run.run_id)
+
+
+def _supervised(
+    caller: Caller, loaded: LoadedPlan, extra: dict[str, Any], observer: Observer | None
+) -> RehearsalReport:
+    """A drill whose fault kills the executor: the drill runs in a forked child, the fault
+    kills it with SIGKILL, and this process resumes the run from its journal, as an
+    operator or a worker would (the dead owner's lease is taken over at once)."""
+    started = time.time()
+
+    def child() -> None:  # a forked copy: never return into the parent's code
+        code = 1
+        try:
+            with Store(caller.store.url) as store:
+                start_run(
+                    Caller(store, caller.actor, caller.lease_ttl),
+                    loaded,
+                    extra,
+                    observer,
+                    False,
+                    None,
+                )
+            code = 0
+        except BaseException as exc:
+            print(f"error: the drill's executor: {exc}", file=sys.stderr)
+        finally:
+            os._exit(code)
+
+    process = multiprocessing.get_context("fork").Process(target=child, name="backout-drill")
+    process.start()
+    process.join()
+    service = loaded.plan.service_key(extra.get("environment"))
+    with caller.store.session() as session:
+        newest = repo.list_runs(session, service, 1)
+    if not newest or newest[0].created_at < started:
+        raise UsageError(
+            f"the drill's executor ended (exit {process.exitcode}) before it created a run",
+            hint="see the error above",
+        )
+    run_id = newest[0].id
+    if process.exitcode == -signal.SIGKILL:
+        resume(caller, run_id, observer=observer)
+    return report_of(caller, run_id)
 
 
 def report_of(caller: Caller, run_id: str) -> RehearsalReport:

@@ -3,6 +3,8 @@ journalled (``fault_injected``), so the drill's record says what it survived."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,13 @@ class Injector:
     @classmethod
     def of(cls, specs: list[dict[str, Any]], note: Note) -> Injector:
         return cls([Armed.of(spec) for spec in specs], note)
+
+    def kill_if(self, step: str, index: int, attempt: int) -> None:
+        """Kill this process (SIGKILL) when an armed fault says so, once it is journalled."""
+        for armed in self.faults:
+            if armed.fault.kills(armed.options, step, attempt):
+                self._journal(armed, step=index, effect="the executor is killed with SIGKILL")
+                os.kill(os.getpid(), signal.SIGKILL)
 
     def outcome(self, step: str, index: int, attempt: int) -> Outcome | None:
         for armed in self.faults:

@@ -168,6 +168,7 @@ class StepRunner:
         """A rehearsal fault's outcome for this attempt of a backout step (nothing runs)."""
         if unit.role != "backout":
             return None
+        self.faults.kill_if(unit.step.name, unit.index, attempt)
         return self.faults.outcome(unit.step.name, unit.index, attempt)
 
     def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:

@@ -7,9 +7,9 @@ The public API for fault plugins: subclass :class:`Fault`, give it a ``kind`` an
 from __future__ import annotations
 
 from backout.faults.base import FAULTS, Fault, FaultOptions
-from backout.faults.builtin import FailCheck, FailFirst, Slow
+from backout.faults.builtin import FailCheck, FailFirst, Kill, Slow
 
-for _fault in (FailFirst(), Slow(), FailCheck()):
+for _fault in (FailFirst(), Slow(), FailCheck(), Kill()):
     FAULTS.register(_fault)
 
 __all__ = ["FAULTS", "Fault", "FaultOptions"]

@@ -30,6 +30,14 @@ class Fault(ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = FaultOptions
+    # True for a fault that kills the executor: `backout rehearse` then runs the drill in
+    # a child process, and resumes the run from the journal when the child is killed
+    kills_executor: ClassVar[bool] = False
+
+    def kills(self, options: Any, step: str, attempt: int) -> bool:
+        """True to kill the executor (SIGKILL) inside this attempt of ``step``, after the
+        attempt is journalled and before its action runs."""
+        return False
 
     def on_step(self, options: Any, step: str, attempt: int) -> Outcome | None:
         """An outcome that replaces this attempt of ``step`` (nothing runs), or None."""

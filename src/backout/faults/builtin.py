@@ -74,3 +74,22 @@ class FailCheck(Fault):
 
     def describe(self, options: CheckOptions) -> str:
         return f"the check {options.check!r} fails"
+
+
+class Kill(Fault):
+    """The executor is killed with SIGKILL inside the step's first attempt, the way the OOM
+    killer does it; the drill resumes the run from its journal: exercises resume, and
+    shows what an interrupted non-idempotent step asks of the operator."""
+
+    kind = "kill"
+    Options = StepOptions
+    kills_executor = True
+
+    def kills(self, options: StepOptions, step: str, attempt: int) -> bool:
+        return step == options.step and attempt == 1
+
+    def targets(self, options: StepOptions) -> dict[str, str]:
+        return {"step": options.step}
+
+    def describe(self, options: StepOptions) -> str:
+        return f"the executor is killed (SIGKILL) inside {options.step!r}"
