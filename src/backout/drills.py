@@ -38,11 +38,12 @@ def junit_xml(reports: Sequence[RehearsalReport]) -> str:
             "testsuite",
             name=f"backout rehearse {report.plan} #{number}",
             tests=str(len(cases)),
-            failures=str(sum(1 for _, failure, _ in cases if failure)),
+            failures=str(sum(1 for _, outcome, _, _ in cases if outcome == "fail")),
+            skipped=str(sum(1 for _, outcome, _, _ in cases if outcome == "skip")),
             errors="0",
             time=str(report.phases.get("total_s") or 0.0),
         )
-        for name, failure, seconds in cases:
+        for name, outcome, message, seconds in cases:
             case = ET.SubElement(
                 suite,
                 "testcase",
@@ -50,35 +51,45 @@ def junit_xml(reports: Sequence[RehearsalReport]) -> str:
                 name=name,
                 time=str(seconds or 0.0),
             )
-            if failure:
-                ET.SubElement(case, "failure", message=failure, type="rehearsal").text = failure
+            if outcome == "fail":
+                ET.SubElement(case, "failure", message=message, type="rehearsal").text = message
+            elif outcome == "skip":
+                ET.SubElement(case, "skipped", message=message)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
 
 
-def _cases(report: RehearsalReport) -> list[tuple[str, str, float | None]]:
-    """(name, failure or '', seconds) for each phase and check of one drill."""
+def _cases(report: RehearsalReport) -> list[tuple[str, str, str, float | None]]:
+    """(name, outcome: pass|fail|skip, message, seconds) for each phase and check."""
     phases = report.phases
     steady = report.steady
-    cases: list[tuple[str, str, float | None]] = [
-        ("steady state before", "" if steady.get("before") else "not in steady state", None)
+    cases: list[tuple[str, str, str, float | None]] = [
+        _case("steady state before", steady.get("before"), "not in steady state")
     ]
     trigger = report.run.trigger or {}
-    undetected = trigger.get("trigger_kind") == "undetected"
-    cases.append(
-        ("detect", str(trigger.get("summary")) if undetected else "", phases.get("detect_s"))
-    )
+    kind = trigger.get("trigger_kind")
+    if kind == "undetected":
+        cases.append(("detect", "fail", str(trigger.get("summary")), phases.get("detect_s")))
+    elif kind in (None, "manual", "step"):
+        why = "detection by hand (--trigger manual)" if kind == "manual" else "never ran"
+        cases.append(("detect", "skip", why, None))
+    else:
+        cases.append(("detect", "pass", str(trigger.get("summary")), phases.get("detect_s")))
     for step in report.run.steps:
         if step.status in ("succeeded", "failed"):
-            failure = step.summary if step.status == "failed" else ""
-            cases.append((f"step {step.name}", failure, step.duration_s))
+            outcome = "fail" if step.status == "failed" else "pass"
+            cases.append((f"step {step.name}", outcome, step.summary, step.duration_s))
     for check in report.run.checks:
-        failure = "" if check.passed else (check.reason or "not run")
-        cases.append((f"check {check.name}", failure, None))
-    cases.append(
-        ("steady state after", "" if steady.get("after") else "not back in steady state", None)
-    )
+        verdict = None if check.passed is None else check.passed
+        cases.append(_case(f"check {check.name}", verdict, check.reason or "not run"))
+    cases.append(_case("steady state after", steady.get("after"), "not back in steady state"))
     if report.fits_rto is not None:
         total = phases.get("total_s")
-        failure = "" if report.fits_rto else f"took {total}s, more than the rto of {report.rto_s}s"
-        cases.append(("within rto", failure, total))
+        failure = f"took {total}s, more than the rto of {report.rto_s}s"
+        cases.append(("within rto", "pass" if report.fits_rto else "fail", failure, total))
     return cases
+
+
+def _case(name: str, passed: bool | None, failure: str) -> tuple[str, str, str, float | None]:
+    if passed is None:
+        return (name, "skip", "never ran", None)
+    return (name, "pass" if passed else "fail", "" if passed else failure, None)

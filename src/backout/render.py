@@ -212,6 +212,9 @@ class Progress:
             )
             took = event.data.get("duration_s")
             took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
+            delay = event.data.get("delay_s")
+            if event.kind == EventKind.STEP_RETRYING and isinstance(delay, float | int):
+                took_text = f" in {delay:g}s (attempt {event.attempt} failed{took_text})"
             said = str(event.data.get("summary") or event.data.get("reason", ""))
             return f"{stamp} {styled(str(outcome))} step {number}{took_text}: {escape(said)}"
         if event.kind == EventKind.CHECK_FINISHED:

@@ -310,9 +310,11 @@ def test_undetected_break_fails_and_is_reverted(store_url: str, tmp_path: Path) 
     assert report.run.trigger is not None
     assert report.run.trigger["trigger_kind"] == "undetected"
     assert report.phases["detect_s"] is None
-    kinds = [e.kind for e in journal(store_url, report.run.run_id)]
-    assert "trigger_fired" not in kinds
-    assert "trigger_evaluated" in kinds  # the telemetry was read, and it did not fire
+    events = journal(store_url, report.run.run_id)
+    assert "trigger_fired" not in [e.kind for e in events]
+    # the telemetry saw the break (1), the trigger (above 2) could not call it bad
+    evaluated = [e.data for e in events if e.kind == "trigger_evaluated"]
+    assert [(d["verdict"], d["statistic"]) for d in evaluated] == [("pass", 1.0)]
     assert report.run.steps[UNDO].status == "succeeded"
     assert live(tmp_path) == GOOD
     assert [r.outcome for r in commands.rehearsals(caller(settings(store_url)))] == ["failed"]
@@ -361,16 +363,24 @@ def test_drill_killed_in_its_backout_resumes_without_breaking_again(
         stderr=stderr,
         start_new_session=True,
     )
-    try:
-        runs = wait_for("the drill's run", lambda: commands.runs(caller(settings(store_url))))
-        run_id = runs[0].run_id
-        wait_for(
-            "the slow fault to act",
-            lambda: any(
-                e.kind == "fault_injected" and e.data["fault"] == "slow"
-                for e in journal(store_url, run_id)
-            ),
+
+    def running() -> bool:
+        """The drill still runs (if it died, fail now, saying why)."""
+        assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
+        return True
+
+    def slowed(run_id: str) -> bool:
+        return running() and any(
+            e.kind == "fault_injected" and e.data["fault"] == "slow"
+            for e in journal(store_url, run_id)
         )
+
+    try:
+        runs = wait_for(
+            "the drill's run", lambda: running() and commands.runs(caller(settings(store_url)))
+        )
+        run_id = runs[0].run_id
+        wait_for("the slow fault to act", lambda: slowed(run_id))
         os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is the drill's
         assert proc.wait(10) == -signal.SIGKILL
     finally:

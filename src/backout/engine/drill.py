@@ -153,9 +153,10 @@ def phases(events: list[Event]) -> dict[str, float | None]:
     backout_end = verify_from or (max(backout_steps) if backout_steps else None)
     detect_from = first.get(EventKind.CHECKPOINT_STARTED)
     fired = first.get(EventKind.TRIGGER_FIRED)
-    before = [e.at for e in events if started is None or e.at < started]
     breaks = [
-        at for at, e in zip(before, events, strict=False) if e.kind == EventKind.STEP_FINISHED
+        e.at
+        for e in events
+        if e.kind == EventKind.STEP_FINISHED and (started is None or e.at < started)
     ]
     end = checks_done or backout_end
     return {

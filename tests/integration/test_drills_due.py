@@ -1,0 +1,79 @@
+"""`backout drills due` and the kill fault, on SQLite and PostgreSQL: a plan is due exactly
+when the gate would refuse its rehearsal; a backout that got 20% slower is flagged; a drill
+whose executor is SIGKILLed inside the backout is resumed from its journal and passes."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from backout import commands
+from backout.commands.rehearsals import parse_fault
+from backout.kernel.events import EventKind
+from backout.settings import Settings
+from backout.store.models import RehearsalRow
+from tests.callers import caller
+from tests.integration.change_helpers import invoke
+from tests.integration.test_rehearse import layout
+
+
+def test_a_plan_is_due_until_this_version_is_rehearsed(store_url: str, tmp_path: Path) -> None:
+    plan = layout(tmp_path, idempotent="true")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    assert commands.rehearse(me, plan).passed  # creates the store; plan v1 rehearsed
+    [ok] = commands.drills_due(me, [plan])
+    assert (ok.due, ok.required, ok.risk) == (False, True, "high")
+    assert ok.reason.startswith("rehearsed ")
+
+    plan.write_text(plan.read_text().replace("retry_delay: 100ms", "retry_delay: 200ms"))
+    result = invoke(store_url, "drills", "due", str(plan), "--json")
+    assert result.exit_code == 1, result.output
+    [due] = json.loads(result.stdout)
+    assert due["due"] is True
+    assert due["reason"].startswith("no rehearsal recorded for plan version ")
+
+    low = tmp_path / "low.yaml"
+    low.write_text(plan.read_text().replace("risk: high", "risk: low"))
+    [relaxed] = commands.drills_due(me, [low])
+    assert (relaxed.due, relaxed.required) == (False, False)  # the policy asks for none
+
+
+def test_a_backout_that_got_slower_is_flagged(store_url: str, tmp_path: Path) -> None:
+    plan = layout(tmp_path, idempotent="true")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    report = commands.rehearse(me, plan)
+    assert report.passed
+    assert commands.drills_due(me, [plan])[0].slower is None  # one drill: no trend yet
+    with me.store.session() as session:
+        for total in (0.10, 0.11, 0.09, 0.30):  # the last one is 3x the usual
+            session.add(
+                RehearsalRow(
+                    plan="shop",
+                    plan_version=report.plan_version,
+                    run_id=None,
+                    outcome="succeeded",
+                    duration_s=total,
+                    at=time.time() + total,  # after the real drill, in this order
+                )
+            )
+    [flagged] = commands.drills_due(me, [plan])
+    assert flagged.slower is not None
+    assert "0.30s" in flagged.slower
+    assert "more than the median" in flagged.slower
+    assert flagged.due is False  # slower is a warning, not a refusal
+
+
+def test_the_kill_fault_resumes_the_drill_from_its_journal(store_url: str, tmp_path: Path) -> None:
+    plan = layout(tmp_path, idempotent="true", faults="[]")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    report = commands.rehearse(me, plan, faults=[parse_fault("kill:step=switch back")])
+    assert report.passed, report.message
+    kinds = [e.kind for e in commands.journal(me, report.run.run_id)]
+    killed = kinds.index(EventKind.FAULT_INJECTED)
+    assert kinds[killed + 1] == EventKind.RUN_RESUMED  # nothing after the kill but the resume
+    assert kinds.count(EventKind.BACKOUT_STARTED) == 1
+    assert report.run.steps[2].attempts == 2  # killed inside attempt 1, run again on resume
+    assert (tmp_path / "current").readlink() == Path("releases/good")
+    assert [f["acted"] for f in report.faults] == [True]
+    assert len(commands.rehearsals(me)) == 1
