@@ -151,7 +151,7 @@ def test_unknown_template_name_far_from_any_lists_the_scope(write_plan: WritePla
     issues = lint_text(write_plan, CLEAN.replace("{{ run.id }}", "{{ xyzzy }}"))
     assert messages(issues) == ["template uses unknown name 'xyzzy'"]
     assert issues[0].hint == f"names in scope: {', '.join(sorted(SCOPE_NAMES))}"
-    assert "baseline, change, env, run, secrets" in issues[0].hint
+    assert "baseline, change, env, environment, run, secrets" in issues[0].hint
 
 
 def test_template_syntax_error_is_an_error(write_plan: WritePlan) -> None:
@@ -194,7 +194,7 @@ def with_template(template: str) -> str:
         (
             "{{ run['owner'] }}",
             "template uses run.owner, which does not exist",
-            "`run` has: id, plan, service, actor, release",
+            "`run` has: id, plan, service, actor, release, environment",
         ),
         (
             "{{ change.id }}",
