@@ -213,9 +213,11 @@ def test_a_killed_demo_leaves_no_service_behind(tmp_path: Path) -> None:
     assert gone_within(tmp_path, 5.0) == []
 
 
-def test_a_kept_demo_explains_why_it_backed_out(tmp_path: Path) -> None:
+def test_a_kept_demo_explains_why_it_backed_out_and_rehearses(tmp_path: Path) -> None:
+    """`--keep` leaves the folder and store to look at; `--rehearse` adds the drill beat:
+    the same plan rehearsed, its evidence recorded, the gate's rehearsal check passing."""
     done = subprocess.run(
-        [*DEMO, "--json", "--keep"],
+        [*DEMO, "--json", "--keep", "--rehearse"],
         capture_output=True,
         text=True,
         env=demo_env(tmp_path),
@@ -240,6 +242,28 @@ def test_a_kept_demo_explains_why_it_backed_out(tmp_path: Path) -> None:
         assert run["trigger"]["trigger"] == SEQUENTIAL
         assert run["trigger"]["trigger_kind"] == "sequential"
         assert [s["name"] for s in run["steps"]] == [name for _, name in STEPS]
+        drill = result["rehearsal"]
+        assert drill["passed"] is True
+        assert drill["gate"].startswith("pass: rehearsed ")
+        assert drill["phases"]["detect_s"] > 0
+        listed = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "backout",
+                "--db",
+                result["database_url"],
+                "rehearsals",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert listed.returncode == 0, listed.stderr
+        [evidence] = json.loads(listed.stdout)
+        assert (evidence["run_id"], evidence["outcome"]) == (drill["run_id"], "succeeded")
+        assert (workdir / "releases" / "current").readlink() == Path("v1")  # restored again
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

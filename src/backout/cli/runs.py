@@ -208,15 +208,24 @@ def worker(ctx: click.Context, once: bool, interval: float, drain: float, as_jso
 @click.command()
 @json_option
 @click.option("--keep", is_flag=True, help="Keep the demo folder for a look afterwards.")
+@click.option(
+    "--rehearse",
+    is_flag=True,
+    help="Then rehearse the plan (`backout rehearse`) and show the gate's rehearsal check.",
+)
 @click.pass_context
-def demo(ctx: click.Context, as_json: bool, keep: bool) -> None:
+def demo(ctx: click.Context, as_json: bool, keep: bool, rehearse: bool) -> None:
     """Watch a bad release get detected, backed out and verified (self-contained)."""
     from backout.demo import run_demo
 
-    result = run_demo(json_mode=as_json, keep=keep, console=err)
+    result = run_demo(json_mode=as_json, keep=keep, console=err, rehearse=rehearse)
     if as_json:
         print_json(out, result)
-    exit_with(0 if result.get("outcome") == "succeeded" else 1)
+    drill = result.get("rehearsal")
+    passed = result.get("outcome") == "succeeded" and (
+        not rehearse or bool(drill and drill["passed"])
+    )
+    exit_with(0 if passed else 1)
 
 
 COMMANDS: list[click.Command] = [

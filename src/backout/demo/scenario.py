@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from backout import commands
+from backout.demo.drill import gate_rehearsal
 from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of, went_live
 from backout.demo.processes import (
     OWNER_ENV,
@@ -49,14 +50,16 @@ SNAPSHOT_WINDOW_S = 2.0  # read the error signal this long while v1 takes traffi
 SETTLE_S = 1.0  # and watch the restored release this long after the backout
 
 
-def run_demo(json_mode: bool, keep: bool, console: Console) -> dict[str, Any]:
+def run_demo(
+    json_mode: bool, keep: bool, console: Console, rehearse: bool = False
+) -> dict[str, Any]:
     """Play the demo; return its result (``outcome`` is the deploy run's status).
 
     SIGTERM, SIGHUP and Ctrl-C stop it gracefully (:mod:`backout.stop`): the engine stops
     at its next safe point, then every demo process is stopped and the folder removed, and
     :class:`~backout.stop.Stopped` comes out of here (the CLI exits ``128 + signal``).
     """
-    demo = Demo(console, quiet=json_mode, keep=keep)
+    demo = Demo(console, quiet=json_mode, keep=keep, rehearse=rehearse)
     with on_signals():
         try:
             result = demo.play()
@@ -81,9 +84,10 @@ def run_demo(json_mode: bool, keep: bool, console: Console) -> dict[str, Any]:
 
 
 class Demo:
-    def __init__(self, console: Console, quiet: bool, keep: bool) -> None:
+    def __init__(self, console: Console, quiet: bool, keep: bool, rehearse: bool = False) -> None:
         self.timeline = Timeline(console, quiet)
         self.keep = keep
+        self.rehearse = rehearse
         self.pids: set[int] = set()
         self.stopped: set[int] = set()
         self.traffic: Traffic | None = None
@@ -121,7 +125,36 @@ class Demo:
         if report.status == "succeeded" and report.verified and found.restored_at is not None:
             self._restored(found)
             after = self._error_rate_over(SETTLE_S, "after the backout")
-        return self._result(plan, report, snapshot, found, after)
+        result = self._result(plan, report, snapshot, found, after)
+        if self.rehearse and after is not None:
+            result["rehearsal"] = self._rehearsal(path)
+        return result
+
+    def _rehearsal(self, path: Path) -> dict[str, Any]:
+        """The drill beat: the same plan rehearsed (break, detect, back out, verify,
+        steady state), its evidence recorded, and the gate's rehearsal check read."""
+        self.timeline.add("rehearsing the plan: `backout rehearse` (v2 is the break)")
+        drill = commands.rehearse(self.caller, path, observer=self.timeline.observer)
+        self._remember_service()
+        timings = " · ".join(
+            f"{name[:-2]} {value:.2f}s"
+            for name, value in drill.phases.items()
+            if name.endswith("_s") and isinstance(value, float | int)
+        )
+        verdict = "passed" if drill.passed else "FAILED"
+        self.timeline.add(
+            f"rehearsal {verdict}: {timings}", "bold green" if drill.passed else "bold red"
+        )
+        gate = gate_rehearsal(self.caller, path)
+        self.timeline.add(f"gate, rehearsal check for a high-risk change: {gate}")
+        return {
+            "passed": drill.passed,
+            "run_id": drill.run.run_id,
+            "phases": drill.phases,
+            "fits_rto": drill.fits_rto,
+            "journal_hash": drill.journal_hash,
+            "gate": gate,
+        }
 
     def _setup(self) -> Path:
         self.port = choose_port()
