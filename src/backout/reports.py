@@ -332,10 +332,11 @@ class RehearsalReport(_Record):
 
     @property
     def exit_code(self) -> int:
-        """0 passed, 1 failed, 3 the drill's run needs an operator (resume it)."""
+        """0 passed within the rto, 1 failed or over the rto, 3 the drill's run needs an
+        operator (resume it)."""
         if self.run.status == RunStatus.NEEDS_ATTENTION:
             return 3
-        return 0 if self.passed else 1
+        return 0 if self.passed and self.fits_rto is not False else 1
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "fits_rto": self.fits_rto}

@@ -77,3 +77,84 @@ def test_the_kill_fault_resumes_the_drill_from_its_journal(store_url: str, tmp_p
     assert (tmp_path / "current").readlink() == Path("releases/good")
     assert [f["acted"] for f in report.faults] == [True]
     assert len(commands.rehearsals(me)) == 1
+
+
+def test_the_gate_counts_the_policys_environment_and_the_latest_drill(
+    store_url: str, tmp_path: Path
+) -> None:
+    from backout.changes.gate import rehearsal_check
+    from backout.changes.policy import Rehearsal
+    from backout.plans import load_plan
+    from backout.store import changes as change_repo
+
+    plan = layout(tmp_path, idempotent="true", faults="[]")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    assert commands.rehearse(me, plan).passed
+    loaded = load_plan(plan)
+
+    def check(rule: Rehearsal) -> tuple[bool, str]:
+        with me.store.session() as session:
+            rows = change_repo.rehearsals(session, "shop")
+        verdict = rehearsal_check(rule, loaded, rows, time.time())
+        return verdict.passed, verdict.reason
+
+    assert check(Rehearsal())[0] is True
+    passed, reason = check(Rehearsal(environment="staging"))  # this drill had no environment
+    assert (passed, reason) == (
+        False,
+        f"no rehearsal recorded in staging for plan version {loaded.version}",
+    )
+
+    failed = commands.rehearse(me, plan, faults=[parse_fault("fail_check:check=good release live")])
+    assert not failed.passed
+    passed, reason = check(Rehearsal())
+    assert passed is False
+    assert reason.startswith("the latest drill of this plan version failed: rehearsal failed: ")
+
+
+def test_over_the_rto_exits_1_and_a_hold_past_the_timeout_times_out(
+    store_url: str, tmp_path: Path
+) -> None:
+    plan = layout(tmp_path, idempotent="true", faults="[]", rto="1s", timeout="1s", retries="0")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    held = commands.rehearse(
+        me, plan, manual=True, faults=[parse_fault("slow:step=switch back,by=3s")]
+    )
+    assert held.passed is False
+    step = held.run.steps[2]
+    assert step.summary == "timed out after 1s (held by a slow fault)"
+    assert (tmp_path / "current").readlink() == Path("releases/good")  # the break was reverted
+    assert held.exit_code == 1
+    assert "detection by hand" not in held.message  # it failed
+
+    plan.write_text(plan.read_text().replace("rto: 1s", "rto: 100ms"))
+    over = commands.rehearse(
+        me, plan, manual=True, faults=[parse_fault("slow:step=switch back,by=300ms")]
+    )
+    assert over.passed is True
+    assert over.message.startswith("rehearsal passed: detection by hand, backed out")
+    assert over.fits_rto is False
+    assert over.exit_code == 1
+
+
+def test_a_drill_refuses_what_it_cannot_do_before_it_starts(store_url: str, tmp_path: Path) -> None:
+    plan = layout(tmp_path, idempotent="true", faults="[]")
+    text = plan.read_text()
+    start = text.index("triggers:")
+    plan.write_text(
+        text[:start]
+        + "triggers:\n  - name: pager\n    alertmanager: {}\n"
+        + text[text.index("rehearsal:") :]
+    )
+    result = invoke(store_url, "rehearse", str(plan))
+    assert result.exit_code == 2, result.output
+    assert "only `alertmanager:` triggers, which a drill cannot hear" in result.stderr
+    unwritable = invoke(
+        store_url, "rehearse", str(plan), "--trigger", "manual", "--junit", "/proc/x.xml"
+    )
+    assert unwritable.exit_code == 2
+    assert "cannot write the JUnit report /proc/x.xml" in unwritable.stderr
+    assert (
+        invoke(store_url, "rehearsals", "--json").exit_code != 0
+        or json.loads(invoke(store_url, "rehearsals", "--json").stdout) == []
+    )  # no drill ran

@@ -128,14 +128,20 @@ def test_unknown_fault_kind_is_a_load_error_at_its_line(write_plan: WritePlan) -
 
 
 def test_break_step_without_undo_warns(write_plan: WritePlan) -> None:
-    text = CLEAN.replace("      undo: {symlink: {link: current, target: releases/good}}\n", "")
+    """A symlink reverses itself (the drill points it back); a `run` step does not."""
+    no_undo = CLEAN.replace("      undo: {symlink: {link: current, target: releases/good}}\n", "")
+    assert lint_text(write_plan, no_undo) == []
+    text = no_undo.replace(
+        "      symlink: {link: current, target: releases/bad}\n",
+        "      run: [ln, -sfn, releases/bad, current]\n",
+    )
     issues = lint_text(write_plan, text)
     assert [(i.line, i.field, i.severity) for i in issues] == [
         (20, "rehearsal.break[0]", "warning")
     ]
     assert issues[0].message == (
-        "break step 'ship the bad build' has no `undo:`: a drill whose backout fails could "
-        "leave the service broken"
+        "break step 'ship the bad build' has no `undo:` and run has no reverse: a drill "
+        "whose backout fails could leave the service broken"
     )
     assert "undo:" in issues[0].hint
 

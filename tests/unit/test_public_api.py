@@ -131,6 +131,20 @@ def test_the_channel_plugin_api_is_pinned() -> None:
     assert {"servicenow", "jira"} <= set(backout.channels.CHANNELS.names())
 
 
+def test_the_fault_plugin_api_is_pinned() -> None:
+    """What docs/rehearsals.md tells a fault author to import, from backout.faults only."""
+    import backout.faults
+
+    assert sorted(backout.faults.__all__) == [
+        "FAULTS",
+        "Fault",
+        "FaultOptions",
+        "Outcome",
+        "Verdict",
+    ]
+    assert set(backout.faults.FAULTS.names()) >= {"fail_first", "slow", "fail_check", "kill"}
+
+
 def test_the_verbs_take_a_caller_and_are_exported() -> None:
     """One verb layer: every verb the package exports takes the caller first."""
     import inspect

@@ -160,10 +160,24 @@ def rehearsal_check(
     if loaded is None:
         return GateCheck("rehearsal", True, False, "cannot tell: the plan does not load")
     version = loaded.version
-    passing = [r for r in rehearsals if r.outcome == "succeeded" and r.plan_version == version]
+    where = f" in {rule.environment}" if rule.environment else ""
+    drills = [
+        r
+        for r in rehearsals
+        if r.plan_version == version and rule.environment in (None, r.environment)
+    ]
+    passing = [r for r in drills if r.outcome == "succeeded"]
     if not passing:
         return GateCheck(
-            "rehearsal", True, False, f"no rehearsal recorded for plan version {version}"
+            "rehearsal", True, False, f"no rehearsal recorded{where} for plan version {version}"
+        )
+    newest = max(drills, key=lambda r: r.at)
+    if newest.outcome != "succeeded":
+        return GateCheck(
+            "rehearsal",
+            True,
+            False,
+            f"the latest drill{where} of this plan version failed: {newest.message}",
         )
     latest = max(passing, key=lambda r: r.at)
     age = now - latest.at

@@ -19,6 +19,9 @@ DEFAULT_POLICY_FILE = "backout-policy.yaml"
 class Rehearsal(Model):
     max_age: Duration = Field(30 * 86400.0, description="A passing rehearsal no older than this.")
     fits_rto: bool = Field(True, description="Its measured duration must fit the plan's rto.")
+    environment: str | None = Field(
+        None, description="Only drills in this environment count (e.g. staging)."
+    )
 
 
 class Requirements(Model):

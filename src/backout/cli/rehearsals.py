@@ -51,6 +51,8 @@ def rehearse(
 
     Exit 0 when every drill passed, 1 when one failed, 3 when one needs an operator."""
     specs = [commands.rehearsal_fault(text) for text in faults]
+    if junit:
+        _writable(junit)  # before the drills: a bad path must not cost a drill's evidence
     reports: list[RehearsalReport] = []
     for _ in range(times):
         with live_progress(enabled=not as_json) as progress:
@@ -80,8 +82,22 @@ def rehearse(
     exit_with(max(r.exit_code for r in reports))
 
 
+def _writable(path: str) -> None:
+    try:
+        Path(path).touch()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the JUnit report {path}: {exc.strerror}",
+            hint="choose a path in a folder this user can write",
+        ) from exc
+
+
 def _print_drill(report: RehearsalReport) -> None:
     verdict = "[green]passed[/]" if report.passed else "[red]FAILED[/]"
+    if report.exit_code == 3:
+        verdict = "[yellow]needs attention[/]"
+    elif report.passed and report.fits_rto is False:
+        verdict = "[red]passed, but over the rto[/]"
     out.print(
         f"rehearsal of {report.plan} (run {report.run.run_id}): {verdict} — "
         f"{escape(report.message)}",
@@ -146,7 +162,12 @@ def drills() -> None:
 
 @drills.command("due")
 @click.argument("plans", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--policy", metavar="FILE", help="Policy file (default: the built-in policy).")
+@click.option(
+    "--policy",
+    metavar="FILE",
+    envvar="BACKOUT_POLICY",
+    help="Policy file (default ./backout-policy.yaml, else built in; env BACKOUT_POLICY).",
+)
 @json_option
 @click.pass_context
 def drills_due(

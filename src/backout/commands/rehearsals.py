@@ -103,10 +103,16 @@ def rehearse(
             hint="add `rehearsal: {break: [...]}` (docs/rehearsals.md), or time the backout "
             "alone with --trigger manual",
         )
-    if not manual and not plan.triggers:
+    if not manual and not [t for t in plan.triggers if t.kind != "alertmanager"]:
+        what = (
+            "only `alertmanager:` triggers, which a drill cannot hear"
+            if plan.triggers
+            else ("no `triggers:`")
+        )
         raise UsageError(
-            f"{path}: the plan has no `triggers:` to detect the break with",
-            hint="add triggers (docs/triggers.md), or detect by hand with --trigger manual",
+            f"{path}: the plan has {what} to detect the break with",
+            hint="add telemetry triggers (docs/triggers.md), or detect by hand with "
+            "--trigger manual",
         )
     name = select_environment(plan, environment)
     refuse_release_users(loaded)
@@ -184,11 +190,17 @@ def report_of(caller: Caller, run_id: str) -> RehearsalReport:
         message=run.message,
         phases=dict(row.phases) if row else {},
         steady=steady,
-        faults=list(row.faults) if row else list(doc.get("faults", [])),
+        faults=list(row.faults) if row else _faults_so_far(doc, events),
         journal_hash=row.journal_hash if row else None,
         rto_s=float(plan_rto) if plan_rto is not None else None,
         run=run,
     )
+
+
+def _faults_so_far(doc: dict[str, Any], events: list[Any]) -> list[dict[str, Any]]:
+    """An unfinished drill's faults, and whether each acted yet (from the journal)."""
+    acted = {str(e.data.get("fault")) for e in events if e.kind == EventKind.FAULT_INJECTED}
+    return [{**spec, "acted": spec["kind"] in acted} for spec in doc.get("faults", [])]
 
 
 def rehearsals(caller: Caller, plan: str | None = None, limit: int = 20) -> list[RehearsalSummary]:

@@ -63,9 +63,10 @@ class Drill(Flow):
             return
         for unit in (u for u in self.units if u.role == "reverse"):
             self.runner.skip(unit, "the drill's backout restored the service")
+        detected = "detection by hand" if self.manual else "detected"
         self.runner.finish(
             RunStatus.SUCCEEDED,
-            "rehearsal passed: detected, backed out, verified, steady state restored",
+            f"rehearsal passed: {detected}, backed out, verified, steady state restored",
             result="rehearsed",
         )
 

@@ -179,7 +179,7 @@ class StepRunner:
         token = SPAWN_HOOK.set(groups.spawned)
         hold = self.faults.delay(unit.step.name, unit.index) if unit.role == "backout" else 0.0
         if hold:
-            call = _held(call, hold)
+            call = _held(call, hold, unit.step.timeout)
         try:
             outcome = with_deadline(call, unit.step.timeout, lambda m: Outcome(False, redactor(m)))
         finally:
@@ -321,12 +321,17 @@ def failed_checks(failed: list[Any]) -> str:
     return "; ".join(f"{c.name!r}: {c.reason}" for c in failed)
 
 
-def _held(call: Callable[[], Outcome | None], seconds: float) -> Callable[[], Outcome | None]:
-    """``call``, after a rehearsal's hold (inside the step's deadline; a stop ends it)."""
+def _held(
+    call: Callable[[], Outcome | None], seconds: float, timeout: float
+) -> Callable[[], Outcome | None]:
+    """``call``, after a rehearsal's hold; a hold that reaches the step's timeout is the
+    step timing out (its action never runs). A stop ends the hold."""
 
     def held() -> Outcome | None:
-        if STOP.wait(seconds):
+        if STOP.wait(min(seconds, timeout)):
             raise Stopped(STOP.signum)
+        if seconds >= timeout:
+            return Outcome(False, f"timed out after {timeout:g}s (held by a slow fault)")
         return call()
 
     return held

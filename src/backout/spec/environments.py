@@ -21,7 +21,7 @@ def select_environment(plan: Plan, name: str | None) -> str | None:
         raise UsageError(
             f"plan {plan.plan} runs in several environments ({', '.join(declared)}): "
             "say which with --env",
-            hint=f"e.g. --env {declared[0]} (or BACKOUT_ENV={declared[0]})",
+            hint="--env NAME or BACKOUT_ENV=NAME, NAME one of: " + ", ".join(declared),
         )
     if name not in plan.environments:
         raise UsageError(

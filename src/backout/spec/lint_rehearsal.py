@@ -16,11 +16,12 @@ def rehearsal_rules(loaded: LoadedPlan) -> Iterator[Issue]:
         return
     yield from _fault_targets(loaded)
     for index, step in enumerate(rehearsal.break_):
-        if step.undo is None:
+        action = loaded.kinds.actions.get(step.kind)
+        if step.undo is None and not action.reversible and action.changes_state:
             yield loaded.issue(
                 ("rehearsal", "break", index),
-                f"break step {step.name!r} has no `undo:`: a drill whose backout fails "
-                "could leave the service broken",
+                f"break step {step.name!r} has no `undo:` and {step.kind} has no reverse: "
+                "a drill whose backout fails could leave the service broken",
                 "add `undo:` restoring what it breaks, e.g. {symlink: {link: current, "
                 "target: releases/good}}",
                 "warning",
