@@ -24,7 +24,7 @@ environments:
   staging: {dir: staging}
   production: {dir: production}
 baseline:
-  release: {readlink: "staging/current"}
+  release: {readlink: "{{ environment.dir }}/current"}
 steps:
   - name: switch back
     symlink: {link: "{{ environment.dir }}/current", target: releases/good}
@@ -56,8 +56,15 @@ def world(tmp_path: Path) -> Path:
 def test_each_environment_is_its_own_service(store_url: str, tmp_path: Path) -> None:
     plan = world(tmp_path)
     me = caller(Settings(database_url=store_url, actor="tester", lease_ttl=5.0))
+    (tmp_path / "staging" / "current").unlink()
+    (tmp_path / "staging" / "current").symlink_to("releases/good")
     staging = commands.snapshot(me, plan, environment="staging")
     assert staging.service == "shop@staging"
+    assert staging.values == {"release": "releases/good"}  # read where --env points
+    production = commands.snapshot(me, plan, environment="production")
+    assert production.values == {"release": "releases/bad"}
+    (tmp_path / "staging" / "current").unlink()
+    (tmp_path / "staging" / "current").symlink_to("releases/bad")
 
     report = commands.run(me, plan, environment="staging")
     assert report.status == "succeeded"
@@ -67,14 +74,14 @@ def test_each_environment_is_its_own_service(store_url: str, tmp_path: Path) -> 
     assert (tmp_path / "staging" / "where").read_text().split() == ["staging", "staging"]
     assert not (tmp_path / "production" / "where").exists()
 
-    # production has no snapshot of its own: staging's baseline is not borrowed
+    # each run renders with its own environment's snapshot, never the other's
     prod = commands.run(me, plan, environment="production")
     assert prod.service == "shop@production"
     rows = {r.service: r for r in commands.runs(me)}
     assert set(rows) == {"shop@staging", "shop@production"}
     events = commands.journal(me, report.run_id)
     assert events[0].data["snapshot_id"] == staging.snapshot_id
-    assert commands.journal(me, prod.run_id)[0].data["snapshot_id"] is None
+    assert commands.journal(me, prod.run_id)[0].data["snapshot_id"] == production.snapshot_id
 
 
 HOLD = """  - name: hold

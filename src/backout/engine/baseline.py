@@ -26,13 +26,18 @@ SOURCE_TIMEOUT_S = 10.0
 TELEMETRY_KEY = "_telemetry"  # snapshot value holding the signals' pooled readings (JSON)
 
 
-def read_values(plan: Plan, base_dir: Path, redactor: Redactor) -> dict[str, str]:
+def read_values(
+    plan: Plan, base_dir: Path, redactor: Redactor, scope: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Read every baseline source; its options rendered in ``scope`` (the environment's
+    values, the process environment, the secrets) when given."""
     ctx = Context(base_dir, SOURCE_TIMEOUT_S, {}, redactor)
     values: dict[str, str] = {}
     for name, source in plan.baseline.items():
         probe = SOURCES.get(source.kind)
         try:
-            values[name] = redactor(probe.read(probe.Options.model_validate(source.options), ctx))
+            raw = render_value(source.options, scope) if scope is not None else source.options
+            values[name] = redactor(probe.read(probe.Options.model_validate(raw), ctx))
         except ActionError as exc:
             raise ActionError(
                 f"baseline {name!r}: {exc.message}",
@@ -146,7 +151,7 @@ def record(
     ``backout snapshot`` and for a deploy promoting its release, under ``service`` (the
     plan's service key in its environment). ``scope_for`` gives the template scope the
     telemetry options render in, from the values just read."""
-    values = read_values(plan, base_dir, redactor)
+    values = read_values(plan, base_dir, redactor, scope_for({}))
     readings: dict[str, Reading] = {}
     if plan.telemetry:
         readings = read_telemetry(plan, base_dir, window, scope_for(values))

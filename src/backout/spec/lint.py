@@ -98,6 +98,7 @@ def _rendered(plan: Plan) -> list[tuple[Where, str, Any]]:
     ]
     items += [(("verify", i, c.kind), c.kind, c.options) for i, c in enumerate(plan.verify)]
     items += [(("telemetry", n, t.kind), t.kind, t.options) for n, t in plan.telemetry.items()]
+    items += [(("baseline", n, b.kind), b.kind, b.options) for n, b in plan.baseline.items()]
     for s_index, stage in enumerate(plan.deploy.stages if plan.deploy else []):
         for index, step in enumerate(stage.steps):
             where: Where = ("deploy", "stages", s_index, "steps", index)
