@@ -1,8 +1,10 @@
 """Drills in aggregate, for reports and CI: percentiles per phase over repeated drills,
-and JUnit XML with one test case per phase and per check of each drill."""
+JUnit XML with one test case per phase and per check of each drill, and an evidence
+report in Markdown or HTML."""
 
 from __future__ import annotations
 
+import html
 import statistics
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -93,3 +95,76 @@ def _case(name: str, passed: bool | None, failure: str) -> tuple[str, str, str, 
     if passed is None:
         return (name, "skip", "never ran", None)
     return (name, "pass" if passed else "fail", "" if passed else failure, None)
+
+
+def evidence_markdown(reports: Sequence[RehearsalReport]) -> str:
+    """The drills as a Markdown evidence report, for a change record or a review."""
+    lines = [f"# Rehearsal evidence: {reports[0].plan}" if reports else "# Rehearsal evidence", ""]
+    if len(reports) > 1:
+        lines += ["| phase | p50 | p95 |", "| --- | --- | --- |"]
+        for phase, values in percentiles(reports).items():
+            lines.append(f"| {phase[:-2]} | {_s(values['p50'])} | {_s(values['p95'])} |")
+        lines.append("")
+    for number, report in enumerate(reports, start=1):
+        verdict = "passed" if report.passed else "FAILED"
+        if report.passed and report.fits_rto is False:
+            verdict = "passed, but over the rto"
+        lines += [
+            f"## Drill {number}: {verdict}",
+            "",
+            f"- run `{report.run.run_id}` of plan `{report.plan}` version "
+            f"`{report.plan_version}`, by {report.run.actor}",
+            f"- {report.message}",
+            f"- journal SHA-256 `{report.journal_hash or 'not recorded'}`",
+            f"- rto {_s(report.rto_s)}; total {_s(report.phases.get('total_s'))}",
+            "",
+            "| phase or check | outcome | message | seconds |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, outcome, message, seconds in _cases(report):
+            lines.append(f"| {_cell(name)} | {outcome} | {_cell(message)} | {_s(seconds)} |")
+        for fault in report.faults:
+            acted = "acted" if fault.get("acted") else "never acted"
+            lines.append(f"- fault: {fault.get('described', fault.get('kind'))} ({acted})")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def evidence_html(reports: Sequence[RehearsalReport]) -> str:
+    """The Markdown report's content as one self-contained HTML page (values escaped)."""
+    body: list[str] = []
+    table: list[str] = []
+    for line in evidence_markdown(reports).splitlines():
+        if line.startswith("|"):
+            if set(line) <= {"|", " ", "-"}:
+                continue
+            cells = [c.strip() for c in line.strip("|").split(" | ")]
+            tag = "th" if not table else "td"
+            table.append(
+                "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+            )
+            continue
+        if table:
+            body.append("<table>" + "".join(table) + "</table>")
+            table = []
+        if line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("- "):
+            body.append(f"<p>{html.escape(line[2:])}</p>")
+    if table:
+        body.append("<table>" + "".join(table) + "</table>")
+    style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em .6em}"
+    return (
+        "<!doctype html><html><head><meta charset=utf-8><title>Rehearsal evidence</title>"
+        f"<style>{style}</style></head><body>" + "".join(body) + "</body></html>\n"
+    )
+
+
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.3f}s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

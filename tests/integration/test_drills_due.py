@@ -137,6 +137,28 @@ def test_over_the_rto_exits_1_and_a_hold_past_the_timeout_times_out(
     assert over.exit_code == 1
 
 
+def test_the_evidence_report_in_markdown_and_html(store_url: str, tmp_path: Path) -> None:
+    plan = layout(tmp_path, idempotent="true")
+    md, page = tmp_path / "evidence.md", tmp_path / "evidence.html"
+    for report in (md, page):
+        result = invoke(store_url, "rehearse", str(plan), "--times", "2", "--report", str(report))
+        assert result.exit_code == 0, result.output
+    text = md.read_text()
+    drills = commands.rehearsals(caller(Settings(database_url=store_url, actor="ci")))
+    assert text.startswith("# Rehearsal evidence: shop\n")
+    assert "| total |" in text  # the percentiles of the two drills
+    assert text.count("## Drill ") == 2
+    assert f"run `{drills[3].run_id}`" in text  # the first run of the first report
+    assert "| check good release live | pass |" in text
+    assert "fault: the first attempt of 'switch back' fails (acted)" in text
+    html_text = page.read_text()
+    assert html_text.startswith("<!doctype html>")
+    assert "<h2>Drill 2: passed</h2>" in html_text
+    assert "<td>check good release live</td><td>pass</td>" in html_text
+    assert "'switch back'" not in html_text  # quotes are escaped in the page
+    assert "&#x27;switch back&#x27;" in html_text
+
+
 def test_a_drill_refuses_what_it_cannot_do_before_it_starts(store_url: str, tmp_path: Path) -> None:
     plan = layout(tmp_path, idempotent="true", faults="[]")
     text = plan.read_text()
@@ -153,7 +175,7 @@ def test_a_drill_refuses_what_it_cannot_do_before_it_starts(store_url: str, tmp_
         store_url, "rehearse", str(plan), "--trigger", "manual", "--junit", "/proc/x.xml"
     )
     assert unwritable.exit_code == 2
-    assert "cannot write the JUnit report /proc/x.xml" in unwritable.stderr
+    assert "cannot write the report /proc/x.xml" in unwritable.stderr
     assert (
         invoke(store_url, "rehearsals", "--json").exit_code != 0
         or json.loads(invoke(store_url, "rehearsals", "--json").stdout) == []

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from backout import commands
 from backout.cli.base import caller_of, env_option, exit_with, json_option, live_progress, out
-from backout.drills import PHASES, junit_xml, percentiles
+from backout.drills import PHASES, evidence_html, evidence_markdown, junit_xml, percentiles
 from backout.errors import UsageError
 from backout.render import clock, print_json, seconds, styled
 from backout.reports import RehearsalReport
@@ -34,6 +34,11 @@ from backout.reports import RehearsalReport
 )
 @click.option("--times", default=1, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    help="Write an evidence report here: Markdown, or HTML for a .html name.",
+)
 @env_option
 @json_option
 @click.pass_context
@@ -44,6 +49,7 @@ def rehearse(
     faults: tuple[str, ...],
     times: int,
     junit: str | None,
+    report: str | None,
     environment: str | None,
     as_json: bool,
 ) -> None:
@@ -51,12 +57,12 @@ def rehearse(
 
     Exit 0 when every drill passed, 1 when one failed, 3 when one needs an operator."""
     specs = [commands.rehearsal_fault(text) for text in faults]
-    if junit:
-        _writable(junit)  # before the drills: a bad path must not cost a drill's evidence
+    for path in filter(None, (junit, report)):
+        _writable(path)  # before the drills: a bad path must not cost a drill's evidence
     reports: list[RehearsalReport] = []
     for _ in range(times):
         with live_progress(enabled=not as_json) as progress:
-            report = commands.rehearse(
+            drill = commands.rehearse(
                 caller_of(ctx),
                 plan,
                 trigger == "manual",
@@ -64,16 +70,19 @@ def rehearse(
                 observer=progress,
                 environment=environment,
             )
-        reports.append(report)
+        reports.append(drill)
         if not as_json:
-            _print_drill(report)
-        if report.exit_code == 3:
+            _print_drill(drill)
+        if drill.exit_code == 3:
             break
     if junit:
         try:
             Path(junit).write_text(junit_xml(reports), encoding="utf-8")
         except OSError as exc:
             raise UsageError(f"cannot write the JUnit report {junit}: {exc.strerror}") from exc
+    if report:
+        text = evidence_html(reports) if report.endswith(".html") else evidence_markdown(reports)
+        Path(report).write_text(text, encoding="utf-8")
     summary = percentiles(reports)
     if as_json:
         print_json(out, {"drills": reports, "percentiles": summary})
@@ -87,7 +96,7 @@ def _writable(path: str) -> None:
         Path(path).touch()
     except OSError as exc:
         raise UsageError(
-            f"cannot write the JUnit report {path}: {exc.strerror}",
+            f"cannot write the report {path}: {exc.strerror}",
             hint="choose a path in a folder this user can write",
         ) from exc
 
