@@ -254,6 +254,7 @@ class ChangeReport:
     updated_at: float
     approvals: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
+    rehearsals: list[dict[str, Any]] = field(default_factory=list)  # its plan's, newest first
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -199,6 +199,9 @@ def test_gate_rehearsal_check_turns_green_then_stale_on_edit(
     assert after["passed"] is True, after["reason"]
     assert after["reason"].startswith("rehearsed ")
     assert after["reason"].endswith("(rto 30s)")
+    shown = json.loads(invoke(store_url, "change", "show", str(change_id), "--json").stdout)
+    assert [(d["outcome"], d["current"]) for d in shown["rehearsals"]] == [("succeeded", True)]
+    assert shown["rehearsals"][0]["run_id"] == rehearsed["run"]["run_id"]
 
     plan.write_text(plan.read_text().replace("retry_delay: 100ms", "retry_delay: 200ms"))
     stale = gate_check(store_url, change_id, policy)
@@ -207,6 +210,9 @@ def test_gate_rehearsal_check_turns_green_then_stale_on_edit(
     assert version not in stale["reason"]  # the drill was of another plan version
     rows = commands.rehearsals(caller(settings(store_url)))
     assert [(r.outcome, r.plan_version) for r in rows] == [("succeeded", version)]
+    text = invoke(store_url, "change", "show", str(change_id)).stdout
+    assert "rehearsal 1 succeeded in " in text
+    assert "(an earlier plan version)" in text  # the plan was edited since the drill
 
 
 # --- 3. fits_rto --------------------------------------------------------------------------

@@ -56,6 +56,14 @@ def _print_change(report: ChangeReport, as_json: bool) -> None:
         )
     for run in report.runs:
         out.print(f"  run {run['run_id']} {styled(run['status'])}")
+    for drill in report.rehearsals:
+        where = f" in {drill['environment']}" if drill["environment"] else ""
+        stale = "" if drill["current"] else " [yellow](an earlier plan version)[/]"
+        out.print(
+            f"  rehearsal {drill['id']}{where} {styled(drill['outcome'])} in "
+            f"{drill['total_s']:.2f}s at {clock(drill['at'])}{stale}",
+            soft_wrap=True,
+        )
 
 
 @click.group()

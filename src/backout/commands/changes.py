@@ -104,6 +104,7 @@ def _report(store: Store, change_id: int) -> ChangeReport:
         row = repo.get_change(session, change_id)
         approvals = repo.approvals(session, change_id)
         runs = repo.runs_of(session, change_id)
+        drills = sorted(repo.rehearsals(session, row.plan), key=lambda r: r.at, reverse=True)
     now_version = _plan_version_now(row)
     try:
         reasons = risk_mod.assess(load_plan(row.plan_file).plan).reasons
@@ -139,6 +140,19 @@ def _report(store: Store, change_id: int) -> ChangeReport:
             for a in approvals
         ],
         runs=[{"run_id": r.id, "status": r.status, "created_at": r.created_at} for r in runs],
+        rehearsals=[
+            {
+                "id": d.id,
+                "run_id": d.run_id,
+                "outcome": d.outcome,
+                "environment": d.environment,
+                "total_s": d.duration_s,
+                "at": d.at,
+                "plan_version": d.plan_version,
+                "current": d.plan_version == now_version,
+            }
+            for d in drills[:10]
+        ],
     )
 
 
