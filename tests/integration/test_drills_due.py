@@ -180,3 +180,24 @@ def test_a_drill_refuses_what_it_cannot_do_before_it_starts(store_url: str, tmp_
         invoke(store_url, "rehearsals", "--json").exit_code != 0
         or json.loads(invoke(store_url, "rehearsals", "--json").stdout) == []
     )  # no drill ran
+
+
+def test_telemetry_faults_exercise_on_no_data(store_url: str, tmp_path: Path) -> None:
+    """A signal with no data: a trigger that ignores missing data never detects the break
+    (the drill fails and reverts); one that backs out on missing data detects it."""
+    plan = layout(tmp_path, idempotent="true", faults="[]", detect_within="2s")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    blind = commands.rehearse(me, plan, faults=[parse_fault("no_data:signal=bad")])
+    assert blind.passed is False
+    assert blind.message == "rehearsal failed: no trigger fired within 2s"
+    assert [f["acted"] for f in blind.faults] == [True]
+    events = commands.journal(me, blind.run.run_id)
+    injected = [e for e in events if e.kind == EventKind.FAULT_INJECTED]
+    assert [e.data["signal"] for e in injected] == ["bad"]  # journalled once, not per reading
+    assert (tmp_path / "current").readlink() == Path("releases/good")
+
+    plan.write_text(plan.read_text().replace("on_no_data: ignore", "on_no_data: backout"))
+    loud = commands.rehearse(me, plan, faults=[parse_fault("telemetry_error:signal=bad")])
+    assert loud.passed is True
+    assert loud.run.trigger is not None
+    assert loud.run.trigger["trigger"] == "bad release"

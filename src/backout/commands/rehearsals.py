@@ -59,6 +59,7 @@ def _armed(loaded: LoadedPlan, extra: Sequence[dict[str, Any]]) -> list[dict[str
     names = {
         "step": {s.name for s in loaded.plan.steps},
         "check": {c.name for c in loaded.plan.verify},
+        "signal": set(loaded.plan.telemetry),
     }
     armed = []
     for spec in [*specs, *extra]:

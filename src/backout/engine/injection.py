@@ -13,6 +13,7 @@ from backout.actions.base import Outcome
 from backout.faults import FAULTS, Fault
 from backout.kernel.events import EventKind
 from backout.probes.base import Verdict
+from backout.telemetry.base import Reading
 
 Note = Callable[..., object]
 
@@ -38,6 +39,7 @@ class Injector:
     def __init__(self, faults: list[Armed], note: Note) -> None:
         self.faults = faults
         self._note = note
+        self._tampered: set[str] = set()  # signals whose first replaced reading is journalled
 
     @classmethod
     def of(cls, specs: list[dict[str, Any]], note: Note) -> Injector:
@@ -74,6 +76,17 @@ class Injector:
                 self._journal(armed, check=index, effect=verdict.reason)
                 return verdict
         return None
+
+    def reading(self, signal: str, reading: Reading) -> Reading:
+        """What ``signal`` reads under the armed faults (journalled the first time)."""
+        for armed in self.faults:
+            replaced = armed.fault.on_reading(armed.options, signal, reading)
+            if replaced is not None:
+                if signal not in self._tampered:
+                    self._tampered.add(signal)
+                    self._journal(armed, signal=signal, effect=replaced.detail)
+                return replaced
+        return reading
 
     def _journal(self, armed: Armed, **data: Any) -> None:
         self._note(

@@ -230,6 +230,7 @@ def _watcher(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Watcher:
         source_ctx,
         runner.journal.append,
         since=ex.row.created_at,
+        tamper=runner.faults.reading,
     )
     return Watcher(ex.plan, baseline, ctx)
 

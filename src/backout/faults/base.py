@@ -1,7 +1,9 @@
 """What a fault is: something a rehearsal injects into the backout itself, to prove the plan
 survives it. A fault is asked at three points of a drill's backout and answers only where
 it applies: before a step's attempt (``on_step``: a replaced outcome), how long to hold a
-step before it runs (``delay``), and in place of a verify check (``on_check``).
+step before it runs (``delay``), in place of a verify check (``on_check``), in place of a
+telemetry reading while the triggers watch (``on_reading``), and whether to kill the
+executor inside a step (``kills``).
 
 Faults are named kinds, like actions: built-ins here, others from the ``backout.faults``
 entry point group. An in-process fault exists only while its run runs, so nothing is
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from backout.actions.base import Outcome
 from backout.plugins import Registry
 from backout.probes.base import Verdict
+from backout.telemetry.base import Reading
 
 
 class FaultOptions(BaseModel):
@@ -49,6 +52,11 @@ class Fault(ABC):
 
     def on_check(self, options: Any, check: str) -> Verdict | None:
         """A verdict that replaces ``check``'s, or None."""
+        return None
+
+    def on_reading(self, options: Any, signal: str, reading: Reading) -> Reading | None:
+        """A telemetry reading that replaces what ``signal`` read while the drill watches
+        its triggers, or None."""
         return None
 
     def targets(self, options: Any) -> dict[str, str]:

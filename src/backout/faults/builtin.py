@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from backout.actions.base import Outcome
@@ -9,6 +11,7 @@ from backout.faults.base import Fault, FaultOptions
 from backout.kernel.durations import format_duration
 from backout.probes.base import Verdict
 from backout.spec.models import Duration
+from backout.telemetry.base import Reading, Status
 
 
 class StepOptions(FaultOptions):
@@ -17,6 +20,10 @@ class StepOptions(FaultOptions):
 
 class SlowOptions(StepOptions):
     by: Duration = Field(description="How long each attempt is held before it runs.")
+
+
+class SignalOptions(FaultOptions):
+    signal: str = Field(min_length=1, description="The name of a `telemetry:` signal.")
 
 
 class CheckOptions(FaultOptions):
@@ -93,3 +100,34 @@ class Kill(Fault):
 
     def describe(self, options: StepOptions) -> str:
         return f"the executor is killed (SIGKILL) inside {options.step!r}"
+
+
+class NoData(Fault):
+    """The signal reads nothing while the triggers watch (a scrape target gone, a query
+    with no series): exercises each trigger's `on_no_data`."""
+
+    kind = "no_data"
+    Options = SignalOptions
+    status: ClassVar[Status] = "no_data"
+
+    def on_reading(self, options: SignalOptions, signal: str, reading: Reading) -> Reading | None:
+        if signal != options.signal:
+            return None
+        return Reading(at=reading.at, status=self.status, detail=f"injected fault: {self.kind}")
+
+    def targets(self, options: SignalOptions) -> dict[str, str]:
+        return {"signal": options.signal}
+
+    def describe(self, options: SignalOptions) -> str:
+        return f"the signal {options.signal!r} reads no data"
+
+
+class TelemetryError(NoData):
+    """The signal's source errors while the triggers watch (Prometheus down, a probe
+    failing): exercises each trigger's `on_no_data` the way a broken source does."""
+
+    kind = "telemetry_error"
+    status: ClassVar[Status] = "error"
+
+    def describe(self, options: SignalOptions) -> str:
+        return f"the signal {options.signal!r} errors"

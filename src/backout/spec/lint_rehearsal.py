@@ -38,7 +38,11 @@ def rehearsal_rules(loaded: LoadedPlan) -> Iterator[Issue]:
 def _fault_targets(loaded: LoadedPlan) -> Iterator[Issue]:
     """A fault naming a step or check the plan lacks would silently do nothing."""
     plan = loaded.plan
-    names = {"step": {s.name for s in plan.steps}, "check": {c.name for c in plan.verify}}
+    names = {
+        "step": {s.name for s in plan.steps},
+        "check": {c.name for c in plan.verify},
+        "signal": set(plan.telemetry),
+    }
     faults = plan.rehearsal.faults if plan.rehearsal else []
     for index, spec in enumerate(faults):
         kind = loaded.kinds.faults.get(spec.kind)

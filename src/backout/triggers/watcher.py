@@ -73,6 +73,8 @@ class WatchContext:
     source_ctx: Callable[[float, float], SourceContext]  # (timeout, interval) -> context
     note: Note
     since: float  # inbox entries from this time on are for this run (its creation)
+    # a rehearsal's faults may replace a reading (a signal with no data, a source erroring)
+    tamper: Callable[[str, Reading], Reading] | None = None
 
 
 class Watcher:
@@ -160,7 +162,8 @@ class Watcher:
             if now < signal.due:
                 continue
             signal.due = now + signal.interval
-            signal.last = signal.sampler.read()
+            reading = signal.sampler.read()
+            signal.last = self.ctx.tamper(name, reading) if self.ctx.tamper else reading
             fired = self._feed(name, signal.last)
             if fired:
                 return fired
