@@ -1,0 +1,83 @@
+"""The fault-revert matrix: a drill interrupted by SIGINT, SIGTERM or SIGKILL while it
+watches for the break or inside its backout, then resumed, ends with the service back in
+its steady state (nothing left broken), the break applied once, and one record of the
+drill — on SQLite and PostgreSQL. Each drill runs as a real `backout rehearse` process in
+its own session; it is signalled by its process group, never by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backout import commands
+from backout.kernel.events import EventKind
+from backout.settings import Settings
+from tests.callers import caller
+from tests.e2e import procs
+from tests.integration.test_rehearse import BAD, BREAK, GOOD, layout, live, wait_for
+
+# detection that takes a while (the threshold must hold 1.5s), a backout step that is
+# held 2s by a `slow` fault: a window to interrupt each phase in
+PHASES = {
+    "detect": (EventKind.CHECKPOINT_STARTED, []),
+    "backout": (EventKind.FAULT_INJECTED, ["--fault", "slow:step=switch back,by=2s"]),
+}
+EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
+
+
+@pytest.mark.parametrize("phase", sorted(PHASES))
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=str)
+def test_an_interrupted_drill_resumes_to_its_steady_state(
+    store_url: str, tmp_path: Path, phase: str, signum: signal.Signals
+) -> None:
+    plan = layout(tmp_path, faults="[]", idempotent="true")
+    plan.write_text(
+        plan.read_text().replace("threshold: {above: 0.5}", "threshold: {above: 0.5, for: 1500ms}")
+    )
+    me = caller(Settings(database_url=store_url, actor="drill-lead", lease_ttl=5.0))
+    me.store.open()  # migrated here, before the drill's process
+    marker, extra = PHASES[phase]
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backout", "--db", store_url, "rehearse", str(plan), *extra],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+
+        def reached() -> str | None:
+            assert proc.poll() is None, stderr.read_text()
+            runs = commands.runs(me)
+            if not runs:
+                return None
+            kinds = [e.kind for e in commands.journal(me, runs[0].run_id)]
+            return runs[0].run_id if marker in kinds else None
+
+        run_id = wait_for(f"the drill to reach its {phase}", reached)
+        os.killpg(proc.pid, signum)  # its own session: the group is the drill's
+        assert proc.wait(30) == EXIT[signum], stderr.read_text()
+    finally:
+        if proc.poll() is None:
+            procs.kill_group_of(proc.pid)
+            proc.wait(10)
+    stopped = [e.kind for e in commands.journal(me, run_id)]
+    assert EventKind.RUN_FINISHED not in stopped
+    assert (EventKind.RUN_STOPPED in stopped) == (signum != signal.SIGKILL)
+    assert live(tmp_path) == BAD  # interrupted with the service broken
+
+    resumed = commands.resume(me, run_id)  # a dead owner's lease is taken over at once
+    assert (resumed.status, resumed.result) == ("succeeded", "rehearsed"), resumed.message
+    assert live(tmp_path) == GOOD  # back in its steady state: nothing left broken
+    events = commands.journal(me, run_id)
+    assert [e.step for e in events if e.kind == EventKind.STEP_STARTED].count(BREAK) == 1
+    assert [e.kind for e in events].count(EventKind.STEADY_STATE) == 2
+    drills = [r for r in commands.rehearsals(me) if r.run_id == run_id]
+    assert [r.outcome for r in drills] == ["succeeded"]
