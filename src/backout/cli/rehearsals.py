@@ -72,7 +72,7 @@ def rehearse(
             )
         reports.append(drill)
         if not as_json:
-            _print_drill(drill)
+            print_drill(drill)
         if drill.exit_code == 3:
             break
     if junit:
@@ -101,7 +101,7 @@ def _writable(path: str) -> None:
         ) from exc
 
 
-def _print_drill(report: RehearsalReport) -> None:
+def print_drill(report: RehearsalReport) -> None:
     verdict = "[green]passed[/]" if report.passed else "[red]FAILED[/]"
     if report.exit_code == 3:
         verdict = "[yellow]needs attention[/]"

@@ -17,8 +17,9 @@ from backout.cli.base import (
     live_progress,
     out,
 )
+from backout.cli.rehearsals import print_drill
 from backout.engine.runner import Decision
-from backout.render import journal_lines, print_dry_run, print_json, runs_table
+from backout.render import journal_lines, print_dry_run, print_json, print_run, runs_table
 
 
 @click.command()
@@ -154,7 +155,15 @@ def resume(
         report = commands.resume(
             caller_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
         )
-    finish(report, as_json)
+    drill = commands.drill_of(caller_of(ctx), report.run_id)
+    if drill is None:
+        finish(report, as_json)
+    if as_json:
+        print_json(out, drill)
+    else:
+        print_run(out, report)
+        print_drill(drill)
+    exit_with(max(report.exit_code, drill.exit_code))
 
 
 @click.command()

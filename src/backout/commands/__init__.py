@@ -16,7 +16,7 @@ from backout.commands.caller import Caller
 from backout.commands.interventions import approve, trigger
 from backout.commands.outbox import outbox_list, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
-from backout.commands.rehearsals import drills_due, rehearsals, rehearse
+from backout.commands.rehearsals import drill_of, drills_due, rehearsals, rehearse
 from backout.commands.rehearsals import parse_fault as rehearsal_fault
 from backout.commands.runs import (
     deploy,
@@ -38,6 +38,7 @@ __all__ = [
     "audit_verify",
     "changes",
     "deploy",
+    "drill_of",
     "drills_due",
     "dry_run",
     "explain_run",

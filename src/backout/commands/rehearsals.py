@@ -168,6 +168,15 @@ def _supervised(
     return report_of(caller, run_id)
 
 
+def drill_of(caller: Caller, run_id: str) -> RehearsalReport | None:
+    """The drill ``run_id`` is, or None when it is not a rehearsal's run."""
+    with caller.store.session() as session:
+        row = repo.get_run(session, run_id)
+        if row.plan_doc.get("mode") != "rehearsal":
+            return None
+    return report_of(caller, row.id)
+
+
 def report_of(caller: Caller, run_id: str) -> RehearsalReport:
     """The drill of ``run_id`` as its evidence records it (or as it stands, unfinished)."""
     from backout.commands.runs import status
