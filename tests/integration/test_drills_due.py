@@ -5,6 +5,9 @@ whose executor is SIGKILLed inside the backout is resumed from its journal and p
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -201,3 +204,30 @@ def test_telemetry_faults_exercise_on_no_data(store_url: str, tmp_path: Path) ->
     assert loud.passed is True
     assert loud.run.trigger is not None
     assert loud.run.trigger["trigger"] == "bad release"
+
+
+def test_kill_process_kills_the_service_before_a_backout_step(
+    store_url: str, tmp_path: Path
+) -> None:
+    """The service's process dies just before the backout's step: the fault sends the
+    signal to the pid in the pidfile, the journal says so, and the backout goes on."""
+    plan = layout(tmp_path, idempotent="true", faults="[]")
+    service = subprocess.Popen(
+        ["sleep", "120"], env={**os.environ}, start_new_session=True, cwd=tmp_path
+    )
+    try:
+        (tmp_path / "service.pid").write_text(f"{service.pid}\n")
+        me = caller(Settings(database_url=store_url, actor="ci"))
+        fault = parse_fault("kill_process:pidfile=service.pid,before=switch back")
+        report = commands.rehearse(me, plan, manual=True, faults=[fault])
+        assert service.wait(10) == -signal.SIGKILL  # killed by the fault, not by the test
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(10)
+    assert report.passed, report.message
+    [acted] = [
+        e for e in commands.journal(me, report.run.run_id) if e.kind == EventKind.FAULT_INJECTED
+    ]
+    assert acted.data["effect"] == f"sent SIGKILL to pid {service.pid} (from service.pid)"
+    assert acted.step == 2  # the backout's step

@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from backout.actions.base import Outcome
@@ -51,6 +52,13 @@ class Injector:
             if armed.fault.kills(armed.options, step, attempt):
                 self._journal(armed, step=index, effect="the executor is killed with SIGKILL")
                 os.kill(os.getpid(), signal.SIGKILL)
+
+    def before(self, step: str, index: int, attempt: int, workdir: Path) -> None:
+        """Let the armed faults act on the world before this attempt (journalled)."""
+        for armed in self.faults:
+            effect = armed.fault.before(armed.options, step, attempt, workdir)
+            if effect:
+                self._journal(armed, step=index, effect=effect)
 
     def outcome(self, step: str, index: int, attempt: int) -> Outcome | None:
         for armed in self.faults:

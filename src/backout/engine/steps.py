@@ -169,6 +169,7 @@ class StepRunner:
         if unit.role != "backout":
             return None
         self.faults.kill_if(unit.step.name, unit.index, attempt)
+        self.faults.before(unit.step.name, unit.index, attempt, self.env.base_dir)
         return self.faults.outcome(unit.step.name, unit.index, attempt)
 
     def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:

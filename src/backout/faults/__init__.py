@@ -10,10 +10,26 @@ from __future__ import annotations
 
 from backout.actions.base import Outcome
 from backout.faults.base import FAULTS, Fault, FaultOptions
-from backout.faults.builtin import FailCheck, FailFirst, Kill, NoData, Slow, TelemetryError
+from backout.faults.builtin import (
+    FailCheck,
+    FailFirst,
+    Kill,
+    KillProcess,
+    NoData,
+    Slow,
+    TelemetryError,
+)
 from backout.probes.base import Verdict
 
-for _fault in (FailFirst(), Slow(), FailCheck(), Kill(), NoData(), TelemetryError()):
+for _fault in (
+    FailFirst(),
+    Slow(),
+    FailCheck(),
+    Kill(),
+    KillProcess(),
+    NoData(),
+    TelemetryError(),
+):
     FAULTS.register(_fault)
 
 __all__ = ["FAULTS", "Fault", "FaultOptions", "Outcome", "Verdict"]

@@ -13,6 +13,7 @@ left to revert when the drill stops, however it stops.
 from __future__ import annotations
 
 from abc import ABC
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +45,12 @@ class Fault(ABC):
 
     def on_step(self, options: Any, step: str, attempt: int) -> Outcome | None:
         """An outcome that replaces this attempt of ``step`` (nothing runs), or None."""
+        return None
+
+    def before(self, options: Any, step: str, attempt: int, workdir: Path) -> str | None:
+        """Do something to the world before this attempt of ``step`` runs (kill a process,
+        drop a connection); the text returned says what, and is journalled. ``workdir``
+        is the plan's folder, for relative paths."""
         return None
 
     def delay(self, options: Any, step: str) -> float:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import os
+import signal
+from pathlib import Path
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -131,3 +134,43 @@ class TelemetryError(NoData):
 
     def describe(self, options: SignalOptions) -> str:
         return f"the signal {options.signal!r} errors"
+
+
+class KillProcessOptions(FaultOptions):
+    pidfile: str = Field(
+        min_length=1, description="A file holding the pid (relative to the plan's folder)."
+    )
+    before: str = Field(min_length=1, description="The backout step it acts before.")
+    signal: Literal["KILL", "TERM", "INT"] = Field("KILL", description="The signal to send.")
+
+
+class KillProcess(Fault):
+    """The service's process (its pid in ``pidfile``) is killed just before a backout step
+    runs: exercises a backout that must bring the service up from nothing."""
+
+    kind = "kill_process"
+    Options = KillProcessOptions
+
+    def before(
+        self, options: KillProcessOptions, step: str, attempt: int, workdir: Path
+    ) -> str | None:
+        if step != options.before or attempt != 1:
+            return None
+        path = workdir / options.pidfile
+        try:
+            pid = int(path.read_text().strip())
+        except (OSError, ValueError) as exc:
+            return f"no process to kill: {path}: {exc}"
+        try:
+            os.kill(pid, getattr(signal, f"SIG{options.signal}"))
+        except ProcessLookupError:
+            return f"pid {pid} from {options.pidfile} was already gone"
+        return f"sent SIG{options.signal} to pid {pid} (from {options.pidfile})"
+
+    def targets(self, options: KillProcessOptions) -> dict[str, str]:
+        return {"step": options.before}
+
+    def describe(self, options: KillProcessOptions) -> str:
+        return (
+            f"the process in {options.pidfile} gets SIG{options.signal} before {options.before!r}"
+        )
