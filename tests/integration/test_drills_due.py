@@ -231,3 +231,22 @@ def test_kill_process_kills_the_service_before_a_backout_step(
     ]
     assert acted.data["effect"] == f"sent SIGKILL to pid {service.pid} (from service.pid)"
     assert acted.step == 2  # the backout's step
+
+
+def test_store_drop_leaves_the_journal_whole(store_url: str, tmp_path: Path) -> None:
+    """PostgreSQL terminates the executor's connections before the backout's step; the
+    engine reconnects and the drill finishes with a contiguous journal. SQLite has no
+    connection to drop, and the journal says so."""
+    plan = layout(tmp_path, idempotent="true", faults="[]")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    fault = parse_fault("store_drop:before=switch back")
+    report = commands.rehearse(me, plan, manual=True, faults=[fault])
+    assert report.passed, report.message
+    events = commands.journal(me, report.run.run_id)
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    [acted] = [e for e in events if e.kind == EventKind.FAULT_INJECTED]
+    if store_url.startswith("sqlite"):
+        assert acted.data["effect"] == "the store is SQLite: it has no connection to drop"
+    else:
+        dropped = int(acted.data["effect"].split()[1])
+        assert dropped >= 1, acted.data["effect"]

@@ -7,11 +7,10 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from backout.actions.base import Outcome
-from backout.faults import FAULTS, Fault
+from backout.faults import FAULTS, Fault, FaultContext
 from backout.kernel.events import EventKind
 from backout.probes.base import Verdict
 from backout.telemetry.base import Reading
@@ -53,10 +52,10 @@ class Injector:
                 self._journal(armed, step=index, effect="the executor is killed with SIGKILL")
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    def before(self, step: str, index: int, attempt: int, workdir: Path) -> None:
+    def before(self, step: str, index: int, attempt: int, ctx: FaultContext) -> None:
         """Let the armed faults act on the world before this attempt (journalled)."""
         for armed in self.faults:
-            effect = armed.fault.before(armed.options, step, attempt, workdir)
+            effect = armed.fault.before(armed.options, step, attempt, ctx)
             if effect:
                 self._journal(armed, step=index, effect=effect)
 

@@ -24,6 +24,7 @@ from backout.engine.journal import Journal
 from backout.engine.layout import Unit
 from backout.engine.lease import Heartbeat
 from backout.errors import ActionError, StoreError, TemplateError
+from backout.faults import FaultContext
 from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
 from backout.probes import CHECKS, Verdict
@@ -169,7 +170,8 @@ class StepRunner:
         if unit.role != "backout":
             return None
         self.faults.kill_if(unit.step.name, unit.index, attempt)
-        self.faults.before(unit.step.name, unit.index, attempt, self.env.base_dir)
+        where = FaultContext(self.env.base_dir, self.env.store_url)
+        self.faults.before(unit.step.name, unit.index, attempt, where)
         return self.faults.outcome(unit.step.name, unit.index, attempt)
 
     def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:

@@ -9,7 +9,7 @@ register it under the ``backout.faults`` entry point group.
 from __future__ import annotations
 
 from backout.actions.base import Outcome
-from backout.faults.base import FAULTS, Fault, FaultOptions
+from backout.faults.base import FAULTS, Fault, FaultContext, FaultOptions
 from backout.faults.builtin import (
     FailCheck,
     FailFirst,
@@ -17,6 +17,7 @@ from backout.faults.builtin import (
     KillProcess,
     NoData,
     Slow,
+    StoreDrop,
     TelemetryError,
 )
 from backout.probes.base import Verdict
@@ -27,9 +28,10 @@ for _fault in (
     FailCheck(),
     Kill(),
     KillProcess(),
+    StoreDrop(),
     NoData(),
     TelemetryError(),
 ):
     FAULTS.register(_fault)
 
-__all__ = ["FAULTS", "Fault", "FaultOptions", "Outcome", "Verdict"]
+__all__ = ["FAULTS", "Fault", "FaultContext", "FaultOptions", "Outcome", "Verdict"]

@@ -13,6 +13,7 @@ left to revert when the drill stops, however it stops.
 from __future__ import annotations
 
 from abc import ABC
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +23,15 @@ from backout.actions.base import Outcome
 from backout.plugins import Registry
 from backout.probes.base import Verdict
 from backout.telemetry.base import Reading
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    """What a fault acting on the world may need: the plan's folder (for relative paths)
+    and the store's URL (None when the run has none)."""
+
+    workdir: Path
+    store_url: str | None = None
 
 
 class FaultOptions(BaseModel):
@@ -47,10 +57,9 @@ class Fault(ABC):
         """An outcome that replaces this attempt of ``step`` (nothing runs), or None."""
         return None
 
-    def before(self, options: Any, step: str, attempt: int, workdir: Path) -> str | None:
+    def before(self, options: Any, step: str, attempt: int, ctx: FaultContext) -> str | None:
         """Do something to the world before this attempt of ``step`` runs (kill a process,
-        drop a connection); the text returned says what, and is journalled. ``workdir``
-        is the plan's folder, for relative paths."""
+        drop a connection); the text returned says what, and is journalled."""
         return None
 
     def delay(self, options: Any, step: str) -> float:

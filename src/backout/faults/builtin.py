@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from backout.actions.base import Outcome
-from backout.faults.base import Fault, FaultOptions
+from backout.faults.base import Fault, FaultContext, FaultOptions
 from backout.kernel.durations import format_duration
 from backout.probes.base import Verdict
 from backout.spec.models import Duration
+from backout.store.dialect import application_name
 from backout.telemetry.base import Reading, Status
 
 
@@ -152,11 +152,11 @@ class KillProcess(Fault):
     Options = KillProcessOptions
 
     def before(
-        self, options: KillProcessOptions, step: str, attempt: int, workdir: Path
+        self, options: KillProcessOptions, step: str, attempt: int, ctx: FaultContext
     ) -> str | None:
         if step != options.before or attempt != 1:
             return None
-        path = workdir / options.pidfile
+        path = ctx.workdir / options.pidfile
         try:
             pid = int(path.read_text().strip())
         except (OSError, ValueError) as exc:
@@ -174,3 +174,42 @@ class KillProcess(Fault):
         return (
             f"the process in {options.pidfile} gets SIG{options.signal} before {options.before!r}"
         )
+
+
+class BeforeOptions(FaultOptions):
+    before: str = Field(min_length=1, description="The backout step it acts before.")
+
+
+class StoreDrop(Fault):
+    """The store's connections are dropped just before a backout step: on PostgreSQL the
+    server terminates every connection this executor holds (``pg_terminate_backend``), as
+    a failover or a restarted database would. The engine must carry on (or stop cleanly
+    for `backout resume`); the journal must stay whole."""
+
+    kind = "store_drop"
+    Options = BeforeOptions
+
+    def before(
+        self, options: BeforeOptions, step: str, attempt: int, ctx: FaultContext
+    ) -> str | None:
+        if step != options.before or attempt != 1:
+            return None
+        url = ctx.store_url or ""
+        if not url.startswith(("postgresql", "postgres")):
+            return "the store is SQLite: it has no connection to drop"
+        import psycopg  # the PostgreSQL driver, only when this fault acts
+
+        dsn = "postgresql://" + url.split("://", 1)[1]
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as admin:
+            row = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (application_name(),),
+            ).fetchone()
+        return f"dropped {row[0] if row else 0} store connection(s) of this executor"
+
+    def targets(self, options: BeforeOptions) -> dict[str, str]:
+        return {"step": options.before}
+
+    def describe(self, options: BeforeOptions) -> str:
+        return f"the store's connections drop before {options.before!r}"

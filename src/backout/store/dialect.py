@@ -52,8 +52,17 @@ def create(url: str) -> Engine:
     if is_sqlite(url):
         return _sqlite_engine(url)
     return create_engine(
-        url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args={"connect_timeout": 10}
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        max_overflow=4,
+        connect_args={"connect_timeout": 10, "application_name": application_name()},
     )
+
+
+def application_name() -> str:
+    """How this process's PostgreSQL connections name themselves (pg_stat_activity)."""
+    return f"backout:{os.getpid()}"
 
 
 def sqlite_file(url: str) -> Path | None:
