@@ -138,11 +138,21 @@ def test_the_fault_plugin_api_is_pinned() -> None:
     assert sorted(backout.faults.__all__) == [
         "FAULTS",
         "Fault",
+        "FaultContext",
         "FaultOptions",
         "Outcome",
         "Verdict",
     ]
-    assert set(backout.faults.FAULTS.names()) >= {"fail_first", "slow", "fail_check", "kill"}
+    assert set(backout.faults.FAULTS.names()) == {
+        "fail_first",
+        "slow",
+        "fail_check",
+        "kill",
+        "kill_process",
+        "store_drop",
+        "no_data",
+        "telemetry_error",
+    }
 
 
 def test_the_verbs_take_a_caller_and_are_exported() -> None:
