@@ -85,3 +85,68 @@ def test_an_interrupted_drill_resumes_to_its_steady_state(
     assert [e.kind for e in events].count(EventKind.STEADY_STATE) == 2
     drills = [r for r in commands.rehearsals(me) if r.run_id == run_id]
     assert [r.outcome for r in drills] == ["succeeded"]
+
+
+# every built-in fault but `kill` (itself a SIGKILL and a resume, tested on its own); each
+# with a `slow` hold on the backout step, the window in which the drill is stopped
+FAULTS = {
+    "fail_first": "fail_first:step=switch back",
+    "slow": "slow:step=switch back,by=1s",
+    "fail_check": "fail_check:check=good release live",
+    "no_data": "no_data:signal=bad",
+    "telemetry_error": "telemetry_error:signal=bad",
+    "kill_process": "kill_process:pidfile=service.pid,before=switch back",
+    "store_drop": "store_drop:before=switch back",
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
+    store_url: str, tmp_path: Path, fault: str
+) -> None:
+    plan = layout(tmp_path, faults="[]", idempotent="true", detect_within="2s")
+    # no_data, telemetry_error: the trigger ignores missing data, so the break goes
+    # undetected for 2s and the drill backs out, failed, and reverts its break
+    (tmp_path / "service.pid").write_text("999999999\n")  # kill_process: a pid long gone
+    me = caller(Settings(database_url=store_url, actor="drill-lead", lease_ttl=5.0))
+    me.store.open()
+    stderr = tmp_path / "stderr.txt"
+    args = ["--fault", FAULTS[fault], "--fault", "slow:step=switch back,by=2s"]
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backout", "--db", store_url, "rehearse", str(plan), *args],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+
+        def held() -> str | None:
+            assert proc.poll() is None, stderr.read_text()
+            runs = commands.runs(me)
+            if not runs:
+                return None
+            events = commands.journal(me, runs[0].run_id)
+            slow = [
+                e
+                for e in events
+                if e.kind == EventKind.FAULT_INJECTED and e.data["fault"] == "slow"
+            ]
+            return runs[0].run_id if slow else None
+
+        run_id = wait_for("the backout's hold", held)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(30) == 143, stderr.read_text()
+    finally:
+        if proc.poll() is None:
+            procs.kill_group_of(proc.pid)
+            proc.wait(10)
+    assert live(tmp_path) == BAD  # stopped inside the backout: still broken
+
+    resumed = invoke(store_url, "resume", run_id)
+    assert resumed.exit_code in (0, 1), resumed.output  # passed, or failed and reverted
+    assert live(tmp_path) == GOOD  # nothing left broken, whatever the fault did
+    [drill] = [r for r in commands.rehearsals(me) if r.run_id == run_id]
+    expected = "failed" if fault in ("fail_check", "no_data", "telemetry_error") else "succeeded"
+    assert drill.outcome == expected, resumed.output
