@@ -51,6 +51,7 @@ def test_an_interrupted_drill_resumes_to_its_steady_state(
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
         )
     try:
 
@@ -119,6 +120,7 @@ def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
         )
     try:
 
