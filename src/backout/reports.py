@@ -334,9 +334,11 @@ class RehearsalReport(_Record):
     @property
     def exit_code(self) -> int:
         """0 passed within the rto, 1 failed or over the rto, 3 the drill's run needs an
-        operator (resume it)."""
+        operator (resume it), 128 + signal for a drill stopped (and its break reverted)."""
         if self.run.status == RunStatus.NEEDS_ATTENTION:
             return 3
+        if self.phases.get("result") == "stopped" and self.phases.get("signal"):
+            return 128 + int(self.phases["signal"])
         return 0 if self.passed and self.fits_rto is not False else 1
 
     def to_json(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""The fault-revert matrix: a drill interrupted by SIGINT, SIGTERM or SIGKILL while it
-watches for the break or inside its backout, then resumed, ends with the service back in
-its steady state (nothing left broken), the break applied once, and one record of the
-drill — on SQLite and PostgreSQL. Each drill runs as a real `backout rehearse` process in
+"""The fault-revert matrix: a drill stopped by SIGINT or SIGTERM while it watches for the
+break or inside its backout reverts the break on the spot and ends `stopped`; one killed
+by SIGKILL is resumed and finishes. Either way the service is back in its steady state
+(nothing left broken), the break applied once, and the drill recorded once — on SQLite
+and PostgreSQL. Each drill runs as a real `backout rehearse` process in
 its own session; it is signalled by its process group, never by name."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from backout.settings import Settings
 from tests.callers import caller
 from tests.e2e import procs
 from tests.integration.change_helpers import invoke
-from tests.integration.test_rehearse import BAD, BREAK, GOOD, layout, live, wait_for
+from tests.integration.test_rehearse import BAD, BREAK, GOOD, UNDO, layout, live, wait_for
 
 # detection that takes a while (the threshold must hold 1.5s), a backout step that is
 # held 2s by a `slow` fault: a window to interrupt each phase in
@@ -70,11 +71,23 @@ def test_an_interrupted_drill_resumes_to_its_steady_state(
         if proc.poll() is None:
             procs.kill_group_of(proc.pid)
             proc.wait(10)
-    stopped = [e.kind for e in commands.journal(me, run_id)]
-    assert EventKind.RUN_FINISHED not in stopped
-    assert (EventKind.RUN_STOPPED in stopped) == (signum != signal.SIGKILL)
-    assert live(tmp_path) == BAD  # interrupted with the service broken
+    if signum != signal.SIGKILL:  # a graceful stop reverts the break on the spot
+        assert live(tmp_path) == GOOD, stderr.read_text()
+        events = commands.journal(me, run_id)
+        kinds = [e.kind for e in events]
+        assert kinds[-1] == EventKind.RUN_FINISHED
+        assert events[-1].data["result"] == "stopped"
+        assert events[-1].data["message"] == (
+            f"rehearsal stopped by {signum.name}: the break was reverted"
+        )
+        assert kinds.index(EventKind.RUN_STOPPED) < kinds.index(EventKind.RUN_FINISHED)
+        assert [e.step for e in events if e.kind == EventKind.STEP_FINISHED][-1] == UNDO
+        [drill] = [r for r in commands.rehearsals(me) if r.run_id == run_id]
+        assert drill.outcome == "failed"
+        return
 
+    assert EventKind.RUN_FINISHED not in [e.kind for e in commands.journal(me, run_id)]
+    assert live(tmp_path) == BAD  # killed with the service broken
     # `backout resume` of a drill says the drill's verdict (a dead owner's lease is taken
     # over at once)
     resumed = invoke(store_url, "resume", run_id)
@@ -144,11 +157,11 @@ def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
         if proc.poll() is None:
             procs.kill_group_of(proc.pid)
             proc.wait(10)
-    assert live(tmp_path) == BAD  # stopped inside the backout: still broken
-
-    resumed = invoke(store_url, "resume", run_id)
-    assert resumed.exit_code in (0, 1), resumed.output  # passed, or failed and reverted
-    assert live(tmp_path) == GOOD  # nothing left broken, whatever the fault did
-    [drill] = [r for r in commands.rehearsals(me) if r.run_id == run_id]
-    expected = "failed" if fault in ("fail_check", "no_data", "telemetry_error") else "succeeded"
-    assert drill.outcome == expected, resumed.output
+    assert live(tmp_path) == GOOD  # the stop reverted the break: nothing left broken
+    drill = commands.drill_of(me, run_id)
+    assert drill is not None
+    assert (drill.passed, drill.phases["result"], drill.exit_code) == (False, "stopped", 143)
+    resumed = invoke(store_url, "resume", run_id)  # finished: says so, runs nothing
+    assert resumed.exit_code == 143, resumed.output
+    assert "the break was reverted" in resumed.stdout
+    assert len([r for r in commands.rehearsals(me) if r.run_id == run_id]) == 1

@@ -73,7 +73,7 @@ def rehearse(
         reports.append(drill)
         if not as_json:
             print_drill(drill)
-        if drill.exit_code == 3:
+        if drill.exit_code == 3 or drill.exit_code > 128:  # an operator, or a stop
             break
     if junit:
         try:

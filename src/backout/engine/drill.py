@@ -10,6 +10,10 @@
 6. a drill that failed reverts the break (its ``undo:`` steps), so staging is left as it
    was found; a drill that passed has nothing to revert, its backout restored the service.
 
+A drill stopped gracefully (Ctrl-C, SIGTERM) once it has broken the service reverts the
+break on the spot and ends ``stopped``: staging is not left broken until someone resumes
+it. A second signal aborts the revert (the run is then resumed like any interrupted one).
+
 Each phase reads where it is from the journal, so a resumed drill continues where it
 stopped and never repeats a finished step.
 """
@@ -23,6 +27,8 @@ from backout.engine.steps import failed_checks
 from backout.kernel.durations import format_duration
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus, StepStatus
+from backout.proc import stop_all
+from backout.stop import STOP, Stopped
 from backout.triggers.watcher import Fired
 
 UNDETECTED = "undetected"
@@ -34,6 +40,41 @@ class Drill(Flow):
     detect_within: float = 60.0
 
     def run(self) -> None:
+        try:
+            self._drill()
+        except Stopped as stop:
+            if not self._revert_on_stop(stop):
+                raise
+
+    def _revert_on_stop(self, stop: Stopped) -> bool:
+        """Revert the break after a graceful stop, and end the drill ``stopped``; False
+        when there is nothing to revert (or an action could not be stopped)."""
+        touched = [
+            u
+            for u in self.units
+            if u.role == "forward" and self.view.steps[u.index].status is not StepStatus.PENDING
+        ]
+        if not touched or stop.abandoned or not stop_all():
+            return False
+        journal = self.runner.journal
+        journal.append(
+            EventKind.RUN_STOPPED,
+            signal=stop.name,
+            steps_stopped=True,
+            message=f"stopped by {stop.name}: reverting the break",
+        )
+        STOP.reset()  # the revert runs to its end; a second signal stops it again
+        if not self._reverse():
+            return True  # waiting for an operator
+        self.runner.finish(
+            RunStatus.FAILED,
+            f"rehearsal stopped by {stop.name}: the break was reverted",
+            result="stopped",
+            signal=stop.signum,
+        )
+        return True
+
+    def _drill(self) -> None:
         if not self.manual and not self._triggers_ready():
             return
         if "before" not in self.view.steady:

@@ -144,7 +144,11 @@ def rehearsal_hook(actor: str, about: Mapping[str, str], faults: list[Any]) -> H
             environment=about.get("environment") or None,
             actor=actor,
             message=str(event.data.get("message", "")),
-            phases={**timings, "result": event.data.get("result")},
+            phases={
+                **timings,
+                "result": event.data.get("result"),
+                "signal": event.data.get("signal"),
+            },
             faults=[
                 {**spec, "described": text, "acted": text in acted}
                 for spec, text in _described(faults)
