@@ -11,12 +11,13 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from backout import commands
-from backout.kernel.events import EventKind
+from backout.kernel.events import Event, EventKind
 from backout.settings import Settings
 from tests.callers import caller
 from tests.e2e import procs
@@ -32,6 +33,46 @@ PHASES = {
 EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -signal.SIGKILL}
 
 
+def stop_drill(
+    store_url: str,
+    plan: Path,
+    args: list[str],
+    reached: Callable[[list[Event]], bool],
+    signum: signal.Signals,
+) -> str:
+    """Start `backout rehearse` in its own session, signal its group once the journal
+    shows ``reached``, wait for it to exit with the signal's code; the run's id."""
+    me = caller(Settings(database_url=store_url, actor="drill-lead", lease_ttl=5.0))
+    me.store.open()  # migrated here, before the drill's process
+    stderr = plan.parent / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "backout", "--db", store_url, "rehearse", str(plan), *args],
+            cwd=plan.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
+        )
+    try:
+
+        def at_the_point() -> str | None:
+            assert proc.poll() is None, stderr.read_text()
+            runs = commands.runs(me)
+            if not runs:
+                return None
+            return runs[0].run_id if reached(commands.journal(me, runs[0].run_id)) else None
+
+        run_id: str = wait_for("the drill to reach the point to stop it", at_the_point)
+        os.killpg(proc.pid, signum)  # its own session: the group is the drill's
+        assert proc.wait(30) == EXIT[signum], stderr.read_text()
+    finally:
+        if proc.poll() is None:
+            procs.kill_group_of(proc.pid)
+            proc.wait(10)
+    return run_id
+
+
 @pytest.mark.parametrize("phase", sorted(PHASES))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=str)
 def test_an_interrupted_drill_resumes_to_its_steady_state(
@@ -42,37 +83,12 @@ def test_an_interrupted_drill_resumes_to_its_steady_state(
         plan.read_text().replace("threshold: {above: 0.5}", "threshold: {above: 0.5, for: 1500ms}")
     )
     me = caller(Settings(database_url=store_url, actor="drill-lead", lease_ttl=5.0))
-    me.store.open()  # migrated here, before the drill's process
     marker, extra = PHASES[phase]
-    stderr = tmp_path / "stderr.txt"
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backout", "--db", store_url, "rehearse", str(plan), *extra],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-            preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
-        )
-    try:
-
-        def reached() -> str | None:
-            assert proc.poll() is None, stderr.read_text()
-            runs = commands.runs(me)
-            if not runs:
-                return None
-            kinds = [e.kind for e in commands.journal(me, runs[0].run_id)]
-            return runs[0].run_id if marker in kinds else None
-
-        run_id = wait_for(f"the drill to reach its {phase}", reached)
-        os.killpg(proc.pid, signum)  # its own session: the group is the drill's
-        assert proc.wait(30) == EXIT[signum], stderr.read_text()
-    finally:
-        if proc.poll() is None:
-            procs.kill_group_of(proc.pid)
-            proc.wait(10)
+    run_id = stop_drill(
+        store_url, plan, extra, lambda events: marker in [e.kind for e in events], signum
+    )
     if signum != signal.SIGKILL:  # a graceful stop reverts the break on the spot
-        assert live(tmp_path) == GOOD, stderr.read_text()
+        assert live(tmp_path) == GOOD, (tmp_path / "stderr.txt").read_text()
         events = commands.journal(me, run_id)
         kinds = [e.kind for e in events]
         assert kinds[-1] == EventKind.RUN_FINISHED
@@ -123,40 +139,12 @@ def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
     # undetected for 2s and the drill backs out, failed, and reverts its break
     (tmp_path / "service.pid").write_text("999999999\n")  # kill_process: a pid long gone
     me = caller(Settings(database_url=store_url, actor="drill-lead", lease_ttl=5.0))
-    me.store.open()
-    stderr = tmp_path / "stderr.txt"
     args = ["--fault", FAULTS[fault], "--fault", "slow:step=switch back,by=2s"]
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "backout", "--db", store_url, "rehearse", str(plan), *args],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-            preexec_fn=procs.default_sigint,  # Ctrl-C reaches it even when the suite runs in `&`
-        )
-    try:
 
-        def held() -> str | None:
-            assert proc.poll() is None, stderr.read_text()
-            runs = commands.runs(me)
-            if not runs:
-                return None
-            events = commands.journal(me, runs[0].run_id)
-            slow = [
-                e
-                for e in events
-                if e.kind == EventKind.FAULT_INJECTED and e.data["fault"] == "slow"
-            ]
-            return runs[0].run_id if slow else None
+    def held(events: list[Event]) -> bool:
+        return any(e.kind == EventKind.FAULT_INJECTED and e.data["fault"] == "slow" for e in events)
 
-        run_id = wait_for("the backout's hold", held)
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(30) == 143, stderr.read_text()
-    finally:
-        if proc.poll() is None:
-            procs.kill_group_of(proc.pid)
-            proc.wait(10)
+    run_id = stop_drill(store_url, plan, args, held, signal.SIGTERM)
     assert live(tmp_path) == GOOD  # the stop reverted the break: nothing left broken
     drill = commands.drill_of(me, run_id)
     assert drill is not None
