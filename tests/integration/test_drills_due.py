@@ -250,3 +250,41 @@ def test_store_drop_leaves_the_journal_whole(store_url: str, tmp_path: Path) -> 
     else:
         dropped = int(acted.data["effect"].split()[1])
         assert dropped >= 1, acted.data["effect"]
+
+
+def test_fits_rto_reads_the_p95_of_the_passing_drills(store_url: str, tmp_path: Path) -> None:
+    """One fast drill does not hide slow ones: the p95 of the passing drills of this
+    plan version must fit the rto."""
+    from backout.changes.gate import rehearsal_check
+    from backout.changes.policy import Rehearsal
+    from backout.plans import load_plan
+    from backout.store import changes as change_repo
+
+    plan = layout(tmp_path, idempotent="true", faults="[]", rto="1s")
+    me = caller(Settings(database_url=store_url, actor="ci"))
+    report = commands.rehearse(me, plan)  # fast: well within 1s
+    assert report.passed
+    loaded = load_plan(plan)
+
+    def verdict() -> tuple[bool, str]:
+        with me.store.session() as session:
+            rows = change_repo.rehearsals(session, "shop")
+        check = rehearsal_check(Rehearsal(), loaded, rows, time.time() + 10)
+        return check.passed, check.reason
+
+    assert verdict()[0] is True
+    with me.store.session() as session:
+        for total in (0.2, 3.0, 2.5):  # two of four drills took longer than the rto
+            session.add(
+                RehearsalRow(
+                    plan="shop",
+                    plan_version=report.plan_version,
+                    run_id=None,
+                    outcome="succeeded",
+                    duration_s=total,
+                    at=time.time() - 5,  # older than the real drill: it stays the latest
+                )
+            )
+    passed, reason = verdict()
+    assert passed is False
+    assert reason.startswith("the p95 of 4 passing drills is 2.9s, more than the rto of 1s")
