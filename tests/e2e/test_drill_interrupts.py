@@ -131,8 +131,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=str)
 def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
-    store_url: str, tmp_path: Path, fault: str
+    store_url: str, tmp_path: Path, fault: str, signum: signal.Signals
 ) -> None:
     plan = layout(tmp_path, faults="[]", idempotent="true", detect_within="2s")
     # no_data, telemetry_error: the trigger ignores missing data, so the break goes
@@ -144,12 +145,22 @@ def test_each_fault_stopped_inside_the_backout_leaves_nothing_broken(
     def held(events: list[Event]) -> bool:
         return any(e.kind == EventKind.FAULT_INJECTED and e.data["fault"] == "slow" for e in events)
 
-    run_id = stop_drill(store_url, plan, args, held, signal.SIGTERM)
-    assert live(tmp_path) == GOOD  # the stop reverted the break: nothing left broken
-    drill = commands.drill_of(me, run_id)
-    assert drill is not None
-    assert (drill.passed, drill.phases["result"], drill.exit_code) == (False, "stopped", 143)
-    resumed = invoke(store_url, "resume", run_id)  # finished: says so, runs nothing
-    assert resumed.exit_code == 143, resumed.output
-    assert "the break was reverted" in resumed.stdout
+    run_id = stop_drill(store_url, plan, args, held, signum)
+    if signum != signal.SIGKILL:
+        assert live(tmp_path) == GOOD  # the stop reverted the break: nothing left broken
+        drill = commands.drill_of(me, run_id)
+        assert drill is not None
+        assert (drill.passed, drill.phases["result"]) == (False, "stopped")
+        assert drill.exit_code == 128 + signum
+        resumed = invoke(store_url, "resume", run_id)  # finished: says so, runs nothing
+        assert resumed.exit_code == 128 + signum, resumed.output
+        assert "the break was reverted" in resumed.stdout
+    else:
+        assert live(tmp_path) == BAD  # killed inside the backout: broken until resumed
+        resumed = invoke(store_url, "resume", run_id)
+        assert resumed.exit_code in (0, 1), resumed.output  # passed, or failed and reverted
+        assert live(tmp_path) == GOOD  # nothing left broken, whatever the fault did
+        failing = ("fail_check", "no_data", "telemetry_error")
+        [row] = [r for r in commands.rehearsals(me) if r.run_id == run_id]
+        assert row.outcome == ("failed" if fault in failing else "succeeded"), resumed.output
     assert len([r for r in commands.rehearsals(me) if r.run_id == run_id]) == 1
