@@ -1,14 +1,15 @@
-"""Rehearse a backout N times: what each phase of a drill costs, p50 and p95, against the
-plan's rto, on SQLite and on PostgreSQL side by side.
+"""Rehearse the demo plan N times: what each phase of a drill costs, p50 and p95, against
+the plan's rto, on SQLite and on PostgreSQL side by side.
 
-The plan breaks a service the way a bad release does (its ``current`` symlink moves to a
-release whose VERSION is bad), a ``command`` signal reads that every 200 ms, a threshold
-trigger detects it, the backout switches the symlink back with its first attempt failing
-(the ``fail_first`` fault: the retry is part of what is timed), and a verify check reads
-VERSION again. Each drill is a separate journalled run; ``backout rehearse --times N``
-reports the percentiles.
+The demo's service runs v1 under the demo's own traffic (about 80 requests a second); each
+drill is `backout rehearse` of examples/demo.yaml: the break puts v2 live (30% of its
+answers are 500s), the plan's sequential and threshold triggers read the service's real
+/metrics until one fires, the backout points current back at v1, restarts the service,
+waits for it and verifies it, and the steady state is checked again. Each drill is a
+separate journalled run whose evidence is recorded; the percentiles are `backout
+rehearse --times N`'s.
 
-    .venv/bin/python bench/rehearse.py [--times 20]
+    .venv/bin/python bench/rehearse.py [--times 10]
 
 Needs PostgreSQL at BACKOUT_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test);
 a database of its own is created and dropped.
@@ -17,10 +18,8 @@ a database of its own is created and dropped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -28,110 +27,74 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from backout import commands
+from backout.demo.processes import OWNER_ENV, PORT_ENV, choose_port, restart, stop_all
+from backout.demo.traffic import Traffic
+from backout.demo.workdir import layout
+from backout.drills import PHASES, percentiles
+from backout.plans import load_plan
+from backout.reports import RehearsalReport
+from backout.settings import Settings
+
 PG_ADMIN = os.environ.get("BACKOUT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-RTO_S = 30.0
-PLAN = f"""plan: shop
-risk: high
-rto: {RTO_S:g}s
-roles: {{lead: oncall@example.com}}
-steps:
-  - name: switch back
-    symlink: {{link: current, target: releases/good}}
-    timeout: 10s
-    retries: 1
-    retry_delay: 100ms
-    idempotent: true
-verify:
-  - name: good release live
-    command: {{argv: [cat, current/VERSION], contains: good}}
-telemetry:
-  bad:
-    command: {{argv: [sh, -c, 'if grep -q bad current/VERSION; then echo 1; else echo 0; fi']}}
-    interval: 200ms
-triggers:
-  - name: bad release
-    signal: bad
-    threshold: {{above: 0.5}}
-    on_no_data: ignore
-rehearsal:
-  break:
-    - name: ship the bad build
-      symlink: {{link: current, target: releases/bad}}
-      undo: {{symlink: {{link: current, target: releases/good}}}}
-  detect_within: 10s
-  faults:
-    - fail_first: {{step: switch back}}
-"""
 
 
-def folder() -> Path:
-    root = Path(tempfile.mkdtemp(prefix="backout-bench-rehearse-"))
-    for name in ("good", "bad"):
-        (root / "releases" / name).mkdir(parents=True)
-        (root / "releases" / name / "VERSION").write_text(name + "\n")
-    (root / "current").symlink_to("releases/good")
-    (root / "plan.yaml").write_text(PLAN)
-    return root
-
-
-def drills(url: str, times: int) -> dict[str, dict[str, float]]:
-    root = folder()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backout",
-            "--db",
-            url,
-            "rehearse",
-            "plan.yaml",
-            "--times",
-            str(times),
-            "--json",
-        ],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        sys.exit(f"rehearse failed ({result.returncode}): {result.stderr[-2000:]}")
-    data = json.loads(result.stdout)
-    assert all(d["passed"] for d in data["drills"]), "a drill failed"
-    return data["percentiles"]  # type: ignore[no-any-return]
+def drills(url: str, times: int) -> tuple[list[RehearsalReport], float]:
+    """``times`` drills of the demo plan against a live demo service, on the store ``url``."""
+    root = Path(tempfile.mkdtemp(prefix="backout-bench-rehearse-")).resolve()
+    port = choose_port()
+    os.environ[PORT_ENV], os.environ[OWNER_ENV] = str(port), str(os.getpid())
+    plan = layout(root)
+    pids = {restart(root, port)}
+    traffic = Traffic(f"http://127.0.0.1:{port}/")
+    traffic.start()
+    caller = commands.Caller.of(Settings(database_url=url, actor="bench"))
+    try:
+        commands.snapshot(caller, plan, telemetry_window=2.0)
+        reports = []
+        for _ in range(times):
+            report = commands.rehearse(caller, plan)
+            assert report.passed, report.message
+            reports.append(report)
+        rto = load_plan(plan).plan.rto or 0.0
+        return reports, rto
+    finally:
+        traffic.stop()
+        stop_all(root, pids)
+        caller.store.dispose()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--times", type=int, default=20)
+    parser.add_argument("--times", type=int, default=10)
     times = parser.parse_args().times
     name = f"backout_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    store = Path(tempfile.mkdtemp(prefix="backout-bench-store-"))
     try:
-        sqlite = f"sqlite:///{folder() / 'bench.db'}"
         results = {
-            "SQLite": drills(sqlite, times),
+            "SQLite": drills(f"sqlite:///{store / 'bench.db'}", times),
             "PostgreSQL": drills(f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}", times),
         }
     finally:
+        shutil.rmtree(store, ignore_errors=True)
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-    print(f"{times} drills per store; rto {RTO_S:g}s")
-    print(
-        f"{'phase':<8}" + "".join(f"{store + ' p50':>16}{store + ' p95':>16}" for store in results)
-    )
-    for phase in ("break_s", "detect_s", "backout_s", "verify_s", "total_s"):
+    rto = next(iter(results.values()))[1]
+    print(f"{times} drills of the demo plan per store; rto {rto:g}s")
+    print(f"{'phase':<8}" + "".join(f"{s + ' p50':>16}{s + ' p95':>16}" for s in results))
+    table = {store: percentiles(reports) for store, (reports, _) in results.items()}
+    for phase in PHASES:
         cells = ""
-        for percentiles in results.values():
-            p = percentiles[phase]
-            cells += f"{p['p50']:>15.3f}s{p['p95']:>15.3f}s"
+        for values in table.values():
+            cells += f"{values[phase]['p50'] or 0:>15.3f}s{values[phase]['p95'] or 0:>15.3f}s"
         print(f"{phase[:-2]:<8}{cells}")
-    for store, percentiles in results.items():
-        total = percentiles["total_s"]["p95"]
-        ratio = total / RTO_S
+    for store, values in table.items():
+        ratio = (values["total_s"]["p95"] or 0.0) / rto
         print(f"{store}: p95 total / rto = {ratio:.4f} (the rto is {1 / ratio:.0f}x the p95)")
 
 
