@@ -268,7 +268,7 @@ def test_dry_run_without_a_snapshot_reports_the_problem(
     result = invoke(
         "--db", f"sqlite:///{in_tmp / 'x.db'}", "run", "--dry-run", "--json", "plan.yaml"
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # it lists problems: the run would fail
     report = json.loads(result.stdout)
     assert report["snapshot_id"] is None
     assert report["steps"][0]["rendered"]["target"] == "{{ baseline.release }}"
@@ -279,3 +279,16 @@ def test_dry_run_without_a_snapshot_reports_the_problem(
     assert problem.startswith("switch back: ")
     assert "template '{{ baseline.release }}'" in problem
     assert not (in_tmp / "shell.marker").exists()
+
+
+def test_durations_on_the_command_line(in_tmp: Path) -> None:
+    """Worker and outbox options take the plan's duration syntax, and say a minimum."""
+    db = f"sqlite:///{in_tmp / 'x.db'}"
+    short = invoke("--db", db, "worker", "--once", "--interval", "10ms")
+    assert short.exit_code == 2
+    assert "'10ms' is shorter than the minimum of 0.1s" in short.stderr
+    bad = invoke("--db", db, "outbox", "send", "--url", "http://x", "--timeout", "ten")
+    assert bad.exit_code == 2
+    assert "'ten' is not a duration" in bad.stderr
+    ok = invoke("--db", db, "outbox", "send", "--url", "http://127.0.0.1:9", "--timeout", "0s")
+    assert ok.exit_code == 0, ok.output  # nothing queued: nothing pending

@@ -302,7 +302,7 @@ def test_dry_run_lists_run_release_as_a_problem(
     write_plan(RELEASE_PLAN)
     db = f"sqlite:///{tmp_path / 'backout.db'}"
     result = invoke("--db", db, "run", "--dry-run", "--json", "plan.yaml")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # problems listed: the real run is refused
     problems = json.loads(result.stdout)["problems"]
     assert any("step 'tag the release' uses run.release" in p for p in problems)
     assert json.loads(result.stdout)["steps"][0]["rendered"] == ["echo", ""]  # as `run` would
@@ -330,7 +330,7 @@ def test_dry_run_names_the_step_whose_template_fails_and_hides_secrets(
         """
     )
     result = invoke("--db", f"sqlite:///{tmp_path / 'x.db'}", "run", "--dry-run", "plan.yaml")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # problems listed
     assert "Traceback" not in result.output
     assert "split the work: template" in result.stdout
     assert "ZeroDivisionError" in result.stdout

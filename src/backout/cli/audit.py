@@ -10,7 +10,7 @@ from rich.markup import escape
 from backout import commands
 from backout.changes.window import iso, parse_instant
 from backout.channels import ITSM_ROUTE, Route
-from backout.cli.base import caller_of, err, exit_with, json_option, out
+from backout.cli.base import DURATION, Duration, caller_of, err, exit_with, json_option, out
 from backout.render import clock, print_json
 
 
@@ -126,17 +126,17 @@ def outbox_group() -> None:
 )
 @click.option(
     "--timeout",
-    default=60.0,
+    default="60s",
     show_default=True,
-    type=click.FloatRange(0),
-    help="Keep retrying for this many seconds.",
+    type=DURATION,
+    help="Keep retrying this long (30s, 10m).",
 )
 @click.option(
     "--retry-delay",
-    default=1.0,
+    default="1s",
     show_default=True,
-    type=click.FloatRange(0.01),
-    help="First retry delay; doubles up to 5 minutes.",
+    type=Duration(minimum=0.01),
+    help="First retry delay (500ms, 2s); doubles up to 5 minutes.",
 )
 @click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
 @json_option

@@ -113,19 +113,27 @@ env_option = click.option(
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]
-    """A plan-style duration on the command line: ``500ms``, ``10s``, ``2m``, ``1h``."""
+    """A plan-style duration on the command line: ``500ms``, ``10s``, ``2m``, ``1h`` (a bare
+    number is seconds), at least ``minimum``."""
 
     name = "duration"
+
+    def __init__(self, minimum: float = 0.0) -> None:
+        self.minimum = minimum
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+            seconds = value
+        else:
+            try:
+                seconds = parse_duration(value)
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value!r} is shorter than the minimum of {self.minimum:g}s", param, ctx)
+        return seconds
 
 
 DURATION = Duration()

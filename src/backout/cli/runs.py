@@ -8,6 +8,7 @@ from rich.markup import escape
 from backout import commands
 from backout.cli.base import (
     DURATION,
+    Duration,
     caller_of,
     env_option,
     err,
@@ -72,7 +73,7 @@ def run_cmd(
     if dry_run:
         report = commands.dry_run(caller_of(ctx, create=False), plan, environment)
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
-        return
+        exit_with(1 if report.problems else 0)  # a problem listed would fail the real run
     with live_progress(enabled=not as_json) as progress:
         result = commands.run(
             caller_of(ctx),
@@ -184,10 +185,10 @@ def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @click.option("--once", is_flag=True, help="One pass over orphaned runs, then exit.")
 @click.option(
     "--interval",
-    default=2.0,
+    default="2s",
     show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds between polls.",
+    type=Duration(minimum=0.1),
+    help="Time between polls (500ms, 2s, 1m).",
 )
 @click.option(
     "--drain",
