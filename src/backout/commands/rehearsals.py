@@ -26,6 +26,7 @@ from backout.kernel.events import EventKind
 from backout.plans import load_plan
 from backout.reports import DrillDue, RehearsalReport, RehearsalSummary
 from backout.spec.environments import select_environment
+from backout.spec.lint_rehearsal import missing_targets
 from backout.spec.loader import LoadedPlan
 from backout.store import changes as change_repo
 from backout.store import repo
@@ -56,11 +57,6 @@ def _armed(loaded: LoadedPlan, extra: Sequence[dict[str, Any]]) -> list[dict[str
     specs = [
         {"kind": f.kind, "options": f.options} for f in (rehearsal.faults if rehearsal else [])
     ]
-    names = {
-        "step": {s.name for s in loaded.plan.steps},
-        "check": {c.name for c in loaded.plan.verify},
-        "signal": set(loaded.plan.telemetry),
-    }
     armed = []
     for spec in [*specs, *extra]:
         if spec["kind"] not in FAULTS:
@@ -75,12 +71,10 @@ def _armed(loaded: LoadedPlan, extra: Sequence[dict[str, Any]]) -> list[dict[str
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
             )
             raise UsageError(f"fault {spec['kind']!r}: {problems}") from exc
-        for what, name in fault.targets(options).items():
-            if name not in names.get(what, set()):
-                raise UsageError(
-                    f"fault {spec['kind']!r}: the plan has no {what} named {name!r}",
-                    hint=f"{what}s: {', '.join(sorted(names.get(what, set()))) or 'none'}",
-                )
+        for what, name, hint in missing_targets(loaded.plan, fault.targets(options)):
+            raise UsageError(
+                f"fault {spec['kind']!r}: the plan has no {what} named {name!r}", hint=hint
+            )
         armed.append({"kind": spec["kind"], "options": options.model_dump(mode="json")})
     return armed
 

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from backout.errors import Issue
 from backout.spec.loader import LoadedPlan
+from backout.spec.models import Plan
 
 
 def rehearsal_rules(loaded: LoadedPlan) -> Iterator[Issue]:
@@ -35,14 +36,23 @@ def rehearsal_rules(loaded: LoadedPlan) -> Iterator[Issue]:
         )
 
 
-def _fault_targets(loaded: LoadedPlan) -> Iterator[Issue]:
-    """A fault naming a step or check the plan lacks would silently do nothing."""
-    plan = loaded.plan
+def missing_targets(plan: Plan, targets: dict[str, str]) -> list[tuple[str, str, str]]:
+    """What a fault names that the plan lacks: (what, name, the hint listing what exists).
+    A fault naming a step, check or signal the plan lacks would silently do nothing."""
     names = {
         "step": {s.name for s in plan.steps},
         "check": {c.name for c in plan.verify},
         "signal": set(plan.telemetry),
     }
+    return [
+        (what, name, f"{what}s: {', '.join(sorted(names.get(what, set()))) or 'none'}")
+        for what, name in targets.items()
+        if name not in names.get(what, set())
+    ]
+
+
+def _fault_targets(loaded: LoadedPlan) -> Iterator[Issue]:
+    plan = loaded.plan
     faults = plan.rehearsal.faults if plan.rehearsal else []
     for index, spec in enumerate(faults):
         kind = loaded.kinds.faults.get(spec.kind)
@@ -50,10 +60,9 @@ def _fault_targets(loaded: LoadedPlan) -> Iterator[Issue]:
             options = kind.Options.model_validate(spec.options)
         except ValidationError:
             continue  # the loader already reported it
-        for what, name in kind.targets(options).items():
-            if name not in names.get(what, set()):
-                yield loaded.issue(
-                    ("rehearsal", "faults", index, spec.kind, what),
-                    f"fault {spec.kind!r} names no {what} of this plan: {name!r}",
-                    f"{what}s: {', '.join(sorted(names.get(what, set()))) or 'none'}",
-                )
+        for what, name, hint in missing_targets(plan, kind.targets(options)):
+            yield loaded.issue(
+                ("rehearsal", "faults", index, spec.kind, what),
+                f"fault {spec.kind!r} names no {what} of this plan: {name!r}",
+                hint,
+            )
