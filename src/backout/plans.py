@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backout.actions import ACTIONS
+from backout.channels import CHANNELS
 from backout.faults import FAULTS
 from backout.probes import CHECKS, SOURCES
 from backout.spec import loader, schema
@@ -28,6 +29,7 @@ KINDS = Kinds(
     telemetry=TELEMETRY,
     triggers=TRIGGERS,
     faults=FAULTS,
+    channels=CHANNELS,
 )
 
 

@@ -217,6 +217,30 @@ class OutboxEntry(_Record):
 
 
 @dataclass(frozen=True)
+class ChannelTest(_Record):
+    """How the test message to one channel went."""
+
+    channel: str
+    kind: str
+    ok: bool
+    error: str
+    outbox_id: int
+
+
+@dataclass(frozen=True)
+class NotifyTestReport(_Record):
+    """What `backout notify test` did, channel by channel."""
+
+    plan: str
+    results: list[ChannelTest]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every channel took its message, 1 otherwise."""
+        return 0 if all(r.ok for r in self.results) else 1
+
+
+@dataclass(frozen=True)
 class TriggerReceipt(_Record):
     """A person's trigger, queued for the running deploy or watch."""
 

@@ -118,17 +118,23 @@ def test_the_channel_plugin_api_is_pinned() -> None:
         "Delivery",
         "HttpSender",
         "ITSM_ROUTE",
+        "Notice",
         "Receipt",
         "Route",
         "SendReport",
         "Sender",
+        "Severity",
         "enqueue",
         "retry_after",
         "send",
+        "verify",
     ]
     for name in backout.channels.__all__:
         assert hasattr(backout.channels, name), name
-    assert {"servicenow", "jira"} <= set(backout.channels.CHANNELS.names())
+    channels = backout.channels.CHANNELS
+    assert {"servicenow", "jira"} <= set(channels.names())
+    notifying = {name for name in channels.names() if channels.get(name).notices}
+    assert {"slack", "pagerduty", "teams", "email", "webhook"} <= notifying
 
 
 def test_the_fault_plugin_api_is_pinned() -> None:

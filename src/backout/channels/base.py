@@ -42,13 +42,16 @@ class Delivery:
 class Receipt:
     """How a delivery went. ``ok``: the receiver acknowledged it (``ref`` names what it
     created, if anything). Not ok: ``error`` says why; it is retried with backoff, after
-    ``retry_after`` seconds when the receiver asked for that (HTTP 429/503 ``Retry-After``)."""
+    ``retry_after`` seconds when the receiver asked for that (HTTP 429/503 ``Retry-After``);
+    ``permanent``: retrying cannot help (an invalid event, a mailbox that does not exist),
+    so it is dead-lettered at once."""
 
     ok: bool
     error: str = ""
     ref: str | None = None
     retry_after: float | None = None
     warning: str = ""
+    permanent: bool = False
 
 
 class ChannelOptions(BaseModel):
@@ -87,6 +90,7 @@ class Channel(ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = ChannelOptions
+    notices: ClassVar[bool] = False  # True: delivers notifications (a Notice per delivery)
 
     def needs_ref(self, delivery: Delivery) -> bool:
         """True when this delivery can only go out once its stream has a ``ref`` (a comment

@@ -11,12 +11,13 @@ record (a comment on a change) waits until the record exists.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from backout.channels.base import CHANNELS, Channel, Delivery, Receipt, Sender
@@ -28,6 +29,7 @@ from backout.store.models import OutboxRow
 
 CLAIM_S = 30.0
 MAX_BACKOFF_S = 300.0
+MAX_ATTEMPTS = 10  # then the event is dead-lettered: kept, shown, re-sendable by hand
 
 
 @dataclass
@@ -37,18 +39,23 @@ class SendReport:
     sent: int = 0
     failed_attempts: int = 0
     pending: int = 0
+    dead: int = 0
+    dead_lettered: int = 0  # by this send
     errors: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 when nothing is left to deliver, 1 when events are still pending."""
-        return 0 if self.pending == 0 else 1
+        """0 when nothing is left to deliver, 1 when events are still pending or this send
+        gave up on some (dead-lettered)."""
+        return 0 if self.pending == 0 and self.dead_lettered == 0 else 1
 
     def to_json(self) -> dict[str, object]:
         return {
             "sent": self.sent,
             "failed_attempts": self.failed_attempts,
             "pending": self.pending,
+            "dead": self.dead,
+            "dead_lettered": self.dead_lettered,
             "errors": self.errors,
         }
 
@@ -56,12 +63,22 @@ class SendReport:
 @dataclass(frozen=True)
 class Route:
     """Deliver the events queued for ``name`` with ``channel``, first retry after
-    ``retry_delay`` seconds (doubling up to five minutes)."""
+    ``retry_delay`` seconds (doubling up to five minutes, with jitter); after
+    ``max_attempts`` failures an event is dead-lettered (status ``dead``). ``prefix``: the
+    route is every route whose name starts with ``name`` (``notify:`` for all channels)."""
 
     name: str
     channel: Channel
     options: object
     retry_delay: float = 1.0
+    max_attempts: int = MAX_ATTEMPTS
+    prefix: bool = False
+
+    def matches(self) -> ColumnElement[bool]:
+        """The outbox rows of this route, as a query condition."""
+        if self.prefix:
+            return OutboxRow.route.startswith(self.name, autoescape=True)
+        return OutboxRow.route == self.name
 
     @classmethod
     def of(cls, name: str, kind: str, options: dict[str, Any], retry_delay: float = 1.0) -> Route:
@@ -92,12 +109,12 @@ def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
     with store.session() as session:
         pending = session.scalars(
             select(OutboxRow)
-            .where(OutboxRow.route == route.name, OutboxRow.status != "sent")
+            .where(route.matches(), OutboxRow.status.in_(queue.UNSENT))
             .order_by(OutboxRow.id)
         ).all()
-        firsts: dict[str, OutboxRow] = {}
+        firsts: dict[tuple[str, str], OutboxRow] = {}
         for row in pending:
-            firsts.setdefault(row.stream, row)
+            firsts.setdefault((row.route, row.stream), row)
         for row in firsts.values():
             if row.next_attempt_at > now:
                 continue
@@ -108,7 +125,7 @@ def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
                 row.stream,
                 row.event,
                 dict(row.payload),
-                queue.stream_ref(session, route.name, row.stream),
+                queue.stream_ref(session, row.route, row.stream),
             )
             if delivery.ref is None and route.channel.needs_ref(delivery):
                 continue  # the remote record does not exist yet
@@ -133,7 +150,8 @@ def _claim(session: Session, row: OutboxRow, now: float) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
 
-def _settle(store: Store, route: Route, delivery: Delivery, receipt: Receipt, actor: str) -> None:
+def _settle(store: Store, route: Route, delivery: Delivery, receipt: Receipt, actor: str) -> str:
+    """Record how the delivery went; the row's new status."""
     with store.session() as session:
         row = session.get(OutboxRow, delivery.id)
         assert row is not None
@@ -148,18 +166,57 @@ def _settle(store: Store, route: Route, delivery: Delivery, receipt: Receipt, ac
                 {
                     "outbox_id": row.id,
                     "route": row.route,
-                    "channel": route.channel.kind,
+                    "channel": _kind(route, row),
                     "event": row.event,
                     "attempts": row.attempts + 1,
                 },
             )
         else:
-            delay = min(route.retry_delay * 2**row.attempts, MAX_BACKOFF_S)
-            if receipt.retry_after is not None:
-                delay = max(delay, min(receipt.retry_after, MAX_BACKOFF_S))
-            row.status, row.next_attempt_at = "pending", time.time() + delay
-            row.last_error = receipt.error
+            _failed(session, route, row, receipt, actor)
         row.attempts += 1
+        return row.status
+
+
+def _kind(route: Route, row: OutboxRow) -> str:
+    """The channel kind that delivers this row (a notification names its own)."""
+    named = row.payload.get("channel") if isinstance(row.payload, dict) else None
+    return str(named.get("kind")) if isinstance(named, dict) else route.channel.kind
+
+
+def backoff(route: Route, attempts: int, retry_after: float | None) -> float:
+    """Seconds before the next try: doubling from ``retry_delay``, jittered (half fixed,
+    half random, so senders that failed together do not retry together), never sooner
+    than a receiver's ``Retry-After``, at most five minutes."""
+    delay = min(route.retry_delay * 2.0**attempts, MAX_BACKOFF_S)
+    delay = delay / 2 + random.uniform(0, delay / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_BACKOFF_S))
+    return delay
+
+
+def _failed(session: Session, route: Route, row: OutboxRow, receipt: Receipt, actor: str) -> None:
+    """A failed try: retried later, or dead-lettered after ``max_attempts``; audited."""
+    dead = receipt.permanent or row.attempts + 1 >= route.max_attempts
+    row.last_error = receipt.error
+    if dead:
+        row.status = "dead"
+    else:
+        row.status = "pending"
+        row.next_attempt_at = time.time() + backoff(route, row.attempts, receipt.retry_after)
+    audit.append(
+        session,
+        actor,
+        "outbox.dead" if dead else "outbox.failed",
+        _subject(row),
+        {
+            "outbox_id": row.id,
+            "route": row.route,
+            "channel": _kind(route, row),
+            "event": row.event,
+            "attempts": row.attempts + 1,
+            "error": receipt.error[:500],
+        },
+    )
 
 
 def _subject(row: OutboxRow) -> str:
@@ -168,9 +225,14 @@ def _subject(row: OutboxRow) -> str:
     return f"run:{row.run_id}" if row.run_id else row.stream
 
 
-def pending_count(store: Store, route: str) -> int:
+def pending_count(store: Store, route: Route) -> int:
     with store.session() as session:
-        return queue.pending_count(session, route)
+        return queue.count(session, route.matches(), queue.UNSENT)
+
+
+def dead_count(store: Store, route: Route) -> int:
+    with store.session() as session:
+        return queue.count(session, route.matches(), ("dead",))
 
 
 def send(store: Store, route: Route, actor: str, timeout: float, once: bool) -> SendReport:
@@ -188,13 +250,15 @@ def _send_all(
     while True:
         delivery = _next_due(store, route, time.time())
         if delivery is None:
-            report.pending = pending_count(store, route.name)
+            report.pending = pending_count(store, route)
             if once or report.pending == 0 or time.monotonic() >= deadline:
+                report.dead = dead_count(store, route)
                 return report
             time.sleep(min(0.2, route.retry_delay))
             continue
         receipt = sender.deliver(delivery)
-        _settle(store, route, delivery, receipt, actor)
+        if _settle(store, route, delivery, receipt, actor) == "dead":
+            report.dead_lettered += 1
         if receipt.warning:
             report.errors.append(f"event {delivery.id}: {receipt.warning}")
         if receipt.ok:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from typing import NoReturn
 
 import click
 from rich.markup import escape
 
 from backout import commands
 from backout.changes.window import iso, parse_instant
-from backout.channels import ITSM_ROUTE, Route
-from backout.cli.base import DURATION, Duration, caller_of, err, exit_with, json_option, out
+from backout.channels import ITSM_ROUTE, Route, SendReport
+from backout.cli.base import (
+    DURATION,
+    Duration,
+    caller_of,
+    err,
+    exit_with,
+    json_option,
+    max_attempts_option,
+    out,
+)
 from backout.render import clock, print_json
 
 
@@ -138,6 +149,7 @@ def outbox_group() -> None:
     type=Duration(minimum=0.01),
     help="First retry delay (500ms, 2s); doubles up to 5 minutes.",
 )
+@max_attempts_option
 @click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
 @json_option
 @click.pass_context
@@ -149,27 +161,40 @@ def outbox_send(
     project: str,
     timeout: float,
     retry_delay: float,
+    max_attempts: int,
     once: bool,
     as_json: bool,
 ) -> None:
     """Deliver queued events; exit 1 if any are still pending at the end."""
     options = {"url": url, "token": os.environ.get("BACKOUT_OUTBOX_TOKEN"), "project": project}
-    target = Route.of(route, fmt, options, retry_delay)
+    target = replace(Route.of(route, fmt, options, retry_delay), max_attempts=max_attempts)
     report = commands.outbox_send(caller_of(ctx), target, timeout, once)
+    print_send_report(report, as_json)
+
+
+@outbox_group.command("retry")
+@click.argument("ids", nargs=-1, type=int, metavar="[ID]...")
+@click.option("--dead", is_flag=True, help="Every dead-lettered event (of --route, if given).")
+@click.option("--route", help="Only events of this route (itsm, notify:ops-chat …).")
+@json_option
+@click.pass_context
+def outbox_retry(
+    ctx: click.Context, ids: tuple[int, ...], dead: bool, route: str | None, as_json: bool
+) -> None:
+    """Make events due again now, with a fresh retry budget: those given by id, or with
+    --dead every dead-lettered one. The next send (or a running command) delivers them."""
+    if not ids and not dead:
+        raise click.UsageError("give event ids, or --dead")
+    rows = commands.outbox_retry(caller_of(ctx, create=False), list(ids), dead, route)
     if as_json:
-        print_json(out, report)
-    else:
-        out.print(
-            f"sent {report.sent}, failed attempts {report.failed_attempts}, "
-            f"still pending {report.pending}"
-        )
-        for error in report.errors[-5:]:
-            err.print(f"  {escape(error)}", soft_wrap=True)
-    exit_with(report.exit_code)
+        print_json(out, rows)
+        return
+    out.print(f"requeued {len(rows)} event(s)" + (": " if rows else ""), end="")
+    out.print(", ".join(str(r.id) for r in rows))
 
 
 @outbox_group.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent"]))
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead"]))
 @click.option("--route", help="Only events queued for this route (e.g. itsm).")
 @json_option
 @click.pass_context
@@ -185,6 +210,23 @@ def outbox_list(ctx: click.Context, status: str | None, route: str | None, as_js
             f"{row.status:<8} attempts {row.attempts}  "
             f"{escape((row.last_error or '')[:80])}"
         )
+
+
+def print_send_report(report: SendReport, as_json: bool) -> NoReturn:
+    """Print what a send did and exit 1 if events are still pending."""
+    if as_json:
+        print_json(out, report)
+    else:
+        dead = (
+            f", dead-lettered {report.dead} (`backout outbox retry --dead`)" if report.dead else ""
+        )
+        out.print(
+            f"sent {report.sent}, failed attempts {report.failed_attempts}, "
+            f"still pending {report.pending}{dead}"
+        )
+        for error in report.errors[-5:]:
+            err.print(f"  {escape(error)}", soft_wrap=True)
+    exit_with(report.exit_code)
 
 
 COMMANDS: list[click.Command] = [audit_group, outbox_group]

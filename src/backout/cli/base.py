@@ -18,6 +18,7 @@ from backout import __version__
 from backout.commands import Caller
 from backout.errors import BackoutError, PlanError
 from backout.kernel.durations import parse_duration
+from backout.notify import Courier
 from backout.render import Progress, print_issues, print_json, print_run
 from backout.reports import RunReport
 from backout.settings import Settings
@@ -72,17 +73,32 @@ class BackoutGroup(click.Group):
 
 
 @contextmanager
-def live_progress(enabled: bool, drain: float = 0.0) -> Iterator[Progress | None]:
+def live_progress(
+    ctx: click.Context, enabled: bool, drain: float = 0.0
+) -> Iterator[Progress | None]:
     """Step-by-step progress on stderr, and a graceful stop on SIGTERM or Ctrl-C: running
     steps are stopped (after ``drain`` seconds), the run is journalled as stopped, its
-    lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume."""
+    lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume.
+    Meanwhile the run's notifications are delivered in the background (plan ``notify:``),
+    and given a few seconds to go out when the run ends."""
     progress = Progress(err) if enabled else None
+    courier = Courier(caller_of(ctx).store, caller_of(ctx).actor)
     try:
-        with on_signals(drain):
+        with courier, on_signals(drain):
             yield progress
     finally:
         if progress:
             progress.close()
+        left = courier.leftover
+        if left.pending:
+            why = f" ({'; '.join(left.errors)})" if left.errors else ""
+            err.print(
+                escape(
+                    f"{left.pending} notification(s) not delivered yet{why}; "
+                    "`backout notify send` goes on trying"
+                ),
+                soft_wrap=True,
+            )
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -101,6 +117,13 @@ def caller_of(ctx: click.Context, *, create: bool = True) -> Caller:
     return state["caller"]  # type: ignore[no-any-return]
 
 
+max_attempts_option = click.option(
+    "--max-attempts",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Tries per event before it is dead-lettered (kept; `backout outbox retry --dead`).",
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 env_option = click.option(
     "--env",

@@ -93,7 +93,7 @@ def deploy(
     Exit 0 promoted, 4 backed out (and verified), 1 failed, 3 needs attention.
     """
     listen = _listen(listen, listen_token_file, listen_user)
-    with live_progress(enabled=not as_json) as progress:
+    with live_progress(ctx, enabled=not as_json) as progress:
         report = commands.deploy(
             caller_of(ctx), plan, release, progress, change_id, listen, environment
         )
@@ -131,7 +131,7 @@ def watch(
     Exit 0 healthy for the whole time, 4 backed out (and verified), 1 failed.
     """
     listen = _listen(listen, listen_token_file, listen_user)
-    with live_progress(enabled=not as_json) as progress:
+    with live_progress(ctx, enabled=not as_json) as progress:
         report = commands.watch(
             caller_of(ctx), plan, seconds, progress, change_id, listen, environment
         )

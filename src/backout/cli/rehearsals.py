@@ -61,7 +61,7 @@ def rehearse(
         _writable(path)  # before the drills: a bad path must not cost a drill's evidence
     reports: list[RehearsalReport] = []
     for _ in range(times):
-        with live_progress(enabled=not as_json) as progress:
+        with live_progress(ctx, enabled=not as_json) as progress:
             drill = commands.rehearse(
                 caller_of(ctx),
                 plan,

@@ -74,7 +74,7 @@ def run_cmd(
         report = commands.dry_run(caller_of(ctx, create=False), plan, environment)
         print_json(out, report.to_json()) if as_json else print_dry_run(out, report)
         exit_with(1 if report.problems else 0)  # a problem listed would fail the real run
-    with live_progress(enabled=not as_json) as progress:
+    with live_progress(ctx, enabled=not as_json) as progress:
         result = commands.run(
             caller_of(ctx),
             plan,
@@ -152,7 +152,7 @@ def resume(
     as_json: bool,
 ) -> None:
     """Continue a run after a crash; finished steps are never run again."""
-    with live_progress(enabled=not as_json) as progress:
+    with live_progress(ctx, enabled=not as_json) as progress:
         report = commands.resume(
             caller_of(ctx), run_id, _decisions(mark_done, retry, skip), observer=progress
         )
@@ -205,7 +205,7 @@ def worker(ctx: click.Context, once: bool, interval: float, drain: float, as_jso
     On SIGTERM the worker drains: it claims nothing new, lets the step in flight finish
     (up to --drain), journals the run as stopped, hands its lease back and exits 143.
     """
-    with live_progress(enabled=not as_json, drain=drain) as progress:
+    with live_progress(ctx, enabled=not as_json, drain=drain) as progress:
         reports = commands.work(caller_of(ctx), once=once, interval=interval, observer=progress)
     if as_json:
         print_json(out, [r.to_json() for r in reports])

@@ -14,7 +14,8 @@ from backout.commands.audit import audit_checkpoint, audit_log, audit_verify
 from backout.commands.baseline import snapshot
 from backout.commands.caller import Caller
 from backout.commands.interventions import approve, trigger
-from backout.commands.outbox import outbox_list, outbox_send
+from backout.commands.notify import notify_send, notify_test
+from backout.commands.outbox import outbox_list, outbox_retry, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
 from backout.commands.rehearsals import drill_of, drills_due, rehearsals, rehearse
 from backout.commands.rehearsals import parse_fault as rehearsal_fault
@@ -45,7 +46,10 @@ __all__ = [
     "flags",
     "init",
     "journal",
+    "notify_send",
+    "notify_test",
     "outbox_list",
+    "outbox_retry",
     "outbox_send",
     "rehearsal_fault",
     "rehearsals",

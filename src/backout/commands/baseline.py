@@ -8,12 +8,12 @@ from typing import Any
 
 from backout.commands.caller import Caller
 from backout.engine import baseline
-from backout.engine.environment import resolve_secrets
 from backout.errors import UsageError
 from backout.plans import load_plan
 from backout.redact import Redactor
 from backout.reports import SnapshotReport
 from backout.spec.environments import environment_values, select_environment
+from backout.spec.secrets import resolve_secrets
 
 
 def snapshot(

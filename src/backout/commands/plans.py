@@ -9,13 +9,14 @@ from typing import Any
 
 from backout.commands.caller import Caller
 from backout.engine import baseline
-from backout.engine.environment import RunEnvironment, resolve_secrets
+from backout.engine.environment import RunEnvironment
 from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.plans import KINDS, load_plan, plan_schema
 from backout.reports import DryRunReport, DryRunStep
 from backout.spec.environments import environment_values, select_environment
 from backout.spec.lint import lint, needs_release
 from backout.spec.runbook import render_runbook
+from backout.spec.secrets import resolve_secrets
 from backout.store import repo
 from backout.store.models import SnapshotRow
 

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from backout.changes.events import move
 from backout.changes.lifecycle import ChangeStatus
-from backout.engine.environment import resolve_secrets
 from backout.engine.lease import claim_for_new_run
 from backout.errors import UsageError
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus
 from backout.spec.loader import LoadedPlan
+from backout.spec.secrets import resolve_secrets
 from backout.spec.templating import references, walk_strings
 from backout.store import audit, repo
 from backout.store import changes as change_repo

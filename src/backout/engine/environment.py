@@ -8,33 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backout.errors import UsageError
 from backout.kernel.options import Context
 from backout.redact import Redactor
-from backout.spec.models import Plan
 from backout.spec.templating import render_value
-
-
-def resolve_secrets(plan: Plan, base_dir: Path) -> dict[str, str]:
-    """Read every declared secret; a missing one is a usage error before anything runs."""
-    values: dict[str, str] = {}
-    for name, secret in plan.secrets.items():
-        if secret.env:
-            if secret.env not in os.environ:
-                raise UsageError(
-                    f"secret {name!r}: environment variable {secret.env} is not set",
-                    hint=f"export {secret.env}=... before running",
-                )
-            values[name] = os.environ[secret.env]
-        elif secret.file:
-            path = Path(secret.file) if Path(secret.file).is_absolute() else base_dir / secret.file
-            try:
-                values[name] = path.read_text().strip()
-            except OSError as exc:
-                raise UsageError(f"secret {name!r}: cannot read {path}: {exc.strerror}") from exc
-        else:
-            raise UsageError(f"secret {name!r} names no source", hint="give `env:` or `file:`")
-    return values
 
 
 @dataclass(frozen=True)

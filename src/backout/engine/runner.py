@@ -10,11 +10,11 @@ from typing import Any
 
 from backout.engine import baseline as baseline_mod
 from backout.engine.drill import Drill
-from backout.engine.environment import RunEnvironment, resolve_secrets
+from backout.engine.environment import RunEnvironment
 from backout.engine.flows import Flow
 from backout.engine.hooks import hooks_for
 from backout.engine.injection import Injector
-from backout.engine.journal import Journal, Observer
+from backout.engine.journal import Hook, Journal, Observer
 from backout.engine.layout import Mode, layout
 from backout.engine.lease import Heartbeat
 from backout.engine.orphans import Executor, settle
@@ -23,9 +23,11 @@ from backout.engine.view import RunView, new_view
 from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
+from backout.notify import RunFacts, notify_hook, sending_context
 from backout.proc import stop_all
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
+from backout.spec.secrets import resolve_secrets
 from backout.stop import Stopped
 from backout.store import leases, repo
 from backout.store.db import Store
@@ -103,24 +105,21 @@ def execute(ex: Execution) -> RunView:
     """
     plan, base_dir = plan_of(ex.row)
     env = environment(ex.store, ex.row, plan, base_dir)
-    journal = Journal.open(
-        ex.store,
-        empty_view(ex.row, plan),
-        env.redactor,
-        ex.observer,
-        hooks_for(
-            ex.row.change_id,
-            ex.actor,
-            ex.row.plan_doc.get("outbound"),
-            {
-                "service": ex.row.service,
-                "plan": ex.row.plan,
-                "plan_version": ex.row.plan_version,
-                "environment": ex.row.plan_doc.get("environment") or "",
-            },
-            ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
-        ),
+    hooks = hooks_for(
+        ex.row.change_id,
+        ex.actor,
+        ex.row.plan_doc.get("outbound"),
+        {
+            "service": ex.row.service,
+            "plan": ex.row.plan,
+            "plan_version": ex.row.plan_version,
+            "environment": ex.row.plan_doc.get("environment") or "",
+        },
+        ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
     )
+    if plan.notify is not None and plan.notify.routes:
+        hooks.append(_notify_hook(ex, plan, env))
+    journal = Journal.open(ex.store, empty_view(ex.row, plan), env.redactor, ex.observer, hooks)
     if journal.view.status in RUN_TERMINAL:
         _release(ex)
         return journal.view
@@ -140,6 +139,27 @@ def execute(ex: Execution) -> RunView:
         except StoreError as exc:
             raise _store_lost(exc, ex.row.id) from exc
     return journal.view
+
+
+def _notify_hook(ex: Execution, plan: Plan, env: RunEnvironment) -> Hook:
+    """Queue the run's notifications as its events are journalled (plan ``notify:``)."""
+    assert plan.notify is not None
+    mode = mode_of(ex.row)
+    facts = RunFacts(
+        run_id=ex.row.id,
+        service=plan.service_name,
+        plan=ex.row.plan,
+        environment=str(ex.row.plan_doc.get("environment") or ""),
+        risk=plan.risk,
+        mode=mode,
+        actor=ex.row.actor,
+        release=str(ex.row.plan_doc.get("release") or ""),
+        step_names=[unit.name for unit in layout(plan, mode)],
+        checks=len(plan.verify),
+        links=dict(plan.notify.links),
+    )
+    context = sending_context(plan.secrets, env.base_dir, env.environment)
+    return notify_hook(plan.notify, facts, env.redactor, context)
 
 
 def _store_lost(exc: StoreError, run_id: str) -> StoreError:

@@ -121,3 +121,23 @@ class Event:
             "attempt": self.attempt,
             "data": self.data,
         }
+
+
+# What people are told about: the notify events a plan's `notify.routes` name, each made
+# from one journal event (backout.notify.events); `*` names them all.
+NOTIFY_EVENTS: Mapping[str, str] = MappingProxyType(
+    {
+        "run.started": "a backout, deploy or watch started",
+        "trigger.fired": "a trigger fired: the run is backing out (with the evidence)",
+        "approval.waiting": "a deploy stage waits for `backout approve RUN`",
+        "step.failed": "a step failed after its retries",
+        "run.needs_attention": "the run stopped and needs a person (`backout resume`)",
+        "run.stopped": "the run was stopped by a signal (resume continues it)",
+        "run.backed_out": "the backout finished and its verify checks passed",
+        "run.promoted": "a deploy finished every stage and was promoted",
+        "run.healthy": "a watch ended with the release healthy",
+        "run.failed": "the backout failed: the disaster-recovery owner is needed",
+        "rehearsal.passed": "a rehearsal drill passed",
+        "rehearsal.failed": "a rehearsal drill failed",
+    }
+)

@@ -21,6 +21,7 @@ class Kinds:
     telemetry: Registry[Any]  # `telemetry:`
     triggers: Registry[Any]  # `triggers:`; each kind says whether it `needs_signal`
     faults: Registry[Any]  # `rehearsal.faults:`
+    channels: Registry[Any]  # `notify.channels:`
 
     def of(self, section: str) -> Registry[Any]:
         """The registry the entries of a kinded section are looked up in."""
@@ -33,4 +34,5 @@ class Kinds:
             "baseline": self.sources,
             "telemetry": self.telemetry,
             "triggers": self.triggers,
+            "notify_channels": self.channels,
         }[section]

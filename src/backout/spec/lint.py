@@ -8,6 +8,7 @@ from typing import Any
 
 from backout.errors import Issue
 from backout.kernel.durations import parse_duration
+from backout.spec.lint_notify import notify_rules
 from backout.spec.lint_rehearsal import rehearsal_rules
 from backout.spec.loader import LoadedPlan
 from backout.spec.models import MAX_RETRY_DELAY, Plan, Step
@@ -311,6 +312,7 @@ RULES: list[Rule] = [
     _no_data_explicit,
     _stage_reverses,
     rehearsal_rules,
+    notify_rules,
 ]
 
 

@@ -22,6 +22,7 @@ from backout.spec.models import (
     BaselineSource,
     DeployStep,
     FaultSpec,
+    NotifyChannel,
     Plan,
     Signal,
     Step,
@@ -50,8 +51,9 @@ KINDED_SECTIONS: dict[str, tuple[type[BaseModel], str]] = {
     "deploy_steps": (DeployStep, "action"),
     "rehearsal_break": (DeployStep, "action"),
     "faults": (FaultSpec, "fault"),
+    "notify_channels": (NotifyChannel, "channel"),
 }
-MAPPING_SECTIONS = frozenset({"baseline", "telemetry"})
+MAPPING_SECTIONS = frozenset({"baseline", "telemetry", "notify_channels"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ def places(plain: dict[str, Any]) -> list[tuple[Path_, str]]:
             found.append((("rehearsal", "break"), "rehearsal_break"))
         if "faults" in rehearsal:
             found.append((("rehearsal", "faults"), "faults"))
+    notify = plain.get("notify")
+    if isinstance(notify, dict) and "channels" in notify:
+        found.append((("notify", "channels"), "notify_channels"))
     return found
 
 
@@ -276,11 +281,17 @@ def _kinded_items(plain: dict[str, Any]) -> list[tuple[Path_, str, dict[str, Any
     return items
 
 
-def _check_options(model: type[BaseModel], options: Any, where: Path_, add: Any) -> None:
+def _check_options(
+    model: type[BaseModel], options: Any, where: Path_, add: Any, templated: bool = False
+) -> None:
+    """Validate a kind's options. ``templated``: values may be templates rendered later
+    (a channel's ``{{ secrets.x }}``), so a value holding one is not judged now."""
     try:
         model.model_validate(options)
     except ValidationError as exc:
         for error in exc.errors():
+            if templated and isinstance(error.get("input"), str) and "{{" in error["input"]:
+                continue
             at = (*where, *error["loc"])
             if error["type"] == "extra_forbidden":
                 allowed = [field.alias or name for name, field in model.model_fields.items()]
@@ -292,8 +303,22 @@ def _check_options(model: type[BaseModel], options: Any, where: Path_, add: Any)
 def _validate_options(plain: dict[str, Any], kinds: Kinds, add: Any) -> None:
     for where, section, item in _kinded_items(plain):
         registry = kinds.of(section)
+        if section == "notify_channels" and not getattr(registry.get(item["kind"]), "notices", 0):
+            notices = [
+                name for name in registry.names() if getattr(registry.get(name), "notices", 0)
+            ]
+            add(
+                (*where, item["kind"]),
+                f"channel {item['kind']!r} takes change records, not notifications",
+                f"notification channels: {', '.join(notices)}",
+            )
+            continue
         _check_options(
-            registry.get(item["kind"]).Options, item["options"], (*where, item["kind"]), add
+            registry.get(item["kind"]).Options,
+            item["options"],
+            (*where, item["kind"]),
+            add,
+            templated=section == "notify_channels",
         )
         undo = item.get("undo")
         if section in ("deploy_steps", "rehearsal_break") and isinstance(undo, dict):

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from backout.kernel.durations import parse_duration
+from backout.kernel.events import NOTIFY_EVENTS
 
 DURATION_SCHEMA = {
     "anyOf": [
@@ -164,6 +165,81 @@ class Rehearsal(Model):
     )
 
 
+class NotifyChannel(Kinded):
+    """One destination: a channel kind (slack, pagerduty, teams, webhook, email …) with its
+    options. Option values may be templates reading ``secrets`` and ``environment``
+    (``"{{ secrets.slack_webhook }}"``); they are rendered when a message is sent."""
+
+
+class NotifyRoute(Model):
+    events: list[str] = Field(
+        min_length=1, description="Notify events to send (`backout notify events`), or `*`."
+    )
+    to: list[str] = Field(min_length=1, description="Names of `notify.channels` to send them to.")
+    environments: list[str] | None = Field(
+        None, description="Only for runs in these environments (e.g. page only in production)."
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e != "*" and e not in NOTIFY_EVENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown notify event {unknown[0]!r}; expected `*` or one of "
+                + ", ".join(NOTIFY_EVENTS)
+            )
+        return value
+
+
+class Notify(Model):
+    channels: dict[str, NotifyChannel] = Field(
+        default_factory=dict, description="Named destinations, each one channel kind."
+    )
+    routes: list[NotifyRoute] = Field(
+        default_factory=list, description="Which events go to which channels."
+    )
+    messages: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per notify event, a template replacing the built-in message text.",
+    )
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description="Links every message carries, label -> URL (a dashboard, the status page).",
+    )
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, NotifyChannel]) -> dict[str, NotifyChannel]:
+        for name in value:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", name):  # no '.': delivery keys
+                raise ValueError(f"channel {name!r}: use letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _message_events(cls, value: dict[str, str]) -> dict[str, str]:
+        for event in value:
+            if event not in NOTIFY_EVENTS:
+                raise ValueError(
+                    f"messages.{event}: not a notify event; expected one of "
+                    + ", ".join(NOTIFY_EVENTS)
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _routes_name_channels(self) -> Notify:
+        for index, route in enumerate(self.routes):
+            for name in route.to:
+                if name not in self.channels:
+                    known = ", ".join(self.channels) or "none declared"
+                    raise ValueError(
+                        f"routes[{index}].to: no channel named {name!r} in notify.channels "
+                        f"(declared: {known})"
+                    )
+        return self
+
+
 class Plan(Model):
     plan: str = Field(pattern=NAME_PATTERN, description="Unique plan name.")
     service: str = Field("", description="One active run per service; defaults to the plan name.")
@@ -181,6 +257,7 @@ class Plan(Model):
     triggers: list[Trigger] = Field(default_factory=list, description="When to back out.")
     deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")
     rehearsal: Rehearsal | None = Field(None, description="How `backout rehearse` drills it.")
+    notify: Notify | None = Field(None, description="Who is told what, through which channels.")
     environments: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per-environment values templates read as `environment.KEY`, chosen "

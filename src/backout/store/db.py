@@ -90,6 +90,11 @@ class Store:
                 self._opened = True
         return self
 
+    @property
+    def opened(self) -> bool:
+        """Whether the store was opened (by :meth:`open` or a first session) yet."""
+        return self._opened
+
     def __enter__(self) -> Store:
         return self
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from backout.store.models import OutboxRow
 
 ITSM_ROUTE = "itsm"  # change records, for the configured ITSM tool
+# a row is pending (due at next_attempt_at), sending (claimed until next_attempt_at),
+# sent, or dead (gave up after its route's max attempts; `backout outbox retry` revives it)
+UNSENT = ("pending", "sending")
 
 
 def enqueue(
@@ -68,9 +72,38 @@ def rows(
     return list(session.scalars(query))
 
 
-def pending_count(session: Session, route: str) -> int:
-    query = select(func.count()).where(OutboxRow.route == route, OutboxRow.status != "sent")
+def by_key(session: Session, key: str) -> OutboxRow:
+    row = session.scalars(select(OutboxRow).where(OutboxRow.key == key)).one()
+    return row
+
+
+def count(session: Session, where: ColumnElement[bool], statuses: Collection[str]) -> int:
+    query = select(func.count()).where(where, OutboxRow.status.in_(list(statuses)))
     return int(session.scalar(query) or 0)
+
+
+def requeue(
+    session: Session, ids: Collection[int], dead: bool, route: str | None
+) -> list[OutboxRow]:
+    """Make events due again now with a fresh retry budget: the ``ids`` given (not yet
+    sent), and with ``dead`` every dead-lettered one (of ``route``, if given)."""
+    query = select(OutboxRow).where(OutboxRow.status != "sent")
+    picks: list[ColumnElement[bool]] = []
+    if ids:
+        picks.append(OutboxRow.id.in_(list(ids)))
+    if dead:
+        picks.append(OutboxRow.status == "dead")
+    if not picks:
+        return []
+    query = query.where(picks[0] if len(picks) == 1 else picks[0] | picks[1])
+    if route:
+        query = query.where(OutboxRow.route == route)
+    else:  # a failed `notify test` stays failed unless its route is named
+        query = query.where(~OutboxRow.route.startswith("notify-test:", autoescape=True))
+    rows = list(session.scalars(query.order_by(OutboxRow.id)))
+    for row in rows:
+        row.status, row.attempts, row.next_attempt_at = "pending", 0, time.time()
+    return rows
 
 
 def stream_ref(session: Session, route: str, stream: str) -> str | None:

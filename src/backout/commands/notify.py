@@ -1,0 +1,88 @@
+"""Notification verbs: send a test message through each channel a plan configures, and
+deliver whatever notifications are queued."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+from backout.channels import SendReport, send
+from backout.channels.notice import Notice
+from backout.commands.caller import Caller
+from backout.errors import UsageError
+from backout.notify import notify_route, sending_context
+from backout.notify.hook import TEST_PREFIX, queue_notice
+from backout.plans import load_plan
+from backout.reports import ChannelTest, NotifyTestReport
+from backout.spec.environments import environment_values, select_environment
+from backout.store import outbox
+
+
+def notify_test(
+    caller: Caller,
+    path: str | Path,
+    channels: list[str] | None = None,
+    environment: str | None = None,
+    timeout: float = 15.0,
+) -> NotifyTestReport:
+    """Send one test message through each of the plan's notify channels (or those named),
+    through the outbox like any notification (so it is audited), and say how each went."""
+    loaded = load_plan(path)
+    plan = loaded.plan
+    if plan.notify is None or not plan.notify.channels:
+        raise UsageError(
+            f"{loaded.path}: the plan has no `notify.channels`",
+            hint="see docs/notifications.md for a copyable `notify:` section",
+        )
+    names = channels or list(plan.notify.channels)
+    unknown = [n for n in names if n not in plan.notify.channels]
+    if unknown:
+        raise UsageError(
+            f"no channel named {unknown[0]!r} in the plan's notify.channels",
+            hint=f"its channels: {', '.join(plan.notify.channels)}",
+        )
+    env = select_environment(plan, environment)
+    context = sending_context(plan.secrets, loaded.base_dir, environment_values(plan, env))
+    test_id = uuid.uuid4().hex[:12]
+    notice = Notice(
+        event="notify.test",
+        title=f"{plan.service_name}: test message from backout",
+        text=f"Sent by {caller.actor} with `backout notify test`. Nothing is wrong.",
+        severity="info",
+        run_id=f"test-{test_id}",
+        service=plan.service_name,
+        environment=env or "",
+        plan=plan.plan,
+        explain="backout notify test PLAN",
+        at=time.time(),
+        links=dict(plan.notify.links),
+        test=True,
+    ).to_json()
+    with caller.store.session() as session:
+        for name in names:
+            key = f"backout-notify-{name}-test-{test_id}"
+            queue_notice(session, plan.notify, name, notice, context, key, None, TEST_PREFIX)
+    # its own route: one try each, and no other queued notification is touched
+    route = notify_route(max_attempts=1, prefix=TEST_PREFIX)
+    send(caller.store, route, caller.actor, timeout, once=False)
+    results = []
+    with caller.store.session() as session:
+        for name in names:
+            row = outbox.by_key(session, f"backout-notify-{name}-test-{test_id}")
+            kind = plan.notify.channels[name].kind
+            results.append(ChannelTest(name, kind, row.status == "sent", row.last_error, row.id))
+    return NotifyTestReport(plan.plan, results)
+
+
+def notify_send(
+    caller: Caller,
+    timeout: float = 60.0,
+    once: bool = False,
+    retry_delay: float = 1.0,
+    max_attempts: int = 10,
+) -> SendReport:
+    """Deliver every queued notification (all ``notify:`` routes) until none is due or
+    ``timeout`` seconds have passed."""
+    route = notify_route(retry_delay=retry_delay, max_attempts=max_attempts)
+    return send(caller.store, route, caller.actor, timeout, once)
