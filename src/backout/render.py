@@ -14,7 +14,7 @@ from rich.table import Table
 from backout.engine.view import RunView
 from backout.errors import Issue
 from backout.kernel.events import CHECK_EVENTS, Event, EventKind
-from backout.reports import DryRunReport, RunReport, RunSummary
+from backout.reports import DryRunReport, Handoff, RunReport, RunSummary
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -97,6 +97,20 @@ def print_run(console: Console, report: RunReport) -> None:
     if report.message:
         line += f" — {escape(report.message)}"
     console.print(line, soft_wrap=True)
+    if report.handoff is not None:
+        console.print(escape(handoff_line(report.handoff)), soft_wrap=True)
+
+
+def handoff_line(handoff: Handoff) -> str:
+    """One line on the hand-off to disaster recovery after a failed backout."""
+    parts = [f"disaster recovery is with {handoff.owner}"]
+    if handoff.runbook:
+        parts.append(f"runbook {handoff.runbook}")
+    if handoff.started:
+        parts.append(f"recovery run {handoff.recovery_run} {handoff.recovery_status}")
+    elif handoff.outcome:
+        parts.append(handoff.outcome)
+    return "hand-off: " + "; ".join(parts)
 
 
 def print_dry_run(console: Console, report: DryRunReport) -> None:

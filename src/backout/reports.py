@@ -41,6 +41,21 @@ class CheckReport:
 
 
 @dataclass(frozen=True)
+class Handoff:
+    """What happened when the backout failed and the plan names disaster recovery: who
+    owns it, the runbook, the recovery plan, and whether it was started (``outcome`` says
+    why not); the recovery run's id and status when it was."""
+
+    owner: str
+    runbook: str | None
+    plan: str | None
+    started: bool
+    outcome: str = ""
+    recovery_run: str | None = None
+    recovery_status: str | None = None
+
+
+@dataclass(frozen=True)
 class RunReport:
     run_id: str
     plan: str
@@ -57,6 +72,7 @@ class RunReport:
     trigger: dict[str, Any] | None = None
     steps: list[StepReport] = field(default_factory=list)
     checks: list[CheckReport] = field(default_factory=list)
+    handoff: Handoff | None = None
 
     @property
     def exit_code(self) -> int:
@@ -241,6 +257,32 @@ class NotifyTestReport(_Record):
 
 
 @dataclass(frozen=True)
+class Acknowledgement(_Record):
+    """`backout ack`: who took the run, when, what it waited for, who was told."""
+
+    run_id: str
+    actor: str
+    at: float
+    waiting_for: str
+    told: list[str]
+    audit_seq: int
+
+
+@dataclass(frozen=True)
+class StatusUpdate(_Record):
+    """`backout notify update`: a person's status update, and who was told. For the run's
+    first update, ``first_update_s`` is how long after the incident began it came."""
+
+    run_id: str
+    actor: str
+    at: float
+    message: str
+    told: list[str]
+    audit_seq: int
+    first_update_s: float | None
+
+
+@dataclass(frozen=True)
 class TriggerReceipt(_Record):
     """A person's trigger, queued for the running deploy or watch."""
 
@@ -402,3 +444,49 @@ class DrillDue(_Record):
     @property
     def exit_code(self) -> int:
         return 1 if self.due else 0
+
+
+@dataclass(frozen=True)
+class IncidentUpdateEntry(_Record):
+    """One move of an incident (``internal``: never published)."""
+
+    id: int
+    status: str
+    component_status: str
+    message: str
+    actor: str
+    at: float
+    internal: bool
+
+
+@dataclass(frozen=True)
+class IncidentReport(_Record):
+    """An incident on the status page, with its updates oldest first."""
+
+    id: int
+    service: str
+    component: str
+    title: str
+    status: str
+    impact: str
+    run_id: str | None
+    internal: bool
+    created_at: float
+    updated_at: float
+    resolved_at: float | None
+    updates: list[IncidentUpdateEntry]
+
+
+@dataclass(frozen=True)
+class StatusPageReport(_Record):
+    """What ``backout status-page build`` wrote, and what the visibility guard withheld."""
+
+    out_dir: str
+    files: list[str]
+    indicator: str
+    description: str
+    components: int
+    open_incidents: int
+    resolved_incidents: int
+    withheld: dict[str, int]
+    resolved_now: list[int]

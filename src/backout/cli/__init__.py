@@ -8,10 +8,20 @@ imports the package back.
 
 from __future__ import annotations
 
-from backout.cli import audit, changes, deploy, flags, notify, plans, rehearsals, runs
+from backout.cli import (
+    audit,
+    changes,
+    deploy,
+    flags,
+    incidents,
+    notify,
+    plans,
+    rehearsals,
+    runs,
+)
 from backout.cli.base import cli
 
-for _group in (plans, runs, deploy, rehearsals, changes, audit, notify, flags):
+for _group in (plans, runs, deploy, rehearsals, changes, audit, notify, incidents, flags):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

@@ -13,14 +13,12 @@ from backout import commands
 from backout.changes.window import iso, parse_instant
 from backout.channels import ITSM_ROUTE, Route, SendReport
 from backout.cli.base import (
-    DURATION,
-    Duration,
     caller_of,
     err,
     exit_with,
     json_option,
-    max_attempts_option,
     out,
+    send_options,
 )
 from backout.render import clock, print_json
 
@@ -135,22 +133,7 @@ def outbox_group() -> None:
     show_default=True,
     help="Jira project key.",
 )
-@click.option(
-    "--timeout",
-    default="60s",
-    show_default=True,
-    type=DURATION,
-    help="Keep retrying this long (30s, 10m).",
-)
-@click.option(
-    "--retry-delay",
-    default="1s",
-    show_default=True,
-    type=Duration(minimum=0.01),
-    help="First retry delay (500ms, 2s); doubles up to 5 minutes.",
-)
-@max_attempts_option
-@click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
+@send_options
 @json_option
 @click.pass_context
 def outbox_send(

@@ -6,9 +6,9 @@ option, the duration type, live progress with a graceful stop, and the end of a 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -124,6 +124,37 @@ max_attempts_option = click.option(
     type=click.IntRange(1, 1000),
     help="Tries per event before it is dead-lettered (kept; `backout outbox retry --dead`).",
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def send_options(command: F) -> F:
+    """The options of every command that delivers the outbox: how long to keep trying,
+    the first retry delay, the tries before dead-lettering, one pass only."""
+    for option in reversed(
+        [
+            click.option(
+                "--timeout",
+                default="60s",
+                show_default=True,
+                type=DURATION,
+                help="Keep retrying this long (30s, 10m).",
+            ),
+            click.option(
+                "--retry-delay",
+                default="1s",
+                show_default=True,
+                type=Duration(minimum=0.01),
+                help="First retry delay (500ms, 2s); doubles, with jitter, up to 5 minutes.",
+            ),
+            max_attempts_option,
+            click.option("--once", is_flag=True, help="One pass: send what is due, then exit."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 env_option = click.option(
     "--env",

@@ -10,17 +10,18 @@ from rich.table import Table
 from backout import commands
 from backout.cli.audit import print_send_report
 from backout.cli.base import (
-    DURATION,
     Duration,
     caller_of,
     env_option,
     exit_with,
     json_option,
-    max_attempts_option,
     out,
+    send_options,
 )
+from backout.kernel.durations import format_duration
 from backout.kernel.events import NOTIFY_EVENTS
 from backout.render import print_json
+from backout.stop import on_signals
 
 
 @click.group(name="notify")
@@ -83,22 +84,12 @@ def notify_test(
 
 
 @notify_group.command("send")
+@send_options
 @click.option(
-    "--timeout",
-    default="60s",
-    show_default=True,
-    type=DURATION,
-    help="Keep retrying this long (30s, 10m).",
+    "--follow",
+    is_flag=True,
+    help="Keep escalating and delivering until SIGTERM or Ctrl-C (a sidecar or service).",
 )
-@click.option(
-    "--retry-delay",
-    default="1s",
-    show_default=True,
-    type=Duration(minimum=0.01),
-    help="First retry delay; doubles (with jitter) up to 5 minutes.",
-)
-@max_attempts_option
-@click.option("--once", is_flag=True, help="One pass: send what is due, then exit.")
 @json_option
 @click.pass_context
 def notify_send(
@@ -107,13 +98,56 @@ def notify_send(
     retry_delay: float,
     max_attempts: int,
     once: bool,
+    follow: bool,
     as_json: bool,
 ) -> None:
-    """Deliver queued notifications (of any run); exit 1 if some are still pending.
-    Commands that run a backout deliver their own as they go; this sends what they could
-    not (a channel was down, the process was killed)."""
-    report = commands.notify_send(caller_of(ctx), timeout, once, retry_delay, max_attempts)
+    """Queue due escalations and update reminders, then deliver queued notifications (of
+    any run); exit 1 if some are still pending. Commands that run a backout do both as they
+    go; this covers what they could not (a channel was down, the process was killed) and
+    runs whose process has ended (a failed backout still escalates until `backout ack`)."""
+    with on_signals():
+        report = commands.notify_send(
+            caller_of(ctx), timeout, once, retry_delay, max_attempts, follow=follow
+        )
     print_send_report(report, as_json)
 
 
-COMMANDS: list[click.Command] = [notify_group]
+@notify_group.command("update")
+@click.argument("run_id")
+@click.option("--message", "-m", required=True, help="The update, as people should read it.")
+@json_option
+@click.pass_context
+def notify_update(ctx: click.Context, run_id: str, message: str, as_json: bool) -> None:
+    """Post a status update about a run to the channels routed `run.updated` (audited; the
+    first update's delay after the incident began is recorded)."""
+    update = commands.notify_update(caller_of(ctx, create=False), run_id, message)
+    if as_json:
+        print_json(out, update)
+        return
+    told = ", ".join(update.told) or "no channel routes run.updated"
+    first = (
+        f"; first update, {format_duration(update.first_update_s)} after the incident began"
+        if update.first_update_s is not None
+        else ""
+    )
+    out.print(escape(f"update recorded for run {update.run_id} (told: {told}){first}"))
+
+
+@click.command("ack")
+@click.argument("run_id")
+@click.option("--message", "-m", default="", help="What you are doing about it.")
+@json_option
+@click.pass_context
+def ack(ctx: click.Context, run_id: str, message: str, as_json: bool) -> None:
+    """Take a run that waits for a person: escalation stops, the channels routed
+    `run.acknowledged` are told (PagerDuty acknowledges), and who took it is audited."""
+    receipt = commands.ack(caller_of(ctx, create=False), run_id, message)
+    if as_json:
+        print_json(out, receipt)
+        return
+    waited = f" (it waited: {receipt.waiting_for})" if receipt.waiting_for else " (nothing waited)"
+    told = ", ".join(receipt.told) or "no channel routes run.acknowledged"
+    out.print(escape(f"run {receipt.run_id} acknowledged by {receipt.actor}{waited}; told: {told}"))
+
+
+COMMANDS: list[click.Command] = [notify_group, ack]

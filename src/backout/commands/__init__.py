@@ -13,8 +13,9 @@ from backout.commands import changes, flags
 from backout.commands.audit import audit_checkpoint, audit_log, audit_verify
 from backout.commands.baseline import snapshot
 from backout.commands.caller import Caller
+from backout.commands.incidents import incident_update, incidents, status_page_build
 from backout.commands.interventions import approve, trigger
-from backout.commands.notify import notify_send, notify_test
+from backout.commands.notify import ack, notify_send, notify_test, notify_update
 from backout.commands.outbox import outbox_list, outbox_retry, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
 from backout.commands.rehearsals import drill_of, drills_due, rehearsals, rehearse
@@ -33,6 +34,7 @@ from backout.commands.runs import (
 
 __all__ = [
     "Caller",
+    "ack",
     "approve",
     "audit_checkpoint",
     "audit_log",
@@ -44,10 +46,13 @@ __all__ = [
     "dry_run",
     "explain_run",
     "flags",
+    "incident_update",
+    "incidents",
     "init",
     "journal",
     "notify_send",
     "notify_test",
+    "notify_update",
     "outbox_list",
     "outbox_retry",
     "outbox_send",
@@ -61,6 +66,7 @@ __all__ = [
     "show",
     "snapshot",
     "status",
+    "status_page_build",
     "trigger",
     "validate",
     "watch",

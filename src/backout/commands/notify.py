@@ -11,12 +11,21 @@ from backout.channels import SendReport, send
 from backout.channels.notice import Notice
 from backout.commands.caller import Caller
 from backout.errors import UsageError
-from backout.notify import notify_route, sending_context
+from backout.notify import notify_route, run_timers, sending_context
 from backout.notify.hook import TEST_PREFIX, queue_notice
+from backout.notify.people import acknowledge, post_update
 from backout.plans import load_plan
-from backout.reports import ChannelTest, NotifyTestReport
+from backout.reports import (
+    Acknowledgement,
+    ChannelTest,
+    NotifyTestReport,
+    StatusUpdate,
+)
 from backout.spec.environments import environment_values, select_environment
-from backout.store import outbox
+from backout.stop import STOP
+from backout.store import outbox, repo
+
+FOLLOW_S = 0.5  # `notify send --follow`: how often it looks for due timers and notices
 
 
 def notify_test(
@@ -81,8 +90,45 @@ def notify_send(
     once: bool = False,
     retry_delay: float = 1.0,
     max_attempts: int = 10,
+    follow: bool = False,
 ) -> SendReport:
-    """Deliver every queued notification (all ``notify:`` routes) until none is due or
-    ``timeout`` seconds have passed."""
+    """Queue the escalations and update reminders that are due, then deliver every queued
+    notification (all ``notify:`` routes) until none is due or ``timeout`` seconds have
+    passed. ``follow``: keep doing both until stopped (SIGTERM, Ctrl-C): a sidecar that
+    escalates for runs no command is watching any more."""
     route = notify_route(retry_delay=retry_delay, max_attempts=max_attempts)
-    return send(caller.store, route, caller.actor, timeout, once)
+    run_timers(caller.store, caller.actor)
+    if not follow:
+        return send(caller.store, route, caller.actor, timeout, once)
+    total = SendReport()
+    while not STOP.wait(FOLLOW_S):
+        run_timers(caller.store, caller.actor)
+        report = send(caller.store, route, caller.actor, 0.0, once=True)
+        total.sent += report.sent
+        total.failed_attempts += report.failed_attempts
+        total.dead_lettered += report.dead_lettered
+        total.errors = (total.errors + report.errors)[-20:]
+        total.pending, total.dead = report.pending, report.dead
+    return total
+
+
+def ack(caller: Caller, run_id: str, message: str = "") -> Acknowledgement:
+    """Take the run: escalation stops, the routes of ``run.acknowledged`` are told (a
+    PagerDuty channel acknowledges the incident), audited as ``run.acknowledged``."""
+    with caller.store.session() as session:
+        row = repo.get_run(session, run_id)
+        said = acknowledge(session, row, caller.actor, message)
+    return Acknowledgement(row.id, caller.actor, said.at, said.waiting_for, said.channels, said.seq)
+
+
+def notify_update(caller: Caller, run_id: str, message: str) -> StatusUpdate:
+    """Post a status update about the run to the routes of ``run.updated``; audited as
+    ``run.updated``, the first one with how long after the incident began it came."""
+    if not message.strip():
+        raise UsageError("an update needs a message", hint="--message 'rolled back; watching'")
+    with caller.store.session() as session:
+        row = repo.get_run(session, run_id)
+        said = post_update(session, row, caller.actor, message)
+    return StatusUpdate(
+        row.id, caller.actor, said.at, message, said.channels, said.seq, said.first_update_s
+    )

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from backout.commands.caller import Caller
+from backout.commands.handoff import hand_off
 from backout.engine.create import create_run
 from backout.engine.journal import Observer
 from backout.engine.lease import claim_for_resume
@@ -20,14 +22,15 @@ from backout.engine.worker import claim_orphan
 from backout.errors import PlanError, UsageError
 from backout.explain import explain
 from backout.kernel.events import Event, EventKind
-from backout.kernel.states import RUN_TERMINAL
+from backout.kernel.states import RUN_TERMINAL, RunStatus
 from backout.plans import load_plan
 from backout.reports import RunReport, RunSummary, run_report
 from backout.spec.environments import select_environment
 from backout.spec.lint import lint, needs_release
 from backout.spec.loader import LoadedPlan
 from backout.stop import STOP
-from backout.store import leases, repo
+from backout.store import audit, leases, repo
+from backout.store.models import RunRow
 from backout.triggers.listener import Listener
 
 
@@ -148,7 +151,8 @@ def start_run(
         execution = Execution(
             store, row, loaded.plan, owner, caller.actor, caller.lease_ttl, observer=observer
         )
-        return run_report(row, execute(execution))
+        report = run_report(row, execute(execution))
+    return _handed_off(caller, row, report, observer)
 
 
 def resume(
@@ -182,7 +186,28 @@ def resume(
             observer=observer,
         )
     )
-    return run_report(row, final)
+    return _handed_off(caller, row, run_report(row, final), observer)
+
+
+def _handed_off(
+    caller: Caller, row: RunRow, report: RunReport, observer: Observer | None
+) -> RunReport:
+    """A failed backout hands over to disaster recovery (plan ``disaster_recovery:``)."""
+    mode = row.plan_doc.get("mode", "backout")
+    if report.status != RunStatus.FAILED or mode == "rehearsal":
+        return report
+    plan, base_dir = plan_of(row)
+    environment = row.plan_doc.get("environment") or None
+
+    def start(path: Path, extra: dict[str, Any]) -> RunReport:
+        loaded = load_plan(path)
+        env = environment if loaded.plan.environments else None
+        chosen = {**extra, "environment": select_environment(loaded.plan, env)}
+        return start_run(caller, loaded, chosen, observer, False, None)
+
+    if row.plan_doc.get("handoff_from"):  # a recovery run that failed: never chain on
+        return report
+    return replace(report, handoff=hand_off(caller, report, plan, base_dir, environment, start))
 
 
 def work(
@@ -244,6 +269,22 @@ def journal(caller: Caller, run_id: str) -> list[Event]:
 
 
 def explain_run(caller: Caller, run_id: str) -> tuple[RunReport, list[str]]:
-    """Why the run did what it did, in sentences."""
+    """Why the run did what it did, in sentences; with the hand-off to disaster recovery
+    when the backout failed (or which failed run this recovery run took over from)."""
     report, events = _report(caller, run_id)
-    return report, explain(report, events)
+    lines = explain(report, events)
+    with caller.store.session() as session:
+        row = repo.get_run(session, report.run_id)
+        handoffs = audit.log(session, "run.handoff", f"run:{report.run_id}")
+        origin = row.plan_doc.get("handoff_from")
+    if origin:
+        lines.insert(1, f"a disaster-recovery run: it took over from failed run {origin}")
+    for record in handoffs:
+        d = record.details
+        lines.append(
+            f"hand-off to disaster recovery: owner {d.get('owner')}"
+            + (f", runbook {d['runbook']}" if d.get("runbook") else "")
+            + f"; {d.get('outcome')}"
+            + (f" ({d['recovery_status']})" if d.get("recovery_status") else "")
+        )
+    return report, lines

@@ -23,11 +23,12 @@ from backout.engine.view import RunView, new_view
 from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
-from backout.notify import RunFacts, notify_hook, sending_context
+from backout.notify import facts_of, notify_hook, sending_context
 from backout.proc import stop_all
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
 from backout.spec.secrets import resolve_secrets
+from backout.statuspage import statuspage_hook
 from backout.stop import Stopped
 from backout.store import leases, repo
 from backout.store.db import Store
@@ -117,8 +118,10 @@ def execute(ex: Execution) -> RunView:
         },
         ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
     )
-    if plan.notify is not None and plan.notify.routes:
+    dr_pages = plan.disaster_recovery.page if plan.disaster_recovery else []
+    if plan.notify is not None and (plan.notify.routes or dr_pages):
         hooks.append(_notify_hook(ex, plan, env))
+    hooks.append(_statuspage_hook(ex, plan))
     journal = Journal.open(ex.store, empty_view(ex.row, plan), env.redactor, ex.observer, hooks)
     if journal.view.status in RUN_TERMINAL:
         _release(ex)
@@ -141,25 +144,21 @@ def execute(ex: Execution) -> RunView:
     return journal.view
 
 
+def _statuspage_hook(ex: Execution, plan: Plan) -> Hook:
+    """Move the service's incident on the status page as the run goes (a rehearsal never
+    does; plan ``status_page:``, or the defaults)."""
+    return statuspage_hook(
+        ex.row.service, plan.status_page, plan.risk, ex.actor, mode=mode_of(ex.row)
+    )
+
+
 def _notify_hook(ex: Execution, plan: Plan, env: RunEnvironment) -> Hook:
     """Queue the run's notifications as its events are journalled (plan ``notify:``)."""
     assert plan.notify is not None
-    mode = mode_of(ex.row)
-    facts = RunFacts(
-        run_id=ex.row.id,
-        service=plan.service_name,
-        plan=ex.row.plan,
-        environment=str(ex.row.plan_doc.get("environment") or ""),
-        risk=plan.risk,
-        mode=mode,
-        actor=ex.row.actor,
-        release=str(ex.row.plan_doc.get("release") or ""),
-        step_names=[unit.name for unit in layout(plan, mode)],
-        checks=len(plan.verify),
-        links=dict(plan.notify.links),
-    )
+    steps = [unit.name for unit in layout(plan, mode_of(ex.row))]
+    facts = facts_of(ex.row, plan, step_names=steps, checks=len(plan.verify))
     context = sending_context(plan.secrets, env.base_dir, env.environment)
-    return notify_hook(plan.notify, facts, env.redactor, context)
+    return notify_hook(plan.notify, facts, env.redactor, context, plan.disaster_recovery)
 
 
 def _store_lost(exc: StoreError, run_id: str) -> StoreError:

@@ -139,5 +139,10 @@ NOTIFY_EVENTS: Mapping[str, str] = MappingProxyType(
         "run.failed": "the backout failed: the disaster-recovery owner is needed",
         "rehearsal.passed": "a rehearsal drill passed",
         "rehearsal.failed": "a rehearsal drill failed",
+        "run.acknowledged": "a person took the run (`backout ack RUN`); escalation stops",
+        "run.escalated": "nobody acknowledged in time: the next escalation level is called on",
+        "run.update_due": "the comms role is reminded that a status update is due",
+        "run.updated": "a person posted a status update (`backout notify update RUN`)",
+        "dr.handoff": "the backout failed: disaster recovery is handed over (and maybe started)",
     }
 )

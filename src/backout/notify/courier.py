@@ -12,11 +12,13 @@ from types import TracebackType
 
 from backout.channels.delivery import Route, send
 from backout.notify.dispatch import notify_route
+from backout.notify.escalation import run_timers
 from backout.store import outbox as queue
 from backout.store.db import Store
 from backout.store.models import OutboxRow
 
 POLL_S = 0.1
+TIMERS_S = 1.0  # escalation and update reminders are looked at this often
 
 
 @dataclass
@@ -47,10 +49,20 @@ class Courier:
         return self
 
     def _loop(self) -> None:
+        timers_at = 0.0
         while not self._stop.is_set():
             if self.store.opened:  # never open (or create) a store the command did not
+                if time.monotonic() >= timers_at:
+                    timers_at = time.monotonic() + TIMERS_S
+                    self._timers()
                 self._pass()
             self._stop.wait(POLL_S)
+
+    def _timers(self) -> None:
+        try:
+            run_timers(self.store, self.actor)
+        except Exception:  # a plan this version cannot read, the store gone: never crash
+            return
 
     def _pass(self) -> list[str]:
         try:

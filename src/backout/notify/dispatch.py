@@ -6,6 +6,7 @@ redacted: an error never shows a token or a webhook URL."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,7 +67,11 @@ class Dispatcher(Sender):
         except BackoutError as exc:
             return Receipt(False, f"channel {name!r}: {exc.message}")
         redactor = Redactor(secrets.values())
-        scope = {"secrets": secrets, "environment": payload.get("environment") or {}}
+        scope = {
+            "secrets": secrets,
+            "environment": payload.get("environment") or {},
+            "env": dict(os.environ),  # the sending process's, like the secrets it reads
+        }
         try:
             options = channel.Options.model_validate(render_value(spec.get("options"), scope))
         except BackoutError as exc:

@@ -7,19 +7,22 @@ the engine's path (:mod:`backout.notify.courier`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from backout.kernel.events import Event
 from backout.kernel.states import RunStatus
 from backout.notify.events import notify_event
-from backout.notify.messages import RunFacts, compose
+from backout.notify.messages import RunFacts, compose, handoff_notice
 from backout.redact import Redactor
-from backout.spec.models import Notify, Secret
+from backout.spec.models import DisasterRecovery, Notify, Secret
 from backout.spec.templating import is_template, usage, walk_strings
 from backout.store import outbox
+from backout.store.models import OutboxRow
 
 ROUTE_PREFIX = "notify:"
 TEST_PREFIX = "notify-test:"  # `backout notify test`: tried once, apart from real ones
@@ -65,7 +68,11 @@ def queue_notice(
     key: str,
     run_id: str | None,
     prefix: str = ROUTE_PREFIX,
-) -> None:
+) -> bool:
+    """Queue one notice for ``channel`` under delivery ``key``; False when that key was
+    queued before (the same notice offered again: nothing is added)."""
+    if session.scalars(select(OutboxRow.id).where(OutboxRow.key == key)).first() is not None:
+        return False
     spec = notify.channels[channel]
     used = {
         key
@@ -84,6 +91,7 @@ def queue_notice(
     outbox.enqueue(
         session, prefix + channel, stream, notice_json["event"], payload, key=key, run_id=run_id
     )
+    return True
 
 
 def notify_hook(
@@ -91,14 +99,23 @@ def notify_hook(
     facts: RunFacts,
     redactor: Redactor,
     context: Mapping[str, Any],
+    dr: DisasterRecovery | None = None,
 ) -> NotifyHook:
-    """The journal hook that queues the run's notifications."""
+    """The journal hook that queues the run's notifications; when the backout fails and
+    the plan has ``disaster_recovery:``, the hand-off too (``dr.handoff``)."""
 
     def hook(session: Session, event: Event, view: Any) -> None:
         status: RunStatus = view.status
         name = notify_event(event, status, facts.mode)
         if name is None:
             return
+        if name == "run.failed" and dr is not None:
+            handoff = handoff_notice(dr, notify, facts, event, status.value, redactor)
+            channels = channels_for(notify, "dr.handoff", facts.environment)
+            for channel in [*channels, *(c for c in dr.page if c not in channels)]:
+                key = f"backout-notify-{channel}-run-{facts.run_id}-{event.seq}-dr"
+                told = replace(handoff, mentions=_mentions(notify, dr.owner, channel))
+                queue_notice(session, notify, channel, told.to_json(), context, key, facts.run_id)
         channels = channels_for(notify, name, facts.environment)
         if not channels:
             return
@@ -116,3 +133,8 @@ def notify_hook(
             queue_notice(session, notify, channel, notice, context, key, facts.run_id)
 
     return hook
+
+
+def _mentions(notify: Notify, role: str, channel: str) -> list[str]:
+    contact = notify.contacts.get(role, {}).get(channel)
+    return [contact] if contact else []

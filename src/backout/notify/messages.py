@@ -16,6 +16,7 @@ from backout.errors import TemplateError
 from backout.kernel.durations import format_duration
 from backout.kernel.events import Event
 from backout.redact import Redactor
+from backout.spec.models import DisasterRecovery, Notify
 from backout.spec.templating import render_text
 
 RISK_SEVERITY: Mapping[str, Severity] = {
@@ -101,6 +102,48 @@ def compose(
     )
     if template:
         notice = replace(notice, text=_custom(template, notice, event, facts, environment))
+    return _redacted(notice, redactor)
+
+
+def handoff_notice(
+    dr: DisasterRecovery,
+    notify: Notify,
+    facts: RunFacts,
+    event: Event,
+    status: str,
+    redactor: Redactor,
+) -> Notice:
+    """The hand-off to disaster recovery, when the backout itself failed."""
+    who = facts.service + (f"@{facts.environment}" if facts.environment else "")
+    lines = [
+        f"The backout failed: {event.data.get('message', '')}",
+        f"Disaster recovery is now with {dr.owner}.",
+    ]
+    if dr.runbook:
+        lines.append(f"Runbook: {dr.runbook}")
+    if dr.plan:
+        how = "starting it now if its gate passes" if dr.auto else "start it with `backout run`"
+        lines.append(f"Recovery plan: {dr.plan} ({how}).")
+    fields = [("Run", facts.run_id), ("DR owner", dr.owner)]
+    links = dict(facts.links) | ({"DR runbook": dr.runbook} if dr.runbook else {})
+    notice = Notice(
+        event="dr.handoff",
+        title=f"{who}: BACKOUT FAILED, handed over to disaster recovery ({dr.owner})",
+        text="\n".join(lines),
+        severity="critical",
+        run_id=facts.run_id,
+        service=facts.service,
+        environment=facts.environment,
+        plan=facts.plan,
+        status=status,
+        risk=facts.risk,
+        mode=facts.mode,
+        reason=str(event.data.get("message", "")),
+        explain=f"backout explain {facts.run_id}",
+        at=event.at,
+        fields=fields,
+        links=links,
+    )
     return _redacted(notice, redactor)
 
 

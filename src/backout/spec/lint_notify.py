@@ -11,7 +11,8 @@ from backout.spec.templating import is_template, parse_error, usage, walk_string
 from backout.spec.yamlfile import unknown_key_hint
 
 Where = tuple[str | int, ...]
-CHANNEL_SCOPE = ("secrets", "environment")  # a channel's options are rendered when sending
+# a channel's options are rendered when sending, with the sender's environment variables
+CHANNEL_SCOPE = ("secrets", "environment", "env")
 MESSAGE_SCOPE = ("run", "event", "notice", "environment")
 
 
@@ -20,6 +21,8 @@ def notify_rules(loaded: LoadedPlan) -> Iterator[Issue]:
     if notify is None:
         return
     routed = {name for route in notify.routes for name in route.to}
+    routed |= {name for level in notify.escalation for name in level.to}
+    routed |= set(notify.updates.to) if notify.updates else set()
     for name, channel in notify.channels.items():
         where: Where = ("notify", "channels", name, channel.kind)
         for path, text in walk_strings(channel.options):

@@ -192,6 +192,25 @@ class NotifyRoute(Model):
         return value
 
 
+class EscalationLevel(Model):
+    after: Duration = Field(
+        description="How long the run may wait unacknowledged before this level is told."
+    )
+    roles: list[str] = Field(min_length=1, description="Roles of `notify.contacts` to call on.")
+    to: list[str] = Field(min_length=1, description="Channels to tell them through.")
+
+
+class UpdateCadence(Model):
+    role: str = Field(description="The role of `notify.contacts` that posts updates (comms).")
+    to: list[str] = Field(min_length=1, description="Channels the reminders go to.")
+    first_within: Duration = Field(
+        300.0, description="The first update is due this long after the trigger fired."
+    )
+    every: Duration | None = Field(
+        None, description="Then one is due this long after the last, until the run is resolved."
+    )
+
+
 class Notify(Model):
     channels: dict[str, NotifyChannel] = Field(
         default_factory=dict, description="Named destinations, each one channel kind."
@@ -206,6 +225,18 @@ class Notify(Model):
     links: dict[str, str] = Field(
         default_factory=dict,
         description="Links every message carries, label -> URL (a dashboard, the status page).",
+    )
+    contacts: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="Role -> channel -> who to mention there (a Slack <@U…>, an email login).",
+    )
+    escalation: list[EscalationLevel] = Field(
+        default_factory=list,
+        description="Who is called on, and when, while a run waits for a person and nobody "
+        "has run `backout ack`.",
+    )
+    updates: UpdateCadence | None = Field(
+        None, description="Remind the comms role to post updates (`backout notify update`)."
     )
 
     @field_validator("channels")
@@ -228,15 +259,83 @@ class Notify(Model):
         return value
 
     @model_validator(mode="after")
-    def _routes_name_channels(self) -> Notify:
-        for index, route in enumerate(self.routes):
-            for name in route.to:
+    def _names_are_declared(self) -> Notify:
+        known = ", ".join(self.channels) or "none declared"
+        places = [(f"routes[{i}].to", r.to) for i, r in enumerate(self.routes)]
+        places += [(f"escalation[{i}].to", e.to) for i, e in enumerate(self.escalation)]
+        places += [("updates.to", self.updates.to)] if self.updates else []
+        places += [(f"contacts.{role}", list(c)) for role, c in self.contacts.items()]
+        for where, names in places:
+            for name in names:
                 if name not in self.channels:
-                    known = ", ".join(self.channels) or "none declared"
                     raise ValueError(
-                        f"routes[{index}].to: no channel named {name!r} in notify.channels "
-                        f"(declared: {known})"
+                        f"{where}: no channel named {name!r} in notify.channels (declared: {known})"
                     )
+        roles = ", ".join(self.contacts) or "none declared"
+        wanted = [(f"escalation[{i}].roles", e.roles) for i, e in enumerate(self.escalation)]
+        wanted += [("updates.role", [self.updates.role])] if self.updates else []
+        for where, names in wanted:
+            for name in names:
+                if name not in self.contacts:
+                    raise ValueError(
+                        f"{where}: no role {name!r} in notify.contacts (declared: {roles})"
+                    )
+        return self
+
+
+class StatusPage(Model):
+    """How the service appears on the status page (``backout status-page build``): its
+    component, and how long a recovered incident stays in monitoring."""
+
+    component: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The component's name on the page (default: the service, shown as "
+        "`shop` or `shop (production)`).",
+    )
+    group: str | None = Field(
+        None, min_length=1, max_length=200, description="The component group it is shown in."
+    )
+    internal: bool = Field(
+        False,
+        description="Never published: its component, incidents and updates stay off the "
+        "page, the JSON and the feed (`backout incident list` still shows them).",
+    )
+    quiet: Duration = Field(
+        1800.0,
+        description="A monitoring incident with no new update for this long is resolved.",
+    )
+    description: str | None = Field(
+        None, max_length=500, description="A line shown with the component on the page."
+    )
+
+
+class DisasterRecovery(Model):
+    """Who takes over when the way back itself fails, and with what."""
+
+    owner: str = Field(
+        min_length=1,
+        description="Who owns disaster recovery: a role of notify.contacts, or a name.",
+    )
+    runbook: str | None = Field(None, description="A link to the disaster-recovery runbook.")
+    plan: str | None = Field(
+        None, description="A backout plan file that recovers (relative to this plan)."
+    )
+    auto: bool = Field(
+        False,
+        description="Start `plan` at once when the backout fails, if its own gate passes "
+        "(it validates, and a drill is not due).",
+    )
+    page: list[str] = Field(
+        default_factory=list,
+        description="Channels of notify.channels told of the hand-off (the owner mentioned).",
+    )
+
+    @model_validator(mode="after")
+    def _auto_needs_a_plan(self) -> DisasterRecovery:
+        if self.auto and not self.plan:
+            raise ValueError("`auto: true` starts `plan:`; name the recovery plan file")
         return self
 
 
@@ -258,6 +357,12 @@ class Plan(Model):
     deploy: Deploy | None = Field(None, description="A progressive deploy with checkpoints.")
     rehearsal: Rehearsal | None = Field(None, description="How `backout rehearse` drills it.")
     notify: Notify | None = Field(None, description="Who is told what, through which channels.")
+    disaster_recovery: DisasterRecovery | None = Field(
+        None, description="The hand-off when the backout itself fails."
+    )
+    status_page: StatusPage | None = Field(
+        None, description="Its component and incidents on the status page (`status-page build`)."
+    )
     environments: dict[str, dict[str, str]] = Field(
         default_factory=dict,
         description="Per-environment values templates read as `environment.KEY`, chosen "
@@ -292,6 +397,16 @@ class Plan(Model):
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
                 raise ValueError(f"{key!r} must be an identifier (letters, digits, '_')")
         return value
+
+    @model_validator(mode="after")
+    def _dr_pages_known_channels(self) -> Plan:
+        dr = self.disaster_recovery
+        declared = self.notify.channels if self.notify else {}
+        for name in dr.page if dr else []:
+            if name not in declared:
+                known = ", ".join(declared) or "no notify.channels declared"
+                raise ValueError(f"disaster_recovery.page: no channel named {name!r} ({known})")
+        return self
 
     @property
     def service_name(self) -> str:

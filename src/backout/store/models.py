@@ -212,3 +212,43 @@ class FlagRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class IncidentRow(Base):
+    """An incident on the status page: one service's component, with Statuspage's phases
+    (investigating, identified, monitoring, resolved, postmortem). ``impact`` is the worst
+    the component got during it; ``quiet_s`` how long it stays in monitoring without a new
+    update before it resolves (the plan's ``status_page.quiet``, kept so no plan is needed
+    then). ``internal`` incidents are never published."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_service_status", "service", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(200))
+    component: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    impact: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    internal: Mapped[bool] = mapped_column(Boolean)
+    quiet_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    resolved_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IncidentUpdateRow(Base):
+    """One move of an incident: its new phase, the component's state from then on, and the
+    message shown (never shown when ``internal``)."""
+
+    __tablename__ = "incident_updates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    component_status: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[float] = mapped_column(Float)
+    internal: Mapped[bool] = mapped_column(Boolean)
