@@ -97,6 +97,10 @@ def test_the_bad_release_is_detected_backed_out_and_verified(
     assert result["verified"] is True
     assert result["run_id"]
     assert result["release"] == "v2"
+    # what people were told: the demo's inbox verified every signature
+    told = [m["event"] for m in result["notifications"]]
+    assert told == ["run.started", "trigger.fired", "run.backed_out"]
+    assert result["notifications_refused"] == 0
     # how fast is measured in bench/demo_restore.py, not asserted here (the suite runs on
     # a loaded machine too)
     assert 0 < result["detected_after_s"] < result["restored_after_s"]
@@ -229,6 +233,11 @@ def test_a_kept_demo_explains_why_it_backed_out_and_rehearses(tmp_path: Path) ->
     try:
         assert processes_naming(tmp_path) == []  # kept means the folder, not the processes
         assert (workdir / "releases" / "current").readlink() == Path("v1")
+        page = Path(result["status_page"])
+        summary = json.loads((page / "status.json").read_text())
+        assert [c["name"] for c in summary["components"]] == ["Demo shop"]
+        assert [i["status"] for i in summary["incidents"]] == ["monitoring"]
+        assert "Demo shop" in (page / "index.html").read_text()
         explain = ["explain", result["run_id"], "--json"]
         explained = subprocess.run(
             [sys.executable, "-m", "backout", "--db", result["database_url"], *explain],

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from backout import commands
 from backout.demo.drill import gate_rehearsal
+from backout.demo.inbox import INBOX_ENV, Inbox
 from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of, went_live
 from backout.demo.processes import (
     OWNER_ENV,
@@ -39,6 +40,7 @@ from backout.demo.workdir import RELEASES, layout
 from backout.engine.view import RunView
 from backout.errors import BackoutError
 from backout.kernel.events import Event
+from backout.notify import Courier
 from backout.plans import load_plan
 from backout.reports import RunReport, SnapshotReport
 from backout.settings import Settings
@@ -48,6 +50,7 @@ from backout.stop import STOP, Stopped, on_signals
 RELEASE = "v2"  # the bad release the demo deploys
 SNAPSHOT_WINDOW_S = 2.0  # read the error signal this long while v1 takes traffic
 SETTLE_S = 1.0  # and watch the restored release this long after the backout
+NOTIFY_FLUSH_S = 5.0  # the notifications of the deploy get this long to reach the inbox
 
 
 def run_demo(
@@ -91,7 +94,8 @@ class Demo:
         self.pids: set[int] = set()
         self.stopped: set[int] = set()
         self.traffic: Traffic | None = None
-        self.saved_env = {name: os.environ.get(name) for name in (PORT_ENV, OWNER_ENV)}
+        self.saved_env = {name: os.environ.get(name) for name in (PORT_ENV, OWNER_ENV, INBOX_ENV)}
+        self.inbox = Inbox()
         self.cleaned = False
         self.root = Path(tempfile.mkdtemp(prefix="backout-demo-")).resolve()
         self.caller = commands.Caller.of(
@@ -113,7 +117,8 @@ class Demo:
         snapshot = self._snapshot(path)
         STOP.check()
         self.timeline.add(f"deploying {RELEASE}: `backout deploy --release {RELEASE}`")
-        report = commands.deploy(self.caller, path, release=RELEASE, observer=self._observe)
+        with Courier(self.caller.store, self.caller.actor, flush=NOTIFY_FLUSH_S):
+            report = commands.deploy(self.caller, path, release=RELEASE, observer=self._observe)
         self._remember_service()
         if report.result == "promoted":
             raise BackoutError(
@@ -126,9 +131,19 @@ class Demo:
             self._restored(found)
             after = self._error_rate_over(SETTLE_S, "after the backout")
         result = self._result(plan, report, snapshot, found, after)
+        result["notifications"] = self.inbox.messages()
+        result["notifications_refused"] = self.inbox.refused
+        result["status_page"] = self._status_page()
         if self.rehearse and after is not None:
             result["rehearsal"] = self._rehearsal(path)
         return result
+
+    def _status_page(self) -> str:
+        """The status page as the run left it (`backout status-page build`)."""
+        folder = self.root / "status-page"
+        commands.status_page_build(self.caller, folder, title="Demo shop status")
+        self.timeline.add(f"status page written: {folder / 'index.html'}")
+        return str(folder)
 
     def _rehearsal(self, path: Path) -> dict[str, Any]:
         """The drill beat: the same plan rehearsed (break, detect, back out, verify,
@@ -157,6 +172,8 @@ class Demo:
         }
 
     def _setup(self) -> Path:
+        self.inbox.__enter__()
+        os.environ[INBOX_ENV] = str(self.inbox.port)  # the plan's notify channel reads it
         self.port = choose_port()
         os.environ[PORT_ENV] = str(self.port)  # the plan reads {{ env.BACKOUT_DEMO_PORT }}
         os.environ[OWNER_ENV] = str(os.getpid())  # services exit when this process is gone
@@ -272,6 +289,8 @@ class Demo:
                 self.traffic.stop()
             self.stopped = stop_all(self.root, self.pids | self._pidfile())
             self._restore_env()
+            if self.inbox.port:
+                self.inbox.__exit__()
             self.caller.store.dispose()
             if not self.keep:
                 shutil.rmtree(self.root, ignore_errors=True)

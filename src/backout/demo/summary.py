@@ -48,6 +48,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     )
     if result.get("error_rate_after") is not None:
         lines.append(f"error rate after the backout: {result['error_rate_after']:.1%}")
+    lines += _told_lines(result)
     lines.append(_cleanup_line(result))
     return lines
 
@@ -94,6 +95,18 @@ def _restored_line(result: dict[str, Any]) -> str:
         f"{result['restored_after_s']:.2f}s[/] after the fault began "
         f"(demo took {result['duration_s']:.1f}s)"
     )
+
+
+def _told_lines(result: dict[str, Any]) -> list[str]:
+    """What people were told (the demo's inbox stands in for Slack, PagerDuty …)."""
+    told = result.get("notifications") or []
+    lines = [f"told {len(told)} notification(s), signed and verified, to the demo inbox:"]
+    lines += [f"  {m['event']:<16} {escape(m['title'])}" for m in told]
+    if result.get("status_page"):
+        page = escape(result["status_page"])
+        kept = "" if "workdir" in result else " (removed with the folder; --keep keeps it)"
+        lines.append(f"status page written to {page}{kept}")
+    return lines
 
 
 def _cleanup_line(result: dict[str, Any]) -> str:
