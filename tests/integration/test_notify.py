@@ -250,3 +250,40 @@ def test_templated_channel_options_load(tmp_path: Path) -> None:
     notify = load_plan(plan).plan.notify
     assert notify is not None
     assert notify.channels["a"].kind == "slack"
+
+
+def test_a_change_record_notifies_approved_started_and_closed(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A change's moves go to the routes of change.* (queued with the move, keyed by its
+    audit record), through the plan's channels, to the stand-in receiver."""
+    from tests.integration.change_helpers import OPEN_POLICY, PLAN, create_change, invoke, write
+
+    with stand_ins() as receivers:
+        section = (
+            "secrets:\n  hook_secret: {env: TEST_HOOK_SECRET}\n"
+            "notify:\n  channels:\n    feed:\n      webhook:\n"
+            f"        url: {receivers.url}/hook\n"
+            "        secrets: ['{{ secrets.hook_secret }}']\n"
+            "  routes:\n    - events: [change.approved, change.started, change.closed]\n"
+            "      to: [feed]\n"
+        )
+        plan = write(tmp_path / "plan.yaml", PLAN + section)
+        policy = write(tmp_path / "policy.yaml", OPEN_POLICY)
+        change_id = create_change(store_url, plan, "--risk", "low")
+        approved = invoke(
+            store_url, "change", "approve", str(change_id), "--policy", policy, actor="bob"
+        )
+        assert approved.exit_code == 0, approved.output
+        ran = invoke(store_url, "run", plan, "--change", str(change_id), actor="bob")
+        assert ran.exit_code == 0, ran.output
+        commands.notify_send(caller(Settings(database_url=store_url)), timeout=20)
+        got = [(r.body["type"], r.body["data"]["status"]) for r in receivers.of("webhook")]
+        assert got == [
+            ("change.approved", "approved"),
+            ("change.started", "in_progress"),
+            ("change.closed", "backed_out"),
+        ]
+        first = receivers.of("webhook")[0].body["data"]
+        assert first["explain"] == f"backout change show {change_id}"
+        assert ("Change", str(change_id)) in [tuple(f) for f in first["fields"]]

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from backout.changes.lifecycle import ChangeStatus, check_change
+from backout.changes.notices import notify_change
 from backout.changes.window import iso
 from backout.store import audit, outbox
 from backout.store.models import ChangeRow
@@ -43,9 +44,10 @@ def record(
     event: str,
     details: dict[str, Any],
     runbook: str | None = None,
-) -> None:
-    """Audit the change event and queue it for the ITSM tool, in the caller's transaction."""
-    audit.append(session, actor, f"change.{event}", f"change:{row.id}", details)
+) -> int:
+    """Audit the change event and queue it for the ITSM tool, in the caller's transaction;
+    the audit record's sequence number."""
+    entry = audit.append(session, actor, f"change.{event}", f"change:{row.id}", details)
     payload: dict[str, Any] = {
         "event": event,
         "actor": actor,
@@ -55,6 +57,7 @@ def record(
     if runbook is not None:
         payload["runbook"] = runbook
     outbox.enqueue(session, ITSM_ROUTE, f"change:{row.id}", event, payload, change_id=row.id)
+    return entry.seq
 
 
 def move(
@@ -65,6 +68,7 @@ def move(
     check_change(row.id, current, target)
     row.status = target.value
     row.updated_at = time.time()
-    record(
+    seq = record(
         session, row, actor, "transitioned", {"from": current.value, "to": target.value, **details}
     )
+    notify_change(session, row, actor, target, seq)

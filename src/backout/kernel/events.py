@@ -143,6 +143,9 @@ NOTIFY_EVENTS: Mapping[str, str] = MappingProxyType(
         "run.escalated": "nobody acknowledged in time: the next escalation level is called on",
         "run.update_due": "the comms role is reminded that a status update is due",
         "run.updated": "a person posted a status update (`backout notify update RUN`)",
+        "change.approved": "a change record was approved (`backout change approve`)",
+        "change.started": "a change record's deploy started",
+        "change.closed": "a change record was closed: completed, backed out, failed or rejected",
         "dr.handoff": "the backout failed: disaster recovery is handed over (and maybe started)",
     }
 )

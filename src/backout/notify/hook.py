@@ -68,6 +68,7 @@ def queue_notice(
     key: str,
     run_id: str | None,
     prefix: str = ROUTE_PREFIX,
+    stream: str | None = None,
 ) -> bool:
     """Queue one notice for ``channel`` under delivery ``key``; False when that key was
     queued before (the same notice offered again: nothing is added)."""
@@ -87,7 +88,7 @@ def queue_notice(
         **context,
         "secrets": sources,  # only what this channel reads: a sender needs nothing else
     }
-    stream = f"run:{run_id}" if run_id else f"test:{key}"
+    stream = stream or (f"run:{run_id}" if run_id else f"test:{key}")
     outbox.enqueue(
         session, prefix + channel, stream, notice_json["event"], payload, key=key, run_id=run_id
     )
