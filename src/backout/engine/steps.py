@@ -29,7 +29,8 @@ from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
 from backout.probes import CHECKS, Verdict
 from backout.proc import SPAWN_HOOK, Spawned, kill_orphan
-from backout.spec.models import MAX_RETRY_DELAY, Plan, VerifyCheck
+from backout.spec.fields import MAX_RETRY_DELAY
+from backout.spec.models import Plan, VerifyCheck
 from backout.stop import STOP, Stopped
 
 Decision = Literal["retry", "done", "skip"]

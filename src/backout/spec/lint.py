@@ -8,10 +8,11 @@ from typing import Any
 
 from backout.errors import Issue
 from backout.kernel.durations import parse_duration
+from backout.spec.fields import MAX_RETRY_DELAY
 from backout.spec.lint_notify import notify_rules
 from backout.spec.lint_rehearsal import rehearsal_rules
 from backout.spec.loader import LoadedPlan
-from backout.spec.models import MAX_RETRY_DELAY, Plan, Step
+from backout.spec.models import Plan, Step
 from backout.spec.templating import (
     CHANGE_KEYS,
     RUN_KEYS,

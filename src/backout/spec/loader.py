@@ -22,13 +22,13 @@ from backout.spec.models import (
     BaselineSource,
     DeployStep,
     FaultSpec,
-    NotifyChannel,
     Plan,
     Signal,
     Step,
     Trigger,
     VerifyCheck,
 )
+from backout.spec.notify_models import NotifyChannel
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
     dotted,

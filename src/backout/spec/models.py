@@ -4,41 +4,25 @@ action registry after the plan itself (see ``spec.loader``)."""
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from backout.kernel.durations import parse_duration
-from backout.kernel.events import NOTIFY_EVENTS
-
-DURATION_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
-        {"type": "number", "minimum": 0},
-    ],
-    "description": "A duration: 500ms, 10s, 2m, 1h, or a number of seconds.",
-}
-Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
-Risk = Literal["low", "medium", "high", "critical"]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-DEFAULT_STEP_TIMEOUT = 60.0
-DEFAULT_CHECK_TIMEOUT = 10.0
-MAX_RETRY_DELAY = 30.0  # the engine caps the doubling retry backoff here
-
-
-class Model(BaseModel):
-    """Base for plan models: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from backout.spec.fields import (
+    DEFAULT_CHECK_TIMEOUT,
+    DEFAULT_STEP_TIMEOUT,
+    NAME_PATTERN,
+    Duration,
+    Kinded,
+    Model,
+    Risk,
+)
+from backout.spec.notify_models import DisasterRecovery, Notify, StatusPage
 
 
 class Roles(Model):
@@ -59,17 +43,6 @@ class Secret(Model):
         if (self.env is None) == (self.file is None):
             raise ValueError("give exactly one of `env:` or `file:`")
         return self
-
-
-class Kinded(Model):
-    """A mapping with exactly one *kind* key (``run:``, ``http:`` …) plus common fields.
-
-    The loader moves the kind key into ``kind`` and its value into ``options`` before
-    validation, so the models stay closed (``extra="forbid"``) and errors stay precise.
-    """
-
-    kind: str = Field(description="Which action, check or source this is (the key used in YAML).")
-    options: Any = Field(description="The kind's own options, validated by its registry.")
 
 
 class Step(Kinded):
@@ -165,180 +138,6 @@ class Rehearsal(Model):
     )
 
 
-class NotifyChannel(Kinded):
-    """One destination: a channel kind (slack, pagerduty, teams, webhook, email …) with its
-    options. Option values may be templates reading ``secrets`` and ``environment``
-    (``"{{ secrets.slack_webhook }}"``); they are rendered when a message is sent."""
-
-
-class NotifyRoute(Model):
-    events: list[str] = Field(
-        min_length=1, description="Notify events to send (`backout notify events`), or `*`."
-    )
-    to: list[str] = Field(min_length=1, description="Names of `notify.channels` to send them to.")
-    environments: list[str] | None = Field(
-        None, description="Only for runs in these environments (e.g. page only in production)."
-    )
-
-    @field_validator("events")
-    @classmethod
-    def _known_events(cls, value: list[str]) -> list[str]:
-        unknown = [e for e in value if e != "*" and e not in NOTIFY_EVENTS]
-        if unknown:
-            raise ValueError(
-                f"unknown notify event {unknown[0]!r}; expected `*` or one of "
-                + ", ".join(NOTIFY_EVENTS)
-            )
-        return value
-
-
-class EscalationLevel(Model):
-    after: Duration = Field(
-        description="How long the run may wait unacknowledged before this level is told."
-    )
-    roles: list[str] = Field(min_length=1, description="Roles of `notify.contacts` to call on.")
-    to: list[str] = Field(min_length=1, description="Channels to tell them through.")
-
-
-class UpdateCadence(Model):
-    role: str = Field(description="The role of `notify.contacts` that posts updates (comms).")
-    to: list[str] = Field(min_length=1, description="Channels the reminders go to.")
-    first_within: Duration = Field(
-        300.0, description="The first update is due this long after the trigger fired."
-    )
-    every: Duration | None = Field(
-        None, description="Then one is due this long after the last, until the run is resolved."
-    )
-
-
-class Notify(Model):
-    channels: dict[str, NotifyChannel] = Field(
-        default_factory=dict, description="Named destinations, each one channel kind."
-    )
-    routes: list[NotifyRoute] = Field(
-        default_factory=list, description="Which events go to which channels."
-    )
-    messages: dict[str, str] = Field(
-        default_factory=dict,
-        description="Per notify event, a template replacing the built-in message text.",
-    )
-    links: dict[str, str] = Field(
-        default_factory=dict,
-        description="Links every message carries, label -> URL (a dashboard, the status page).",
-    )
-    contacts: dict[str, dict[str, str]] = Field(
-        default_factory=dict,
-        description="Role -> channel -> who to mention there (a Slack <@U…>, an email login).",
-    )
-    escalation: list[EscalationLevel] = Field(
-        default_factory=list,
-        description="Who is called on, and when, while a run waits for a person and nobody "
-        "has run `backout ack`.",
-    )
-    updates: UpdateCadence | None = Field(
-        None, description="Remind the comms role to post updates (`backout notify update`)."
-    )
-
-    @field_validator("channels")
-    @classmethod
-    def _channel_names(cls, value: dict[str, NotifyChannel]) -> dict[str, NotifyChannel]:
-        for name in value:
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_-]*$", name):  # no '.': delivery keys
-                raise ValueError(f"channel {name!r}: use letters, digits, '_' or '-'")
-        return value
-
-    @field_validator("messages")
-    @classmethod
-    def _message_events(cls, value: dict[str, str]) -> dict[str, str]:
-        for event in value:
-            if event not in NOTIFY_EVENTS:
-                raise ValueError(
-                    f"messages.{event}: not a notify event; expected one of "
-                    + ", ".join(NOTIFY_EVENTS)
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _names_are_declared(self) -> Notify:
-        known = ", ".join(self.channels) or "none declared"
-        places = [(f"routes[{i}].to", r.to) for i, r in enumerate(self.routes)]
-        places += [(f"escalation[{i}].to", e.to) for i, e in enumerate(self.escalation)]
-        places += [("updates.to", self.updates.to)] if self.updates else []
-        places += [(f"contacts.{role}", list(c)) for role, c in self.contacts.items()]
-        for where, names in places:
-            for name in names:
-                if name not in self.channels:
-                    raise ValueError(
-                        f"{where}: no channel named {name!r} in notify.channels (declared: {known})"
-                    )
-        roles = ", ".join(self.contacts) or "none declared"
-        wanted = [(f"escalation[{i}].roles", e.roles) for i, e in enumerate(self.escalation)]
-        wanted += [("updates.role", [self.updates.role])] if self.updates else []
-        for where, names in wanted:
-            for name in names:
-                if name not in self.contacts:
-                    raise ValueError(
-                        f"{where}: no role {name!r} in notify.contacts (declared: {roles})"
-                    )
-        return self
-
-
-class StatusPage(Model):
-    """How the service appears on the status page (``backout status-page build``): its
-    component, and how long a recovered incident stays in monitoring."""
-
-    component: str | None = Field(
-        None,
-        min_length=1,
-        max_length=200,
-        description="The component's name on the page (default: the service, shown as "
-        "`shop` or `shop (production)`).",
-    )
-    group: str | None = Field(
-        None, min_length=1, max_length=200, description="The component group it is shown in."
-    )
-    internal: bool = Field(
-        False,
-        description="Never published: its component, incidents and updates stay off the "
-        "page, the JSON and the feed (`backout incident list` still shows them).",
-    )
-    quiet: Duration = Field(
-        1800.0,
-        description="A monitoring incident with no new update for this long is resolved.",
-    )
-    description: str | None = Field(
-        None, max_length=500, description="A line shown with the component on the page."
-    )
-
-
-class DisasterRecovery(Model):
-    """Who takes over when the way back itself fails, and with what."""
-
-    owner: str = Field(
-        min_length=1,
-        description="Who owns disaster recovery: a role of notify.contacts, or a name.",
-    )
-    runbook: str | None = Field(None, description="A link to the disaster-recovery runbook.")
-    plan: str | None = Field(
-        None, description="A backout plan file that recovers (relative to this plan)."
-    )
-    auto: bool = Field(
-        False,
-        description="Start `plan` at once when the backout fails, if its own gate passes "
-        "(it validates, and a drill is not due).",
-    )
-    page: list[str] = Field(
-        default_factory=list,
-        description="Channels of notify.channels told of the hand-off (the owner mentioned).",
-    )
-
-    @model_validator(mode="after")
-    def _auto_needs_a_plan(self) -> DisasterRecovery:
-        if self.auto and not self.plan:
-            raise ValueError("`auto: true` starts `plan:`; name the recovery plan file")
-        return self
-
-
 class Plan(Model):
     plan: str = Field(pattern=NAME_PATTERN, description="Unique plan name.")
     service: str = Field("", description="One active run per service; defaults to the plan name.")
@@ -417,3 +216,30 @@ class Plan(Model):
         (``shop@staging``), so a drill in staging never touches production's lease or
         baseline."""
         return f"{self.service_name}@{environment}" if environment else self.service_name
+
+
+__all__ = [
+    "DEFAULT_CHECK_TIMEOUT",
+    "DEFAULT_STEP_TIMEOUT",
+    "NAME_PATTERN",
+    "BaselineSource",
+    "Deploy",
+    "DeployStep",
+    "DisasterRecovery",
+    "Duration",
+    "FaultSpec",
+    "Kinded",
+    "Model",
+    "Notify",
+    "Plan",
+    "Rehearsal",
+    "Risk",
+    "Roles",
+    "Secret",
+    "Signal",
+    "Stage",
+    "StatusPage",
+    "Step",
+    "Trigger",
+    "VerifyCheck",
+]

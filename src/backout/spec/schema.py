@@ -7,9 +7,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from backout.plugins import Registry
+from backout.spec.fields import DURATION_SCHEMA
 from backout.spec.kinds import Kinds
 from backout.spec.loader import KINDED_SECTIONS
-from backout.spec.models import DURATION_SCHEMA, Plan
+from backout.spec.models import Plan
 
 STRING_LIST = {"type": "array", "items": {"type": "string"}, "minItems": 1}
 # short forms the option models accept besides the full mapping
