@@ -43,7 +43,8 @@ class Issue:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        text = f"{self.file}:{self.line}:{self.col}: {self.field}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file  # TOML: no lines
+        text = f"{where}: {self.field}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 
 

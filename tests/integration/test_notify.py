@@ -287,3 +287,34 @@ def test_a_change_record_notifies_approved_started_and_closed(
         first = receivers.of("webhook")[0].body["data"]
         assert first["explain"] == f"backout change show {change_id}"
         assert ("Change", str(change_id)) in [tuple(f) for f in first["fields"]]
+
+
+def test_organisation_defaults_from_the_config_file_notify_a_plan_without_notify(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[notify] in backout.toml: a plan with no notify: section is told through the
+    organisation's channel; a plan's own channel of the same name would win."""
+    from backout.commands import Caller
+
+    with stand_ins() as receivers:
+        (tmp_path / "backout.toml").write_text(
+            f'database_url = "{store_url}"\n'
+            "[notify.channels.org-feed]\n"
+            f'webhook = {{url = "{receivers.url}/hook", secrets = ["{{{{ env.ORG_HOOK }}}}"]}}\n'
+            "[[notify.routes]]\n"
+            'events = ["run.backed_out"]\n'
+            'to = ["org-feed"]\n'
+        )
+        monkeypatch.setenv("ORG_HOOK", WEBHOOK_SECRET)
+        plan = tmp_path / "plan.yaml"
+        plan.write_text("plan: plain\nsteps:\n  - name: s\n    run: ['true']\n")
+        settings = Settings.load(cwd=tmp_path)
+        who = Caller.of(settings)
+        try:
+            report = commands.run(who, plan)
+            commands.notify_send(who, timeout=20)
+        finally:
+            who.store.dispose()
+        got = receivers.of("webhook")
+        assert [r.body["type"] for r in got] == ["run.backed_out"]
+        assert got[0].body["data"]["run_id"] == report.run_id

@@ -471,7 +471,7 @@ def test_tab_indentation_is_reported_on_its_line(write_plan: WritePlan) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.yaml"
     issue = only_issue(path)
-    assert str(issue) == f"{path}:0:0: -: no such file (check the path)"
+    assert str(issue) == f"{path}: -: no such file (check the path)"  # no line to name
 
 
 def test_unreadable_file_is_a_plan_error_not_a_traceback(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from backout.cli import (
     audit,
     changes,
+    config,
     deploy,
     flags,
     incidents,
@@ -21,7 +22,7 @@ from backout.cli import (
 )
 from backout.cli.base import cli
 
-for _group in (plans, runs, deploy, rehearsals, changes, audit, notify, incidents, flags):
+for _group in (plans, runs, deploy, rehearsals, changes, audit, notify, incidents, flags, config):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

@@ -217,10 +217,21 @@ def finish(report: RunReport, as_json: bool) -> NoReturn:
     help="Store URL (default sqlite:///.backout/backout.db; env BACKOUT_DATABASE_URL).",
 )
 @click.option("--actor", envvar="BACKOUT_ACTOR", help="Who is acting (default: the OS user).")
+@click.option(
+    "--config",
+    envvar="BACKOUT_CONFIG",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Configuration file (default: the nearest backout.toml, or pyproject.toml with "
+    "[tool.backout]; env BACKOUT_CONFIG). See `backout config`.",
+)
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, actor: str | None) -> None:
+def cli(ctx: click.Context, db: str | None, actor: str | None, config: str | None) -> None:
     """Backout plans as code: validate, snapshot, run, resume and verify a way back."""
-    defaults = Settings()
-    ctx.ensure_object(dict)["settings"] = Settings(
-        database_url=db or defaults.database_url, actor=actor or defaults.actor
-    )
+    given = click.core.ParameterSource.COMMANDLINE
+    with handle_errors():  # an option given in the environment is the environment's
+        ctx.ensure_object(dict)["settings"] = Settings.load(
+            db if ctx.get_parameter_source("db") is given else None,
+            actor if ctx.get_parameter_source("actor") is given else None,
+            config,
+        )

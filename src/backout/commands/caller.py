@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from backout.plans import notify_defaults
 from backout.settings import DEFAULT_LEASE_TTL, Settings
+from backout.spec.models import Notify
 from backout.store.db import Store
 
 
@@ -21,9 +23,14 @@ class Caller:
     store: Store
     actor: str
     lease_ttl: float = DEFAULT_LEASE_TTL
+    notify: Notify | None = None  # the organisation's notify defaults (configuration file)
 
     @classmethod
     def of(cls, settings: Settings, *, create: bool = True) -> Caller:
         """A caller over the settings' store, opened on first use. ``create=False`` for
         verbs that only read: a missing store is then an error, never created."""
-        return cls(Store(settings.database_url, create=create), settings.actor, settings.lease_ttl)
+        defaults = None
+        if settings.notify_defaults is not None:
+            defaults = notify_defaults(settings.notify_defaults, settings.config_file or "")
+        store = Store(settings.database_url, create=create)
+        return cls(store, settings.actor, settings.lease_ttl, defaults)

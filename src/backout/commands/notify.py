@@ -14,7 +14,7 @@ from backout.errors import UsageError
 from backout.notify import notify_route, run_timers, sending_context
 from backout.notify.hook import TEST_PREFIX, queue_notice
 from backout.notify.people import acknowledge, post_update
-from backout.plans import load_plan
+from backout.plans import load_plan, with_notify_defaults
 from backout.reports import (
     Acknowledgement,
     ChannelTest,
@@ -37,7 +37,7 @@ def notify_test(
 ) -> NotifyTestReport:
     """Send one test message through each of the plan's notify channels (or those named),
     through the outbox like any notification (so it is audited), and say how each went."""
-    loaded = load_plan(path)
+    loaded = with_notify_defaults(load_plan(path), caller.notify)
     plan = loaded.plan
     if plan.notify is None or not plan.notify.channels:
         raise UsageError(

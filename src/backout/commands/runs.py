@@ -23,7 +23,7 @@ from backout.errors import PlanError, UsageError
 from backout.explain import explain
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus
-from backout.plans import load_plan
+from backout.plans import load_plan, with_notify_defaults
 from backout.reports import RunReport, RunSummary, run_report
 from backout.spec.environments import select_environment
 from backout.spec.lint import lint, needs_release
@@ -138,6 +138,7 @@ def start_run(
     change_id: int | None,
     listen: str | None = None,
 ) -> RunReport:
+    loaded = with_notify_defaults(loaded, caller.notify)
     _refuse_lint_errors(loaded, strict)
     store = caller.store
     service = loaded.plan.service_key(extra.get("environment"))

@@ -28,7 +28,7 @@ from backout.spec.models import (
     Trigger,
     VerifyCheck,
 )
-from backout.spec.notify_models import NotifyChannel
+from backout.spec.notify_models import Notify, NotifyChannel
 from backout.spec.source_map import SourceMap
 from backout.spec.yamlfile import (
     dotted,
@@ -336,3 +336,32 @@ def _check_undo(undo: dict[str, Any], where: Path_, registry: Registry[Any], add
         return
     kind, options = next(iter(undo.items()))
     _check_options(registry.get(kind).Options, options, (*where, kind), add)
+
+
+def load_notify_defaults(raw: Any, file: str, kinds: Kinds) -> Notify:
+    """The organisation-wide ``[notify]`` of a configuration file, validated as a plan's
+    ``notify:`` section is (channel kinds and options included); problems name the file
+    and the key (a TOML file keeps no line numbers)."""
+    issues: list[Issue] = []
+
+    def add(where: tuple[str | int, ...], message: str, hint: str = "") -> None:
+        issues.append(Issue(file, 0, 0, dotted(where), message, hint))
+
+    plain: dict[str, Any] = {"notify": raw}
+    if not isinstance(raw, dict):
+        add(("notify",), "[notify] must be a table", "see docs/configuration.md")
+        raise PlanError(issues)
+    for where, section in places(plain):
+        _set(
+            plain, where, _split_section(_get(plain, where), where, section, kinds.of(section), add)
+        )
+    _validate_options(plain, kinds, add)
+    notify = None
+    try:
+        notify = Notify.model_validate(plain["notify"])
+    except ValidationError as exc:
+        for error in exc.errors():
+            add(("notify", *error["loc"]), error_message(error), type_hint(error))
+    if issues or notify is None:
+        raise PlanError(issues)
+    return notify
