@@ -107,16 +107,20 @@ class Route:
 def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
     """Claim the oldest due event of some stream, as a Delivery."""
     with store.session() as session:
-        pending = session.scalars(
-            select(OutboxRow)
+        # the head of every stream, without payloads: a backlog costs a narrow scan
+        pending = session.execute(
+            select(OutboxRow.id, OutboxRow.route, OutboxRow.stream, OutboxRow.next_attempt_at)
             .where(route.matches(), OutboxRow.status.in_(queue.UNSENT))
             .order_by(OutboxRow.id)
         ).all()
-        firsts: dict[tuple[str, str], OutboxRow] = {}
-        for row in pending:
-            firsts.setdefault((row.route, row.stream), row)
-        for row in firsts.values():
-            if row.next_attempt_at > now:
+        firsts: dict[tuple[str, str], tuple[int, float]] = {}
+        for row_id, name, stream, due in pending:
+            firsts.setdefault((name, stream), (row_id, due))
+        for row_id, due in firsts.values():
+            if due > now:
+                continue
+            row = session.get(OutboxRow, row_id)  # fresh: another sender may have claimed it
+            if row is None or row.status not in queue.UNSENT or row.next_attempt_at > now:
                 continue
             delivery = Delivery(
                 row.id,
@@ -239,10 +243,10 @@ def send(store: Store, route: Route, actor: str, timeout: float, once: bool) -> 
     """Deliver what is due until nothing is pending or ``timeout`` seconds have passed
     (``once``: one pass over what is due now)."""
     with route.channel.open(route.options) as sender:
-        return _send_all(store, route, sender, actor, timeout, once)
+        return send_with(store, route, sender, actor, timeout, once)
 
 
-def _send_all(
+def send_with(
     store: Store, route: Route, sender: Sender, actor: str, timeout: float, once: bool
 ) -> SendReport:
     report = SendReport()

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from backout.channels.delivery import Route, send
+from backout.channels.delivery import Route, send_with
 from backout.notify.dispatch import notify_route
 from backout.notify.escalation import run_timers
 from backout.store import outbox as queue
@@ -45,6 +45,8 @@ class Courier:
 
     def __enter__(self) -> Courier:
         self._since = time.time()
+        # one dispatcher for the courier's life: each channel's connection is opened once
+        self._sender = self.route.channel.open(self.route.options)
         self._thread.start()
         return self
 
@@ -66,7 +68,9 @@ class Courier:
 
     def _pass(self) -> list[str]:
         try:
-            return send(self.store, self.route, self.actor, 0.0, once=True).errors
+            return send_with(
+                self.store, self.route, self._sender, self.actor, 0.0, once=True
+            ).errors
         except Exception as exc:  # the store went away: the run says so; keep quiet here
             return [f"{type(exc).__name__}: {exc}"]
 
@@ -80,8 +84,13 @@ class Courier:
     ) -> None:
         self._stop.set()
         self._thread.join()
-        if not self.store.opened:
-            return
+        try:
+            if self.store.opened:
+                self._flush()
+        finally:
+            self._sender.close()
+
+    def _flush(self) -> None:
         deadline = time.monotonic() + self.flush
         try:
             while True:

@@ -37,16 +37,15 @@ class Dispatcher(Sender):
     """Delivers each notification through the channel its row names."""
 
     def __init__(self) -> None:
-        self.opened: dict[str, _Opened | Receipt] = {}
+        self.opened: dict[str, _Opened] = {}
 
     def deliver(self, delivery: Delivery) -> Receipt:
         spec = delivery.payload.get("channel") or {}
         key = json.dumps([spec, delivery.payload.get("secrets")], sort_keys=True, default=str)
-        if key not in self.opened:
-            self.opened[key] = self._open(spec, delivery.payload)
-        opened = self.opened[key]
+        opened = self.opened.get(key) or self._open(spec, delivery.payload)
         if isinstance(opened, Receipt):
-            return opened  # the channel cannot be opened (a missing secret, bad options)
+            return opened  # cannot be opened now (a missing secret, bad options): next time
+        self.opened[key] = opened
         try:
             receipt = opened.sender.deliver(delivery)
         except Exception as exc:  # a plugin's bug must not stop the other deliveries
@@ -85,8 +84,7 @@ class Dispatcher(Sender):
 
     def close(self) -> None:
         for opened in self.opened.values():
-            if isinstance(opened, _Opened):
-                opened.sender.close()
+            opened.sender.close()
 
 
 class Notifications(Channel):
