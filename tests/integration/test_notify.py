@@ -318,3 +318,36 @@ def test_organisation_defaults_from_the_config_file_notify_a_plan_without_notify
         got = receivers.of("webhook")
         assert [r.body["type"] for r in got] == ["run.backed_out"]
         assert got[0].body["data"]["run_id"] == report.run_id
+
+
+def test_a_claim_left_by_a_dead_sender_is_taken_over_at_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A sender killed mid-delivery leaves its row `sending` for 30 s; a sender on the
+    same host sees the claimer is gone and delivers at once (same key: the receiver drops
+    a repeat). A claim of another host's sender is left to expire."""
+    import subprocess
+    import time as clock
+
+    from backout import proc
+    from backout.store.models import OutboxRow
+
+    with stand_ins() as receivers:
+        who = caller(Settings(database_url=store_url))
+        commands.run(who, write_plan(tmp_path, receivers.url))
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        host, boot = proc.this_host()
+        with who.store.session() as session:
+            rows = session.query(OutboxRow).filter(OutboxRow.route == "notify:feed").all()
+            gone, elsewhere = rows[0], rows[1]
+            for row, owner in (
+                (gone, f"{host}|{boot}|{dead.pid}|1"),
+                (elsewhere, f"another-host|x|{dead.pid}|1"),
+            ):
+                row.status, row.claimed_by = "sending", owner
+                row.next_attempt_at = clock.time() + 30
+        commands.notify_send(who, timeout=1, once=True)
+        arrived = {r.key for r in receivers.of("webhook")}
+        assert gone.key in arrived
+        assert elsewhere.key not in arrived  # its stream waits for the claim to expire

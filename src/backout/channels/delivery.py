@@ -11,6 +11,7 @@ record (a comment on a change) waits until the record exists.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
+from backout import proc
 from backout.channels.base import CHANNELS, Channel, Delivery, Receipt, Sender
 from backout.errors import UsageError
 from backout.store import audit
@@ -109,18 +111,16 @@ def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
     with store.session() as session:
         # the head of every stream, without payloads: a backlog costs a narrow scan
         pending = session.execute(
-            select(OutboxRow.id, OutboxRow.route, OutboxRow.stream, OutboxRow.next_attempt_at)
+            select(OutboxRow.id, OutboxRow.route, OutboxRow.stream)
             .where(route.matches(), OutboxRow.status.in_(queue.UNSENT))
             .order_by(OutboxRow.id)
         ).all()
-        firsts: dict[tuple[str, str], tuple[int, float]] = {}
-        for row_id, name, stream, due in pending:
-            firsts.setdefault((name, stream), (row_id, due))
-        for row_id, due in firsts.values():
-            if due > now:
-                continue
+        firsts: dict[tuple[str, str], int] = {}
+        for row_id, name, stream in pending:
+            firsts.setdefault((name, stream), row_id)
+        for row_id in firsts.values():
             row = session.get(OutboxRow, row_id)  # fresh: another sender may have claimed it
-            if row is None or row.status not in queue.UNSENT or row.next_attempt_at > now:
+            if row is None or row.status not in queue.UNSENT or not _due(row, now):
                 continue
             delivery = Delivery(
                 row.id,
@@ -138,6 +138,33 @@ def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
     return None
 
 
+def _due(row: OutboxRow, now: float) -> bool:
+    """Due now: its time has come, or it is claimed by a process of this host that died
+    mid-delivery (no need to wait for the claim to expire: its key makes a repeat safe)."""
+    if row.next_attempt_at <= now:
+        return True
+    return row.status == "sending" and _claimer_gone(row.claimed_by)
+
+
+def claimer() -> str:
+    """This process, as a claim names it: host, boot, pid and start time."""
+    host, boot = proc.this_host()
+    pid = os.getpid()
+    return f"{host}|{boot or ''}|{pid}|{proc.start_time(pid) or ''}"
+
+
+def _claimer_gone(claimed_by: str | None) -> bool:
+    host, boot, pid, start = (claimed_by or "").split("|") + [""] * (
+        3 - (claimed_by or "").count("|")
+    )
+    here, this_boot = proc.this_host()
+    if host != here or not pid.isdigit():
+        return False  # another host's sender: only its claim's expiry tells
+    if boot and this_boot and boot != this_boot:
+        return True  # this host rebooted since
+    return not proc.alive(int(pid), int(start) if start.isdigit() else None)
+
+
 def _claim(session: Session, row: OutboxRow, now: float) -> bool:
     """Compare-and-set: only the sender that still sees the row as we read it wins, so two
     senders on PostgreSQL never deliver the same event twice."""
@@ -148,7 +175,7 @@ def _claim(session: Session, row: OutboxRow, now: float) -> bool:
             OutboxRow.status == row.status,
             OutboxRow.next_attempt_at == row.next_attempt_at,
         )
-        .values(status="sending", next_attempt_at=now + CLAIM_S)
+        .values(status="sending", next_attempt_at=now + CLAIM_S, claimed_by=claimer())
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]

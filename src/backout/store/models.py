@@ -188,6 +188,8 @@ class OutboxRow(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float)
     last_error: Mapped[str] = mapped_column(Text, default="")
     ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # while `sending`: the claiming process, "host|boot|pid|start" (see channels.delivery)
+    claimed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
