@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from backout.notify.courier import Courier, Leftover
 from backout.notify.dispatch import Dispatcher, notify_route
-from backout.notify.escalation import TimerReport, facts_of, notice_of, run_timers, waiting
+from backout.notify.escalation import TimerReport, facts_of, run_timers, waiting
 from backout.notify.events import notify_event
 from backout.notify.hook import ROUTE_PREFIX, channels_for, notify_hook, route_of, sending_context
 from backout.notify.messages import RunFacts, compose
@@ -22,7 +22,6 @@ __all__ = [
     "channels_for",
     "compose",
     "facts_of",
-    "notice_of",
     "notify_event",
     "notify_hook",
     "notify_route",

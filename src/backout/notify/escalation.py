@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from backout.channels.notice import Notice, Severity
+from backout.channels.notice import Severity
 from backout.kernel.durations import format_duration
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RunStatus
@@ -208,7 +208,7 @@ class _Timers:
                 for role in roles
                 if channel in self.notify.contacts.get(role, {})
             ]
-            notice = notice_of(self.facts, event, title, text, severity, self.now, mentions)
+            notice = self.facts.notice(event, title, text, severity, self.now, mentions=mentions)
             full_key = f"backout-notify-{channel}-run-{self.row.id}-{key}"
             new |= queue_notice(
                 self.session,
@@ -220,35 +220,6 @@ class _Timers:
                 self.row.id,
             )
         return int(new)
-
-
-def notice_of(
-    facts: RunFacts,
-    event: str,
-    title: str,
-    text: str,
-    severity: Severity,
-    at: float,
-    mentions: list[str] | None = None,
-) -> Notice:
-    """A notice about a run that no journal event made (an escalation, an ack, an update)."""
-    return Notice(
-        event=event,
-        title=title,
-        text=text,
-        severity=severity,
-        run_id=facts.run_id,
-        service=facts.service,
-        environment=facts.environment,
-        plan=facts.plan,
-        risk=facts.risk,
-        mode=facts.mode,
-        explain=f"backout explain {facts.run_id}",
-        at=at,
-        fields=[("Run", facts.run_id)],
-        links=dict(facts.links),
-        mentions=mentions or [],
-    )
 
 
 def _minutes(seconds: float) -> str:

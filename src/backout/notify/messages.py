@@ -57,6 +57,28 @@ class RunFacts:
     checks: int = 0  # verify checks: "backed out and verified" only when there are some
     links: dict[str, str] = field(default_factory=dict)
 
+    def notice(
+        self, event: str, title: str, text: str, severity: Severity, at: float, **extra: Any
+    ) -> Notice:
+        """A notice about this run; ``extra`` sets (or replaces) the other fields."""
+        values: dict[str, Any] = {
+            "event": event,
+            "title": title,
+            "text": text,
+            "severity": severity,
+            "run_id": self.run_id,
+            "service": self.service,
+            "environment": self.environment,
+            "plan": self.plan,
+            "risk": self.risk,
+            "mode": self.mode,
+            "explain": f"backout explain {self.run_id}",
+            "at": at,
+            "fields": [("Run", self.run_id)],
+            "links": dict(self.links),
+        }
+        return Notice(**(values | extra))
+
     def scope(self) -> dict[str, str]:
         return {
             "id": self.run_id,
@@ -82,23 +104,15 @@ def compose(
     """The notice for notify event ``name`` made from journal ``event``."""
     title, text, fields, reason = _words(name, event, facts)
     severity = RISK_SEVERITY.get(facts.risk, "warning") if name == "trigger.fired" else None
-    notice = Notice(
-        event=name,
-        title=title,
-        text=text,
-        severity=severity or FIXED_SEVERITY.get(name, "warning"),
-        run_id=facts.run_id,
-        service=facts.service,
-        environment=facts.environment,
-        plan=facts.plan,
+    notice = facts.notice(
+        name,
+        title,
+        text,
+        severity or FIXED_SEVERITY.get(name, "warning"),
+        event.at,
         status=status,
-        risk=facts.risk,
-        mode=facts.mode,
         reason=reason,
-        explain=f"backout explain {facts.run_id}",
-        at=event.at,
         fields=[("Run", facts.run_id), *fields],
-        links=dict(facts.links),
     )
     if template:
         notice = replace(notice, text=_custom(template, notice, event, facts, environment))
@@ -126,21 +140,14 @@ def handoff_notice(
         lines.append(f"Recovery plan: {dr.plan} ({how}).")
     fields = [("Run", facts.run_id), ("DR owner", dr.owner)]
     links = dict(facts.links) | ({"DR runbook": dr.runbook} if dr.runbook else {})
-    notice = Notice(
-        event="dr.handoff",
-        title=f"{who}: BACKOUT FAILED, handed over to disaster recovery ({dr.owner})",
-        text="\n".join(lines),
-        severity="critical",
-        run_id=facts.run_id,
-        service=facts.service,
-        environment=facts.environment,
-        plan=facts.plan,
+    notice = facts.notice(
+        "dr.handoff",
+        f"{who}: BACKOUT FAILED, handed over to disaster recovery ({dr.owner})",
+        "\n".join(lines),
+        "critical",
+        event.at,
         status=status,
-        risk=facts.risk,
-        mode=facts.mode,
         reason=str(event.data.get("message", "")),
-        explain=f"backout explain {facts.run_id}",
-        at=event.at,
         fields=fields,
         links=links,
     )

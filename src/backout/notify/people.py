@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from backout.channels.notice import Severity
-from backout.notify.escalation import audited, facts_of, incident_start, notice_of, waiting
+from backout.notify.escalation import audited, facts_of, incident_start, waiting
 from backout.notify.hook import channels_for, queue_notice, sending_context
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
@@ -81,7 +81,7 @@ def _tell(
         Path(row.plan_doc["base_dir"]),
         environment_values(plan, facts.environment or None),
     )
-    notice = notice_of(facts, event, f"{facts.service}: {title}", text, severity, time.time())
+    notice = facts.notice(event, f"{facts.service}: {title}", text, severity, time.time())
     for channel in channels:
         full_key = f"backout-notify-{channel}-run-{row.id}-{key}"
         queue_notice(session, notify, channel, notice.to_json(), context, full_key, row.id)
