@@ -351,3 +351,31 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_at_once(
         arrived = {r.key for r in receivers.of("webhook")}
         assert gone.key in arrived
         assert elsewhere.key not in arrived  # its stream waits for the claim to expire
+
+
+def test_the_claimer_migration_goes_up_and_down(store_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from backout.store.db import HEAD_REVISION, Store, _alembic_config
+
+    store = Store(store_url)
+    try:
+        store.open()
+        assert store.revision() == HEAD_REVISION
+
+        def columns() -> set[str]:
+            return {c["name"] for c in sa.inspect(store.engine).get_columns("outbox")}
+
+        assert "claimed_by" in columns()
+        config = _alembic_config()
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0008")
+        assert "claimed_by" not in columns()
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        assert "claimed_by" in columns()
+    finally:
+        store.dispose()
