@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from standardwebhooks import Webhook as StandardWebhook
 
-from tests.http_server import http_server
+from tests.http_server import QuietHandler, http_server
 
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtc3RhbmQtaW4tcmVjZWl2ZXI="  # base64 of a test key
 
@@ -86,10 +85,7 @@ def stand_ins() -> Iterator[StandIns]:
     state = StandIns()
     paths = {"/slack": "slack", "/pd/v2/enqueue": "pagerduty", "/hook": "webhook"}
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             declared = int(self.headers.get("Content-Length", 0))
             raw = self.rfile.read(declared)
@@ -119,12 +115,7 @@ def stand_ins() -> Iterator[StandIns]:
                 self._answer(200, {}, b"ok")
 
         def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(status, body, headers, content_type=None)
 
     with http_server(Handler) as url:
         state.url = url

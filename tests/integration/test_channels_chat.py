@@ -15,7 +15,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from backout.channels.base import Delivery, Receipt, Sender
 from backout.channels.notice import Notice
 from backout.channels.slack import Slack
 from backout.channels.teams import Teams
-from tests.http_server import http_server
+from tests.http_server import QuietHandler, http_server
 
 TOKEN = "xoxb-1111-2222-SeCrEtToKeN"
 HOOK = "/services/T0TEAM/B0HOOK/hOoKsEcReT42"
@@ -76,24 +75,15 @@ class StandIn:
 
 @contextmanager
 def serving(stand_in: StandIn) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
             code, answer, extra = stand_in.take(self.path, headers, raw)
             is_json = not isinstance(answer, str)
             data = (json.dumps(answer) if is_json else answer).encode()
-            self.send_response(code)
-            for name, value in extra.items():
-                self.send_header(name, value)
             kind = "application/json; charset=utf-8" if is_json else "text/plain; charset=utf-8"
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(code, data, extra, kind)
 
     with http_server(Handler) as url:
         yield url

@@ -34,7 +34,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,7 @@ from backout.channels.email import Email
 from backout.channels.notice import Notice
 from backout.channels.pagerduty import MAX_WAIT_S, PagerDuty
 from backout.channels.webhook import Webhook, verify
-from tests.http_server import http_server
+from tests.http_server import QuietHandler, http_server
 
 ROUTING_KEY = "R0UT1NGK3Y0123456789abcdef012345"  # 32 characters, as PagerDuty's are
 AT = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -237,22 +236,12 @@ def serving(handle: Handle) -> Iterator[str]:
     """A local HTTP server passing each POST's path, raw body and headers (names in
     lower case) to ``handle``."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             received = {name.lower(): value for name, value in self.headers.items()}
             status, answer, headers = handle(self.path, raw, received)
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(status, json.dumps(answer).encode(), headers)
 
     with http_server(Handler) as url:
         yield url

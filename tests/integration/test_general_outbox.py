@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -33,7 +32,7 @@ from backout.settings import Settings
 from backout.store.db import HEAD_REVISION, Store, _alembic_config, open_store
 from backout.store.models import OutboxRow
 from tests.callers import caller
-from tests.http_server import http_server
+from tests.http_server import QuietHandler, http_server
 
 
 class Hook(HttpSender):
@@ -89,22 +88,12 @@ class Receiver:
 
 @contextmanager
 def serving(receiver: Receiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             code, answer, headers = receiver.handle(self.headers.get("Idempotency-Key", ""), body)
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(code, json.dumps(answer).encode(), headers)
 
     with http_server(Handler) as url:
         yield url
