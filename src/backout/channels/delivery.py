@@ -108,16 +108,19 @@ class Route:
 
 def _next_due(store: Store, route: Route, now: float) -> Delivery | None:
     """Claim the oldest due event of some stream, as a Delivery."""
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         # the head of every stream, without payloads: a backlog costs a narrow scan
         pending = session.execute(
             select(OutboxRow.id, OutboxRow.route, OutboxRow.stream)
             .where(route.matches(), OutboxRow.status.in_(queue.UNSENT))
             .order_by(OutboxRow.id)
         ).all()
-        firsts: dict[tuple[str, str], int] = {}
-        for row_id, name, stream in pending:
-            firsts.setdefault((name, stream), row_id)
+    if not pending:
+        return None  # nothing queued: no write lock taken
+    firsts: dict[tuple[str, str], int] = {}
+    for row_id, name, stream in pending:
+        firsts.setdefault((name, stream), row_id)
+    with store.session() as session:
         for row_id in firsts.values():
             row = session.get(OutboxRow, row_id)  # fresh: another sender may have claimed it
             if row is None or row.status not in queue.UNSENT or not _due(row, now):
@@ -257,12 +260,12 @@ def _subject(row: OutboxRow) -> str:
 
 
 def pending_count(store: Store, route: Route) -> int:
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return queue.count(session, route.matches(), queue.UNSENT)
 
 
 def dead_count(store: Store, route: Route) -> int:
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return queue.count(session, route.matches(), ("dead",))
 
 

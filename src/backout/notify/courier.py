@@ -75,7 +75,7 @@ class Courier:
             return [f"{type(exc).__name__}: {exc}"]
 
     def _ours(self) -> int:
-        with self.store.session() as session:
+        with self.store.session(read_only=True) as session:
             ours = self.route.matches() & (OutboxRow.created_at >= self._since)
             return queue.count(session, ours, queue.UNSENT)
 

@@ -110,20 +110,32 @@ def run_timers(store: Store, actor: str, now: float | None = None) -> TimerRepor
     """Queue every escalation and update reminder due at ``now`` (default: the clock)."""
     now = time.time() if now is None else now
     escalations = reminders = 0
+    query = select(RunRow.id, RunRow.plan_doc).where(
+        RunRow.status.in_(WAITING_STATUSES), RunRow.created_at >= now - LOOKBACK_S
+    )
+    with store.session(read_only=True) as session:  # a poll: no write lock unless needed
+        timed = [run_id for run_id, doc in session.execute(query) if _has_timers(doc)]
+    if not timed:
+        return TimerReport()
     with store.session() as session:
-        query = select(RunRow).where(
-            RunRow.status.in_(WAITING_STATUSES), RunRow.created_at >= now - LOOKBACK_S
-        )
-        for row in session.scalars(query):
-            plan = Plan.model_validate(row.plan_doc["plan"])
-            notify = plan.notify
-            mode = str(row.plan_doc.get("mode") or "backout")
-            if notify is None or mode == "rehearsal" or not (notify.escalation or notify.updates):
+        for run_id in timed:
+            row = session.get(RunRow, run_id)
+            if row is None:
                 continue
-            timers = _Timers(session, row, plan, notify, now)
+            plan = Plan.model_validate(row.plan_doc["plan"])
+            assert plan.notify is not None  # _has_timers
+            timers = _Timers(session, row, plan, plan.notify, now)
             escalations += timers.escalate()
             reminders += timers.remind()
     return TimerReport(escalations, reminders)
+
+
+def _has_timers(doc: dict[str, Any]) -> bool:
+    """Does this run's plan escalate or remind (a drill never does)?"""
+    notify = (doc.get("plan") or {}).get("notify") or {}
+    if doc.get("mode") == "rehearsal":
+        return False
+    return bool(notify.get("escalation") or notify.get("updates"))
 
 
 class _Timers:

@@ -74,6 +74,8 @@ class Store:
                 hint="use sqlite:///path/to/backout.db or postgresql://user@host:5432/dbname",
             ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        reader = self.engine.execution_options(**{dialect.READ_ONLY: True})
+        self._readers = sessionmaker(reader, expire_on_commit=False)
 
     def open(self) -> Store:
         """Prepare and migrate now (idempotent; :meth:`session` calls it on first use)."""
@@ -181,13 +183,16 @@ class Store:
                 raise
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, read_only: bool = False) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on error. The database going
         away (or its tables) is a StoreError; a unique key refusing a row stays an
-        IntegrityError, which callers use (the journal's fencing, lease claims)."""
+        IntegrityError, which callers use (the journal's fencing, lease claims).
+        ``read_only``: on SQLite, do not take the write lock (a frequent poll must not hold
+        the one lock every writer needs)."""
         self.open()
+        sessions = self._readers if read_only else self._sessions
         try:
-            with self._sessions.begin() as session:
+            with sessions.begin() as session:
                 yield session
         except IntegrityError:
             raise

@@ -182,6 +182,9 @@ def make_private(path: Path) -> None:
             continue  # gone, or not ours to change: the open goes on
 
 
+READ_ONLY = "backout_read_only"  # execution option of sessions that only read
+
+
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
@@ -198,8 +201,10 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front: no deadlock between two upgraders.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE takes the write lock up front: no deadlock between two upgraders;
+        # a read-only session (a poll) takes no lock at all (WAL readers never block)
+        read_only = conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
