@@ -15,14 +15,29 @@ from backout.cli import (
     deploy,
     flags,
     incidents,
+    metrics,
     notify,
     plans,
     rehearsals,
+    report,
     runs,
 )
 from backout.cli.base import cli
 
-for _group in (plans, runs, deploy, rehearsals, changes, audit, notify, incidents, flags, config):
+for _group in (
+    plans,
+    runs,
+    deploy,
+    rehearsals,
+    changes,
+    audit,
+    notify,
+    incidents,
+    flags,
+    config,
+    report,
+    metrics,
+):
     for _command in _group.COMMANDS:
         cli.add_command(_command)
 

@@ -1,0 +1,7 @@
+"""``backout metrics``."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
