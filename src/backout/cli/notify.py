@@ -20,6 +20,7 @@ from backout.cli.base import (
 )
 from backout.kernel.durations import format_duration
 from backout.kernel.events import NOTIFY_EVENTS
+from backout.notify.pagerduty_acks import Taken
 from backout.render import print_json
 from backout.stop import on_signals
 
@@ -110,6 +111,47 @@ def notify_send(
             caller_of(ctx), timeout, once, retry_delay, max_attempts, follow=follow
         )
     print_send_report(report, as_json)
+
+
+@notify_group.command("receive")
+@click.option(
+    "--listen",
+    "listen",
+    required=True,
+    metavar="HOST:PORT",
+    help="Where to serve POST /pagerduty, e.g. 127.0.0.1:9096.",
+)
+@click.option(
+    "--secret-file",
+    type=click.Path(dir_okay=False),
+    help="The webhook subscription's secret, one a line (two while rotating); "
+    "default: env BACKOUT_PAGERDUTY_WEBHOOK_SECRET.",
+)
+@json_option
+@click.pass_context
+def notify_receive(ctx: click.Context, listen: str, secret_file: str | None, as_json: bool) -> None:
+    """Receive PagerDuty's V3 webhooks: an `incident.acknowledged` for an incident a run
+    raised acknowledges the run, as `backout ack` would (audited, escalation stops). Every
+    request must carry a valid X-PagerDuty-Signature. Runs until SIGTERM or Ctrl-C."""
+    secrets = commands.webhook_secrets(secret_file)
+
+    def ready(url: str) -> None:
+        if not as_json:
+            out.print(f"receiving PagerDuty webhooks at {url} (Ctrl-C to stop)")
+
+    def taken(result: Taken) -> None:
+        if not as_json and result.acknowledged:
+            out.print(escape(result.message), soft_wrap=True)
+
+    with on_signals():
+        report = commands.receive_pagerduty(caller_of(ctx), listen, secrets, ready, taken)
+    if as_json:
+        print_json(out, report)
+        return
+    out.print(
+        f"stopped: {len(report.acknowledged)} acknowledged, {report.ignored} ignored, "
+        f"{report.refused} refused"
+    )
 
 
 @notify_group.command("update")

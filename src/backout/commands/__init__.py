@@ -18,6 +18,7 @@ from backout.commands.interventions import approve, trigger
 from backout.commands.notify import ack, notify_send, notify_test, notify_update
 from backout.commands.outbox import outbox_list, outbox_retry, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
+from backout.commands.receive import receive_pagerduty, webhook_secrets
 from backout.commands.rehearsals import drill_of, drills_due, rehearsals, rehearse
 from backout.commands.rehearsals import parse_fault as rehearsal_fault
 from backout.commands.runs import (
@@ -31,6 +32,7 @@ from backout.commands.runs import (
     watch,
     work,
 )
+from backout.commands.snapshots import snapshot_services, snapshot_show, snapshots
 
 __all__ = [
     "Caller",
@@ -57,6 +59,7 @@ __all__ = [
     "outbox_retry",
     "outbox_send",
     "rehearsal_fault",
+    "receive_pagerduty",
     "rehearsals",
     "rehearse",
     "resume",
@@ -65,10 +68,14 @@ __all__ = [
     "schema",
     "show",
     "snapshot",
+    "snapshot_services",
+    "snapshot_show",
+    "snapshots",
     "status",
     "status_page_build",
     "trigger",
     "validate",
     "watch",
+    "webhook_secrets",
     "work",
 ]

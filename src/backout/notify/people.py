@@ -33,14 +33,26 @@ class Said:
     first_update_s: float | None = None
 
 
-def acknowledge(session: Session, row: RunRow, actor: str, message: str) -> Said:
+def acknowledge(
+    session: Session,
+    row: RunRow,
+    actor: str,
+    message: str,
+    *,
+    source: dict[str, str] | None = None,
+    skip_kinds: frozenset[str] = frozenset(),
+) -> Said:
+    """Record that ``actor`` took the run. ``source``: where the ack came from when not
+    from a person at the CLI (kept in the audit record, e.g. PagerDuty's event id);
+    ``skip_kinds``: channel kinds not to tell (the service the ack came from knows)."""
     events = repo.load_events(session, row.id)
     wait = waiting(events)
-    details = {"message": message, "waiting_for": wait.reason if wait else ""}
+    details = {"message": message, "waiting_for": wait.reason if wait else "", **(source or {})}
     record = audit.append(session, actor, "run.acknowledged", f"run:{row.id}", details)
     title = f"acknowledged by {actor}"
     text = message or f"{actor} took the run: escalation stops."
-    told = _tell(session, row, "run.acknowledged", title, text, "info", f"ack-{record.seq}")
+    key = f"ack-{record.seq}"
+    told = _tell(session, row, "run.acknowledged", title, text, "info", key, skip=skip_kinds)
     return Said(record.seq, record.at, told, wait.reason if wait else "")
 
 
@@ -69,13 +81,18 @@ def _tell(
     severity: Severity,
     key: str,
     plan: Plan | None = None,
+    skip: frozenset[str] = frozenset(),
 ) -> list[str]:
     plan = plan or Plan.model_validate(row.plan_doc["plan"])
     notify = plan.notify
     if notify is None:
         return []
     facts = facts_of(row, plan)
-    channels = channels_for(notify, event, facts.environment)
+    channels = [
+        name
+        for name in channels_for(notify, event, facts.environment)
+        if notify.channels[name].kind not in skip
+    ]
     context = sending_context(
         plan.secrets,
         Path(row.plan_doc["base_dir"]),

@@ -30,6 +30,7 @@ and ties a request to the run. The parts are its siblings:
 from __future__ import annotations
 
 import threading
+from email.message import Message
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -112,7 +113,9 @@ class Listener:
         self.server.shutdown()
         self.server.server_close()
 
-    def accept(self, body: bytes) -> tuple[int, str]:
+    path, what = PATH, "Alertmanager webhooks"
+
+    def accept(self, body: bytes, headers: Message | None = None) -> tuple[int, str]:
         """Validate one webhook body and queue its alerts; (HTTP status, message)."""
         payload = parse_webhook(body)
         if isinstance(payload, str):

@@ -31,9 +31,11 @@ class ListenAddress(str):
 
     host: str
     port: int
-    credential: Credential
+    credential: Credential | None  # None: what arrives is signed (checked by its receiver)
 
-    def __new__(cls, text: str, host: str, port: int, credential: Credential) -> ListenAddress:
+    def __new__(
+        cls, text: str, host: str, port: int, credential: Credential | None
+    ) -> ListenAddress:
         address = super().__new__(cls, text)
         address.host, address.port, address.credential = host, port, credential
         return address
@@ -51,6 +53,13 @@ def listen_address(
     if credential is None:
         raise UsageError(_no_credential(text, host), hint=_CREDENTIAL_HINT)
     return ListenAddress(text, host, port, credential)
+
+
+def signed_address(text: str) -> ListenAddress:
+    """Check ``--listen HOST:PORT`` for a receiver whose requests carry a signature over
+    their body instead of a credential (a PagerDuty webhook): the receiver checks it."""
+    host, port = _host_port(text)
+    return ListenAddress(text, host, port, None)
 
 
 def _host_port(text: str) -> tuple[str, int]:

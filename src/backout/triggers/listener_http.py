@@ -27,15 +27,25 @@ PATH = "/alertmanager"
 
 
 class Owner(Protocol):
-    """What a request asks of the listener it arrived at."""
+    """What a request asks of the listener it arrived at: the one path it serves, the
+    credential its ``Authorization`` header must carry (None: the body is signed instead,
+    and ``accept`` checks the signature), and what a body that arrived whole means."""
 
     @property
-    def credential(self) -> Credential: ...
+    def credential(self) -> Credential | None: ...
 
     @property
     def deadline(self) -> float: ...
 
-    def accept(self, body: bytes) -> tuple[int, str]:
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def what(self) -> str:
+        """What is POSTed here, for the replies (e.g. "Alertmanager webhooks")."""
+        ...
+
+    def accept(self, body: bytes, headers: Message) -> tuple[int, str]:
         """Take a webhook body that arrived whole; (HTTP status, message)."""
         ...
 
@@ -127,19 +137,19 @@ class Handler(BaseHTTPRequestHandler):
                 self.owner.reject(received.journal, self.client_address[0])
             self._reply(received.status, received.message, received.headers)
             return
-        self._reply(*self.owner.accept(received))
+        self._reply(*self.owner.accept(received, self.headers))
 
     def do_GET(self) -> None:
         self.clock.stop()
-        self._reply(405, f"POST Alertmanager webhooks to {PATH}", {"Allow": "POST"})
+        self._reply(405, f"POST {self.owner.what} to {self.owner.path}", {"Allow": "POST"})
 
     def _receive(self) -> bytes | Refusal:
         """The body, or why not; all of it runs against the deadline."""
-        if self.path.rstrip("/") != PATH:
-            return Refusal(404, f"POST Alertmanager webhooks to {PATH}")
+        if self.path.rstrip("/") != self.owner.path:
+            return Refusal(404, f"POST {self.owner.what} to {self.owner.path}")
         credential = self.owner.credential
-        why = credential.refusal(self.headers.get("Authorization"))
-        if why:
+        why = credential.refusal(self.headers.get("Authorization")) if credential else ""
+        if credential and why:
             return Refusal(
                 401,
                 f"unauthenticated: send the listener's {credential.scheme} credential",
