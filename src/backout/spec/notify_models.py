@@ -155,6 +155,12 @@ class StatusPage(Model):
     description: str | None = Field(
         None, max_length=500, description="A line shown with the component on the page."
     )
+    maintenance: bool = Field(
+        False,
+        description="Announce change windows: an approved change of the service with a "
+        "`--window` is shown as scheduled maintenance, and the component is under "
+        "maintenance while the window is open or the change is in progress.",
+    )
 
 
 class DisasterRecovery(Model):

@@ -101,6 +101,20 @@ def render_html(page: PublicPage, days: float) -> str:
             groups=list(groups.items()),
             open=[_incident_view(i) for i in page.incidents if i.is_open],
             past=[_incident_view(i) for i in page.incidents if not i.is_open],
+            maintenances=[
+                {
+                    "id": m.id,
+                    "title": m.title,
+                    "status": m.status,
+                    "label": "In progress" if m.status == "in_progress" else "Scheduled",
+                    "component": m.component,
+                    "start": _when(m.scheduled_for),
+                    "end": _when(m.scheduled_until),
+                    "start_iso": iso(m.scheduled_for),
+                    "end_iso": iso(m.scheduled_until),
+                }
+                for m in page.maintenances
+            ],
             days=f"{days:g}",
             built=_when(page.at),
             built_iso=iso(page.at),

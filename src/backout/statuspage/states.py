@@ -92,6 +92,7 @@ class Section:
     internal: bool = False
     quiet_s: float = DEFAULT_QUIET_S
     description: str | None = None
+    maintenance: bool = False  # announce the service's change windows
 
     @classmethod
     def of(cls, service: str, section: StatusPage | None) -> Section:
@@ -104,6 +105,7 @@ class Section:
             section.internal,
             section.quiet,
             section.description,
+            section.maintenance,
         )
 
     @classmethod

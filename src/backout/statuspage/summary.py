@@ -1,6 +1,6 @@
 """``status.json`` in the shape of Statuspage's ``/api/v2/summary.json`` (the page, its
-indicator, components with their groups, unresolved incidents with their updates, no
-scheduled maintenances), so the tools that read a Statuspage page read this one; and
+indicator, components with their groups, unresolved incidents with their updates, upcoming
+and in-progress scheduled maintenances), so the tools that read a Statuspage page read this one; and
 ``incidents.json``, the shape of ``/api/v2/incidents.json`` (recent incidents, resolved
 ones too). Both are made from a :class:`PublicPage` only."""
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from backout.statuspage.page import Incident, Update
+from backout.statuspage.page import Incident, Maintenance, Update
 from backout.statuspage.states import (
     INDICATOR_DESCRIPTIONS,
     impact_of,
@@ -55,7 +55,7 @@ def summary(page: PublicPage) -> dict[str, Any]:
         "status": {"indicator": level, "description": INDICATOR_DESCRIPTIONS[level]},
         "components": components_json(page),
         "incidents": [incident_json(page, i) for i in page.incidents if i.is_open],
-        "scheduled_maintenances": [],
+        "scheduled_maintenances": [maintenance_json(page, m) for m in page.maintenances],
     }
 
 
@@ -186,4 +186,50 @@ def _update_json(
         "updated_at": iso(update.at),
         "display_at": iso(update.at),
         "affected_components": affected,
+    }
+
+
+def maintenance_json(page: PublicPage, maintenance: Maintenance) -> dict[str, Any]:
+    """A scheduled maintenance as Statuspage shows one: an incident with impact
+    ``maintenance``, its window, and the component it puts under maintenance."""
+    shown = next((p for p in page.components if p.component.id == maintenance.component_id), None)
+    started = maintenance.status == "in_progress"
+    body = (
+        f"{maintenance.title}: change #{maintenance.change_id}, "
+        f"scheduled {iso(maintenance.scheduled_for)} to {iso(maintenance.scheduled_until)}."
+    )
+    update = {
+        "id": stable_id("maintenance-update", maintenance.id, maintenance.status),
+        "incident_id": maintenance.id,
+        "status": maintenance.status,
+        "body": body,
+        "created_at": iso(maintenance.updated_at),
+        "updated_at": iso(maintenance.updated_at),
+        "display_at": iso(maintenance.updated_at),
+        "affected_components": [
+            {
+                "code": shown.component.id,
+                "name": shown.component.name,
+                "old_status": "operational",
+                "new_status": "under_maintenance" if started else "operational",
+            }
+        ]
+        if shown
+        else [],
+    }
+    return {
+        "id": maintenance.id,
+        "name": maintenance.title,
+        "status": maintenance.status,
+        "impact": "maintenance",
+        "created_at": iso(maintenance.created_at),
+        "updated_at": iso(maintenance.updated_at),
+        "started_at": iso(maintenance.scheduled_for),
+        "monitoring_at": None,
+        "resolved_at": None,
+        "scheduled_for": iso(maintenance.scheduled_for),
+        "scheduled_until": iso(maintenance.scheduled_until),
+        "page_id": page.id,
+        "incident_updates": [update],
+        "components": [component_json(page, shown, 0)] if shown else [],
     }

@@ -2,17 +2,17 @@
 (HTML, ``status.json``, the Atom feed) sees the page. The renderers take only a
 :class:`PublicPage`, and only :func:`publish` makes one.
 
-Withheld: a component any of whose services is ``internal``; an incident that is internal
-or on a withheld component; an update marked internal (``--internal``); and who posted an
-update. What remains of a published incident (its title, phase and public updates) is
-shown, and its times are those of what is shown, so not even the time of an internal note
-is published."""
+Withheld: a component any of whose services is ``internal``; an incident or a scheduled
+maintenance that is internal or on a withheld component; an update marked internal
+(``--internal``); and who posted an update. What remains of a published incident (its
+title, phase and public updates) is shown, and its times are those of what is shown, so
+not even the time of an internal note is published."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from backout.statuspage.page import Component, Incident, PageState
+from backout.statuspage.page import Component, Incident, Maintenance, PageState
 from backout.statuspage.states import stable_id
 
 
@@ -32,6 +32,7 @@ class PublicPage:
     at: float
     components: tuple[PublishedComponent, ...]
     incidents: tuple[Incident, ...]  # newest first; updates oldest first
+    maintenances: tuple[Maintenance, ...] = ()  # soonest first
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ def publish(state: PageState, title: str, url: str = "") -> tuple[PublicPage, Wi
         at=state.at,
         components=tuple(_dated(c, public) for c in components),
         incidents=public,
+        maintenances=tuple(
+            m for m in state.maintenances if not m.internal and m.component_id in shown
+        ),
     )
     return page, withheld
 

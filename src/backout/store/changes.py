@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from backout.errors import NotFound
@@ -45,3 +45,14 @@ def rehearsals(session: Session, plan: str) -> list[RehearsalRow]:
 def runs_of(session: Session, change_id: int) -> list[RunRow]:
     query = select(RunRow).where(RunRow.change_id == change_id).order_by(RunRow.created_at)
     return list(session.scalars(query))
+
+
+def windowed_changes(session: Session, now: float) -> list[ChangeRow]:
+    """Changes with a window that may still be announced at ``now``: approved or being
+    made, whose window has not ended (one being made is shown however late it runs)."""
+    query = select(ChangeRow).where(
+        ChangeRow.window_start.is_not(None),
+        ChangeRow.status.in_(("approved", "in_progress")),
+        or_(ChangeRow.status == "in_progress", ChangeRow.window_end > now),
+    )
+    return list(session.scalars(query.order_by(ChangeRow.window_start, ChangeRow.id)))
