@@ -23,6 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from backout import commands
+from backout.commands import report as report_verbs
 from backout.demo.drill import gate_rehearsal
 from backout.demo.inbox import INBOX_ENV, Inbox
 from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of, went_live
@@ -42,6 +43,7 @@ from backout.errors import BackoutError
 from backout.kernel.events import Event
 from backout.notify import Courier
 from backout.plans import load_plan
+from backout.postmortem import Format
 from backout.reports import RunReport, SnapshotReport
 from backout.settings import Settings
 from backout.spec.models import Plan
@@ -134,6 +136,8 @@ class Demo:
         result["notifications"] = self.inbox.messages()
         result["notifications_refused"] = self.inbox.refused
         result["status_page"] = self._status_page()
+        if self.keep:
+            result["report"] = self._report(report.run_id)
         if self.rehearse and after is not None:
             result["rehearsal"] = self._rehearsal(path)
         return result
@@ -144,6 +148,15 @@ class Demo:
         commands.status_page_build(self.caller, folder, title="Demo shop status")
         self.timeline.add(f"status page written: {folder / 'index.html'}")
         return str(folder)
+
+    def _report(self, run_id: str) -> dict[str, str]:
+        """The run's post-incident report draft (`backout report`), kept in the folder."""
+        kept: tuple[Format, ...] = ("md", "html")
+        written: dict[str, str] = {fmt: str(self.root / f"report.{fmt}") for fmt in kept}
+        for fmt in kept:
+            report_verbs.report(self.caller, run_id, fmt, written[fmt])
+        self.timeline.add(f"post-incident report drafted: {written['md']}, {written['html']}")
+        return written
 
     def _rehearsal(self, path: Path) -> dict[str, Any]:
         """The drill beat: the same plan rehearsed (break, detect, back out, verify,

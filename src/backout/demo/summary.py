@@ -106,6 +106,11 @@ def _told_lines(result: dict[str, Any]) -> list[str]:
         page = escape(result["status_page"])
         kept = "" if "workdir" in result else " (removed with the folder; --keep keeps it)"
         lines.append(f"status page written to {page}{kept}")
+    if result.get("report"):
+        report = result["report"]
+        lines.append(
+            f"post-incident report draft: {escape(report['md'])} and {escape(report['html'])}"
+        )
     return lines
 
 
