@@ -43,8 +43,11 @@ class Issue:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file  # TOML: no lines
-        text = f"{where}: {self.field}: {self.message}"
+        """``FILE:LINE:COL: field: message (hint)``; a place without a line (a missing file,
+        TOML) is the file alone, and an issue about no one field (``-``) leaves it out."""
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        field = "" if self.field in ("", "-") else f"{self.field}: "
+        text = f"{where}: {field}{self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 
 

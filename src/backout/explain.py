@@ -75,7 +75,14 @@ def _ignored(event: Event) -> str:
 
 
 # events told in the table's words, with their data
-_NOTED = frozenset({EventKind.STAGE_APPROVED, EventKind.PROMOTED, EventKind.RUN_NEEDS_ATTENTION})
+_NOTED = frozenset(
+    {
+        EventKind.STAGE_APPROVED,
+        EventKind.PROMOTED,
+        EventKind.RUN_NEEDS_ATTENTION,
+        EventKind.RUN_ABANDONED,
+    }
+)
 
 
 def _line(event: Event, names: list[str]) -> str | None:

@@ -23,6 +23,7 @@ STATUS_STYLE = {
     "running": "cyan",
     "pending": "dim",
     "skipped": "dim",
+    "not_run": "dim",
 }
 
 
@@ -69,7 +70,8 @@ def run_table(report: RunReport) -> Table:
     )
     for column in ("#", "step", "status", "attempts", "duration", "result"):
         table.add_column(column)
-    for step in report.steps:
+    omitted = set(not_needed(report))
+    for step in (s for s in report.steps if s.number not in omitted):
         table.add_row(
             str(step.number),
             escape(step.name),
@@ -78,7 +80,8 @@ def run_table(report: RunReport) -> Table:
             seconds(step.duration_s),
             escape(step.summary),
         )
-    for check in report.checks:
+    unchecked = set(checks_not_needed(report))
+    for check in (c for c in report.checks if c.number not in unchecked):
         state = "-" if check.passed is None else ("passed" if check.passed else "failed")
         table.add_row(
             f"v{check.number}",
@@ -91,8 +94,56 @@ def run_table(report: RunReport) -> Table:
     return table
 
 
+def not_needed(report: RunReport) -> list[int]:
+    """The steps a promoted deploy or a healthy watch never needed (its undo and backout
+    steps): the table leaves them out and says so in one line."""
+    if report.result not in ("promoted", "healthy"):
+        return []
+    return [s.number for s in report.steps if s.status == "not_run"]
+
+
+def checks_not_needed(report: RunReport) -> list[int]:
+    """The verify checks of a promoted deploy or a healthy watch: they check a backout."""
+    if report.result not in ("promoted", "healthy"):
+        return []
+    return [c.number for c in report.checks if c.passed is None and not c.attempts]
+
+
+def number_ranges(numbers: list[int]) -> str:
+    """``[5, 6, 7, 9]`` as ``5-7, 9``."""
+    spans: list[list[int]] = []
+    for number in sorted(numbers):
+        if spans and number == spans[-1][-1] + 1:
+            spans[-1].append(number)
+        else:
+            spans.append([number])
+    return ", ".join(f"{s[0]}-{s[-1]}" if len(s) > 1 else str(s[0]) for s in spans)
+
+
+def not_needed_line(report: RunReport) -> str | None:
+    """``steps 5-9 and verify 1-2 not needed (promoted): …`` under a run's table, or None."""
+    steps, checks = not_needed(report), checks_not_needed(report)
+    parts = []
+    if steps:
+        parts.append(f"{'steps' if len(steps) > 1 else 'step'} {number_ranges(steps)}")
+    if checks:
+        parts.append(f"verify {number_ranges(checks)}")
+    if not parts:
+        return None
+    which = "the undo and backout steps" if report.result == "promoted" else "the backout steps"
+    return (
+        f"{' and '.join(parts)} not needed ({report.result}): {which} and their checks "
+        "run only when a trigger fires"
+    )
+
+
 def print_run(console: Console, report: RunReport) -> None:
-    console.print(run_table(report))
+    table = run_table(report)
+    # a healthy watch of a plan without checks has no row left: its title says it all
+    console.print(table if table.row_count else table.title)
+    note = not_needed_line(report)
+    if note:
+        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
     line = f"{styled(report.status)} in {seconds(report.duration_s)}"
     if report.message:
         line += f" — {escape(report.message)}"
@@ -156,9 +207,44 @@ def journal_lines(events: list[Event]) -> list[str]:
     return lines
 
 
+def journal_json(event: Event) -> dict[str, Any]:
+    """One event as ``backout journal --json`` prints it. ``step`` is the number the text
+    shows and ``resume --mark-done`` takes (1-based: step 1, check 1); ``step_index`` is
+    its 0-based place in the plan's list (the journal's own ``step``)."""
+    step = None if event.step is None else event.step + 1
+    return {
+        "seq": event.seq,
+        "at": event.at,
+        "kind": str(event.kind),
+        "step": step,
+        "step_index": event.step,
+        "attempt": event.attempt,
+        "data": event.data,
+    }
+
+
+def telemetry_line(name: str, reading: dict[str, Any]) -> str:
+    """A signal read by ``backout snapshot``: ``telemetry errors: ok, value 0.01 (3 of
+    300)``, or ``telemetry errors: no data`` when the source returned nothing."""
+    status = str(reading.get("status", ""))
+    value = reading.get("value")
+    if value is None:
+        state = "no data" if status in ("no_data", "ok", "") else f"{status}, no data"
+        return f"telemetry {escape(name)}: {state}"
+    counts = (
+        f" ({reading['events']} of {reading['trials']})"
+        if reading.get("trials") is not None
+        else ""
+    )
+    return f"telemetry {escape(name)}: {status}, value {value}{counts}"
+
+
 def runs_table(rows: list[RunSummary]) -> Table:
     table = Table()
-    for column in ("run", "plan", "service", "status", "created (UTC)", "actor", "message"):
+    # the id is what people copy: never wrapped or cut, however narrow the terminal
+    width = max((len(row.run_id) for row in rows), default=3)
+    table.add_column("run", no_wrap=True, min_width=width)
+    for column in ("plan", "service", "status", "created (UTC)", "actor", "message"):
         table.add_column(column)
     for row in rows:
         table.add_row(
@@ -220,20 +306,17 @@ class Progress:
             return f"{stamp} ▶ step {number} {escape(view.steps[event.step or 0].name)}" + (
                 f" (attempt {event.attempt})" if (event.attempt or 1) > 1 else ""
             )
-        if event.kind in (EventKind.STEP_FINISHED, EventKind.STEP_RETRYING, EventKind.STEP_SKIPPED):
-            outcome = event.data.get(
-                "outcome", "retrying" if event.kind == EventKind.STEP_RETRYING else "skipped"
-            )
+        if event.kind == EventKind.STEP_RETRYING:
+            return f"{stamp} step {number} {retry_text(event)}"
+        if event.kind in (EventKind.STEP_FINISHED, EventKind.STEP_SKIPPED):
+            outcome = event.data.get("outcome", "skipped")
             took = event.data.get("duration_s")
             took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
-            delay = event.data.get("delay_s")
-            if event.kind == EventKind.STEP_RETRYING and isinstance(delay, float | int):
-                took_text = f" in {delay:g}s (attempt {event.attempt} failed{took_text})"
             said = str(event.data.get("summary") or event.data.get("reason", ""))
-            return f"{stamp} {styled(str(outcome))} step {number}{took_text}: {escape(said)}"
+            return f"{stamp} {styled(str(outcome))} step {number}{took_text}{_said(said)}"
         if event.kind == EventKind.CHECK_FINISHED:
             ok = "[green]passed[/]" if event.data.get("passed") else "[red]failed[/]"
-            return f"{stamp} {ok} verify {number}: {escape(str(event.data.get('reason', '')))}"
+            return f"{stamp} {ok} verify {number}{_said(str(event.data.get('reason', '')))}"
         if event.kind in (EventKind.RUN_FINISHED, EventKind.RUN_NEEDS_ATTENTION):
             status = event.data.get("outcome", "needs_attention")
             return f"{stamp} {styled(str(status))}: {escape(str(event.data.get('message', '')))}"
@@ -243,6 +326,29 @@ class Progress:
             note = escape(str(event.data.get("message", "")))
             return f"{stamp} [yellow]note[/] step {number}: {note}"
         return None
+
+
+def _said(text: str) -> str:
+    """``": TEXT"`` after a line's subject, or nothing: a line never ends in a colon."""
+    return f": {escape(text)}" if text else ""
+
+
+def retry_text(event: Event) -> str:
+    """A failed attempt that another follows: ``attempt 1 failed in 0.03s (exit code 1);
+    retrying in 2s (attempt 2 of 3)``, the delay being the wait before the next attempt."""
+    attempt = event.attempt or 1
+    took = event.data.get("duration_s")
+    took_text = f" in {took:.2f}s" if isinstance(took, float | int) else ""
+    said = str(event.data.get("summary", ""))
+    why = f" ({escape(said)})" if said else ""
+    delay = event.data.get("delay_s")
+    wait = f" in {delay:g}s" if isinstance(delay, float | int) else ""
+    last = event.data.get("last_attempt")
+    of = f" of {last}" if isinstance(last, int) else ""  # journals before it lack it
+    return (
+        f"attempt {attempt} [red]failed[/]{took_text}{why}; "
+        f"[yellow]retrying[/]{wait} (attempt {attempt + 1}{of})"
+    )
 
 
 def _stage(data: dict[str, Any]) -> str:

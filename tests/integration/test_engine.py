@@ -92,7 +92,7 @@ def test_failed_step_stops_the_run(store_url: str, tmp_path: Path) -> None:
     report = commands.run(caller(settings(store_url)), plan)
     assert report.status == "failed"
     assert report.exit_code == 1
-    assert [s.status for s in report.steps] == ["failed", "pending"]
+    assert [s.status for s in report.steps] == ["failed", "not_run"]
     assert "step 1 'breaks' failed: exit code 3" in report.message
     assert "boom" in report.steps[0].output
     assert not (tmp_path / "never.txt").exists()

@@ -52,7 +52,7 @@ def test_a_template_error_fails_the_step_before_anything_starts(
     events = commands.journal(caller(settings(store_url)), report.run_id)
     on_step_2 = [(e.kind, e.data.get("started")) for e in events if e.step == 1]
     assert on_step_2 == [("step_finished", False)]  # one event: nothing ever started
-    assert report.steps[2].status == "pending"
+    assert report.steps[2].status == "not_run"  # the run is over: it never will run
 
 
 def test_a_stop_at_a_safe_point_is_journalled_and_leaves_the_step_to_resume(

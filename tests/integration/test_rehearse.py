@@ -296,7 +296,7 @@ def test_not_steady_before_touches_nothing(store_url: str, tmp_path: Path) -> No
     assert report.message.startswith("not started: the service is not in its steady state: ")
     assert repr(CHECK) in report.message
     assert report.steady == {"before": False}
-    assert statuses(report) == ["pending", "pending", "pending"]
+    assert statuses(report) == ["not_run", "not_run", "not_run"]
     kinds = [e.kind for e in journal(store_url, report.run.run_id)]
     assert "step_started" not in kinds
     assert "backout_started" not in kinds

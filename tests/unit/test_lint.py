@@ -289,7 +289,7 @@ def test_validate_exits_2_on_a_name_that_can_never_resolve(
     result = CliRunner().invoke(cli, ["validate", "plan.yaml"], obj={})
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [
-        f"error: {tmp_path / 'plan.yaml'}:13:26: steps[1].run[1]: template uses run.releas, "
+        "error: plan.yaml:13:26: steps[1].run[1]: template uses run.releas, "  # as given
         "which does not exist (did you mean 'release'?)"
     ]
 

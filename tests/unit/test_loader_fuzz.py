@@ -207,7 +207,7 @@ def test_alias_bomb_fails_at_the_first_alias_past_the_limit(write_bytes: WriteBy
     # 9 levels of 9 would expand to 387 million strings (this file is 373 bytes)
     line = only_error(validate(write_bytes(alias_bomb(9))))
     assert line == (
-        f"error: plan.yaml:5:10: -: aliases expand to more than {MAX_ALIAS_NODES} values "
+        f"error: plan.yaml:5:10: aliases expand to more than {MAX_ALIAS_NODES} values "
         "(an alias bomb?) (use fewer aliases (*name), or write the values out)"
     )
 
@@ -225,18 +225,18 @@ def test_a_few_small_aliases_are_fine(write_bytes: WriteBytes) -> None:
 
 def test_an_alias_that_contains_itself(write_bytes: WriteBytes) -> None:
     line = only_error(validate(write_bytes(b"plan: p\nsteps: &s [*s]\n")))
-    assert line.startswith("error: plan.yaml:2:12: -: alias *s refers to a value that contains it")
+    assert line.startswith("error: plan.yaml:2:12: alias *s refers to a value that contains it")
 
 
 def test_control_character_is_named_and_placed(write_bytes: WriteBytes) -> None:
     line = only_error(validate(write_bytes(b"plan: p\nowner: a\x07b\nsteps: []\n")))
-    assert line.startswith("error: plan.yaml:2:9: -: control character U+0007 is not allowed")
+    assert line.startswith("error: plan.yaml:2:9: control character U+0007 is not allowed")
     assert '"\\x07"' in line
 
 
 def test_integer_beyond_pythons_digit_limit(write_bytes: WriteBytes) -> None:
     line = only_error(validate(write_bytes(b"plan: p\nrto: " + b"9" * 4400 + b"\nsteps: []\n")))
-    assert line.startswith("error: plan.yaml:2:6: -: an integer of 4400 digits is too long")
+    assert line.startswith("error: plan.yaml:2:6: an integer of 4400 digits is too long")
     assert "quote it to make it text" in line
 
 
@@ -247,26 +247,24 @@ def test_nesting_deeper_than_the_limit(write_bytes: WriteBytes, opening: bytes) 
     else:  # block style: each level one more "- " on its own line
         body = b"\n" + b"".join(b"  " * n + b"-\n" for n in range(120))
     line = only_error(validate(write_bytes(b"plan: p\nsteps: " + body + b"\n")))
-    assert f"-: nested more than {MAX_DEPTH} levels deep" in line
-    assert line.startswith("error: plan.yaml:")
+    # FILE:LINE:COL: message: no field placeholder for a problem of the file as a whole
+    assert re.match(rf"error: plan\.yaml:\d+:\d+: nested more than {MAX_DEPTH} levels deep", line)
 
 
 def test_a_file_larger_than_the_cap(write_bytes: WriteBytes) -> None:
     data = b"plan: p\nsteps: []\n" + b"# padding\n" * (MAX_BYTES // 10 + 1)
     line = only_error(validate(write_bytes(data)))
-    assert line.startswith(
-        f"error: plan.yaml:1:1: -: the file is larger than {MAX_BYTES // 1024} KiB"
-    )
+    assert line.startswith(f"error: plan.yaml:1:1: the file is larger than {MAX_BYTES // 1024} KiB")
 
 
 def test_invalid_utf8(write_bytes: WriteBytes) -> None:
     line = only_error(validate(write_bytes(b"plan: p\nowner: caf\xe9\nsteps: []\n")))
-    assert line.startswith("error: plan.yaml:2:11: -: byte 0xe9 is not valid UTF-8")
+    assert line.startswith("error: plan.yaml:2:11: byte 0xe9 is not valid UTF-8")
 
 
 def test_an_impossible_date(write_bytes: WriteBytes) -> None:
     line = only_error(validate(write_bytes(b"plan: p\nowner: 2024-02-30\nsteps: []\n")))
-    assert line.startswith("error: plan.yaml:2:8: -: cannot read this value:")
+    assert line.startswith("error: plan.yaml:2:8: cannot read this value:")
 
 
 def test_a_template_nested_beyond_pythons_limits(write_bytes: WriteBytes) -> None:

@@ -228,7 +228,7 @@ def _load(data: GateInput) -> tuple[LoadedPlan | None, str]:
         return None, f"{len(exc.issues)} error(s), first: {exc.issues[0]}"
     if loaded.plan.plan != data.change.plan:
         return None, (
-            f"{loaded.path} is plan {loaded.plan.plan!r}; change {data.change.id} is for "
+            f"{loaded.shown} is plan {loaded.plan.plan!r}; change {data.change.id} is for "
             f"plan {data.change.plan!r}"
         )
     return loaded, ""

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from pydantic import Field
 
+from backout.errors import PlanError
 from backout.spec.models import Duration, Model
-from backout.spec.yamlfile import load_model
+from backout.spec.yamlfile import load_model, read_yaml
 
 DEFAULT_POLICY_FILE = "backout-policy.yaml"
+RISK_LEVELS = ("low", "medium", "high", "critical")
 
 
 class Rehearsal(Model):
@@ -65,4 +67,18 @@ def load_policy(path: str | Path | None) -> tuple[Policy, str]:
         path = DEFAULT_POLICY_FILE
     if path is None:
         return Policy(), "built-in default"
-    return load_model(Path(path), Policy), str(path)
+    return load_model(path, Policy), str(path)  # named as given in every error
+
+
+def looks_like_policy(path: str | Path) -> bool:
+    """Whether a YAML file is a policy rather than a plan: it has no ``plan:`` key, and
+    its name ends in ``policy.yaml`` (or ``.yml``) or its keys are all risk levels. A file
+    that cannot be read is not (the plan loader says why)."""
+    try:
+        root = read_yaml(path)
+    except PlanError:
+        return False
+    if not isinstance(root, dict) or "plan" in root:
+        return False
+    named = Path(path).name.lower().endswith(("policy.yaml", "policy.yml"))
+    return named or (bool(root) and all(key in RISK_LEVELS for key in root))

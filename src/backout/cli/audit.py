@@ -33,7 +33,9 @@ def audit_group() -> None:
 @click.option("--subject", help="e.g. change:3 or run:4f2a…")
 @click.option("--by", "actor", help="Only this actor.")
 @click.option("--since", help="ISO 8601 time.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1), help="At most this many."
+)
 @json_option
 @click.pass_context
 def audit_log(
@@ -177,7 +179,11 @@ def outbox_retry(
 
 
 @outbox_group.command("list")
-@click.option("--status", type=click.Choice(["pending", "sending", "sent", "dead"]))
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sending", "sent", "dead"]),
+    help="Only events in this state.",
+)
 @click.option("--route", help="Only events queued for this route (e.g. itsm).")
 @json_option
 @click.pass_context

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from backout import __version__
+from backout.cli.conventions import document
 from backout.commands import Caller
 from backout.errors import BackoutError, PlanError
 from backout.kernel.durations import parse_duration
@@ -27,6 +28,15 @@ from backout.stop import Stopped, on_signals
 # emoji=False: user text such as ``plan.yaml:100:5`` must never turn into 💯
 out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
+
+
+def follow_the_terminal() -> None:
+    """Size the consoles by the terminal (or ``COLUMNS``) as it is now. Rich fixes a
+    console's width from ``COLUMNS`` when the console is made, at import: a process that
+    imported this module once (a test runner, a server) would keep that width for every
+    command after."""
+    for console in (out, err):
+        console._width = None  # Rich has no public way to unfix it
 
 
 @contextmanager
@@ -68,8 +78,15 @@ class BackoutGroup(click.Group):
     ``invoke``, so errors are reported here once instead of by a decorator per command."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        follow_the_terminal()
         with handle_errors():
             return super().invoke(ctx)
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Attach a command; its ``--help`` (and its subcommands') ends with the exit codes
+        and the environment variables it reads (:mod:`.conventions`)."""
+        super().add_command(cmd, name)
+        document(cmd, name or cmd.name or "")
 
 
 @contextmanager

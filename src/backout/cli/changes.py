@@ -72,8 +72,14 @@ def change() -> None:
 
 
 @change.command("create")
-@click.option("--plan", "plan", required=True, type=click.Path(dir_okay=False))
-@click.option("--title", required=True)
+@click.option(
+    "--plan",
+    "plan",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The plan file that backs the change out.",
+)
+@click.option("--title", required=True, help="What the change does, in a line.")
 @click.option("--risk", type=RISKS, help="Given risk; computed from the plan when omitted.")
 @click.option("--window", metavar="START..END", help="ISO 8601, e.g. 2026-12-01T22:00..23:30")
 @click.option("--ref", metavar="EXTERNAL-ID", help="The change's id in another system.")
@@ -93,7 +99,11 @@ def change_create(
 
 
 @change.command("list")
-@click.option("--status", type=click.Choice([s.value for s in ChangeStatus]))
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in ChangeStatus]),
+    help="Only changes in this state.",
+)
 @json_option
 @click.pass_context
 def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
@@ -143,7 +153,7 @@ plan_option = click.option(
 
 @change.command("approve")
 @click.argument("change_id", type=int)
-@click.option("--comment", default="")
+@click.option("--comment", default="", help="Why you approve (kept in the audit trail).")
 @policy_option
 @plan_option
 @json_option
@@ -163,7 +173,7 @@ def change_approve(
 
 @change.command("reject")
 @click.argument("change_id", type=int)
-@click.option("--comment", default="")
+@click.option("--comment", default="", help="Why you reject (kept in the audit trail).")
 @json_option
 @click.pass_context
 def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: bool) -> None:
@@ -174,7 +184,7 @@ def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: boo
 def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None:
     @change.command(name, help=help_text)
     @click.argument("change_id", type=int)
-    @click.option("--note", default="")
+    @click.option("--note", default="", help="A note for the change's history.")
     @json_option
     @click.pass_context
     def command(ctx: click.Context, change_id: int, note: str, as_json: bool) -> None:
@@ -183,7 +193,7 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
 
 @change.command("start")
 @click.argument("change_id", type=int)
-@click.option("--note", default="")
+@click.option("--note", default="", help="A note for the change's history.")
 @policy_option
 @plan_option
 @click.option(

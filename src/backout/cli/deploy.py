@@ -154,7 +154,7 @@ def trigger_cmd(ctx: click.Context, service: str, reason: str, as_json: bool) ->
 
 @click.command()
 @click.argument("run_id")
-@click.option("--comment", default="")
+@click.option("--comment", default="", help="Why you approve (kept in the audit trail).")
 @json_option
 @click.pass_context
 def approve(ctx: click.Context, run_id: str, comment: str, as_json: bool) -> None:

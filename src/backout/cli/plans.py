@@ -26,8 +26,10 @@ def validate(plans: tuple[str, ...], strict: bool, as_json: bool) -> None:
             print_issues(err, issues)
             if not any(i.severity == "error" for i in issues):
                 warnings = len(issues)
+                kind = " policy" if commands.looks_like_policy(path) else ""
                 out.print(
-                    f"{path}: [green]valid[/]" + (f" ({warnings} warning(s))" if warnings else "")
+                    f"{path}: [green]valid[/]{kind}"
+                    + (f" ({warnings} warning(s))" if warnings else "")
                 )
     exit_with(2 if failed else 0)
 

@@ -32,7 +32,13 @@ from backout.reports import RehearsalReport
     metavar="KIND:KEY=VALUE,…",
     help="Inject a fault into the backout, e.g. 'slow:step=switch back,by=2s' (repeatable).",
 )
-@click.option("--times", default=1, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--times",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Drill this many times in a row (each one recorded).",
+)
 @click.option("--junit", type=click.Path(dir_okay=False), help="Write JUnit XML here.")
 @click.option(
     "--report",
@@ -138,7 +144,13 @@ def _print_percentiles(
 
 @click.command()
 @click.option("--plan", help="Only this plan's drills.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="At most this many.",
+)
 @json_option
 @click.pass_context
 def rehearsals(ctx: click.Context, plan: str | None, limit: int, as_json: bool) -> None:

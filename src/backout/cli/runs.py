@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import re
+import time
+from typing import Any
+
 import click
 from rich.markup import escape
 
@@ -20,7 +26,18 @@ from backout.cli.base import (
 )
 from backout.cli.rehearsals import print_drill
 from backout.engine.runner import Decision
-from backout.render import journal_lines, print_dry_run, print_json, print_run, runs_table
+from backout.kernel.durations import parse_duration
+from backout.kernel.states import RunStatus
+from backout.render import (
+    Progress,
+    journal_json,
+    journal_lines,
+    print_dry_run,
+    print_json,
+    print_run,
+    runs_table,
+    telemetry_line,
+)
 
 
 @click.command()
@@ -38,12 +55,7 @@ def snapshot(ctx: click.Context, plan: str, environment: str | None, as_json: bo
     for key, value in report.values.items():
         out.print(f"  {key} = {escape(value)}", soft_wrap=True)
     for name, reading in report.telemetry.items():
-        counts = (
-            f" ({reading['events']} of {reading['trials']})"
-            if reading.get("trials") is not None
-            else ""
-        )
-        out.print(f"  telemetry {name}: {reading['status']}, value {reading['value']}{counts}")
+        out.print(f"  {telemetry_line(name, reading)}", soft_wrap=True)
 
 
 @click.command(name="run")
@@ -86,24 +98,101 @@ def run_cmd(
     finish(result, as_json)
 
 
+class Since(click.ParamType):  # type: ignore[type-arg]
+    """A moment: how long ago (``30m``, ``12h``, ``7d``) or an ISO 8601 date or time
+    (``2026-11-30``, ``2026-11-30T14:00``, UTC unless it says otherwise); as epoch seconds."""
+
+    name = "since"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        days = re.fullmatch(r"(\d+(?:\.\d+)?)\s*d", text)
+        try:
+            ago = float(days.group(1)) * 86400 if days else parse_duration(text)
+        except ValueError:
+            return self._instant(text, param, ctx)
+        return time.time() - ago
+
+    def _instant(
+        self, text: str, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a duration nor a date; expected e.g. 30m, 12h, 7d, "
+                "2026-11-30 or 2026-11-30T14:00",
+                param,
+                ctx,
+            )
+        return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+
+
 @click.command()
 @click.option("--service", help="Only this service.")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in RunStatus]),
+    help="Only runs in this state.",
+)
+@click.option(
+    "--since",
+    type=Since(),
+    metavar="WHEN",
+    help="Only runs created since: a time ago (30m, 12h, 7d) or an ISO date (2026-11-30).",
+)
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, 10000),
+    help="At most this many (the newest).",
+)
 @json_option
 @click.pass_context
-def runs(ctx: click.Context, service: str | None, limit: int, as_json: bool) -> None:
-    """List runs, newest first."""
-    rows = commands.runs(caller_of(ctx, create=False), service=service, limit=limit)
+def runs(
+    ctx: click.Context,
+    service: str | None,
+    status: str | None,
+    since: float | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first; the filters are combined."""
+    rows = commands.runs(
+        caller_of(ctx, create=False), service=service, limit=limit, status=status, since=since
+    )
     print_json(out, rows) if as_json else out.print(runs_table(rows))
 
 
 @click.command()
 @click.argument("run_id")
+@click.option(
+    "--watch",
+    "-w",
+    is_flag=True,
+    help="Show the run's progress live (on stderr) until it ends or needs attention, then "
+    "its table; Ctrl-C stops watching, not the run.",
+)
 @json_option
 @click.pass_context
-def status(ctx: click.Context, run_id: str, as_json: bool) -> None:
+def status(ctx: click.Context, run_id: str, watch: bool, as_json: bool) -> None:
     """Show a run's steps, durations and outcome (exit code follows the outcome)."""
-    finish(commands.status(caller_of(ctx, create=False), run_id), as_json)
+    caller = caller_of(ctx, create=False)
+    if watch:
+        progress = None if as_json else Progress(err)
+        try:
+            for event, view in commands.follow_progress(caller, run_id):
+                if progress is not None:
+                    progress(event, view)
+        finally:
+            if progress is not None:
+                progress.close()
+    finish(commands.status(caller, run_id), as_json)
 
 
 def _decisions(
@@ -169,16 +258,35 @@ def resume(
 
 @click.command()
 @click.argument("run_id")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Then print each new event as it is journalled, until the run ends or needs "
+    "attention (with --json: one object per line); Ctrl-C stops following, not the run.",
+)
 @json_option
 @click.pass_context
-def journal(ctx: click.Context, run_id: str, as_json: bool) -> None:
+def journal(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
     """Print a run's journal: every event, in order."""
+    if follow:
+        _follow(caller_of(ctx, create=False), run_id, as_json)
+        return
     events = commands.journal(caller_of(ctx, create=False), run_id)
     if as_json:
-        print_json(out, [e.to_json() for e in events])
+        print_json(out, [journal_json(e) for e in events])
         return
     for line in journal_lines(events):
         out.print(line, soft_wrap=True)
+
+
+def _follow(caller: commands.Caller, run_id: str, as_json: bool) -> None:
+    for event in commands.follow(caller, run_id):
+        if as_json:  # JSON Lines: a reader can act on each event as it comes
+            out.file.write(json.dumps(journal_json(event), default=str) + "\n")
+            out.file.flush()
+        else:
+            out.print(journal_lines([event])[0], soft_wrap=True)
 
 
 @click.command()

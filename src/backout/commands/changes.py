@@ -37,7 +37,8 @@ def _load_for(row: ChangeRow, plan_path: str | Path | None) -> LoadedPlan:
     loaded = load_plan(plan_path or row.plan_file)
     if loaded.plan.plan != row.plan:
         raise UsageError(
-            f"{loaded.path} is plan {loaded.plan.plan!r}; change {row.id} is for plan {row.plan!r}",
+            f"{loaded.shown} is plan {loaded.plan.plan!r}; "
+            f"change {row.id} is for plan {row.plan!r}",
             hint="pass the change's own plan file with --plan",
         )
     return loaded

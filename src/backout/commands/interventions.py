@@ -1,10 +1,12 @@
-"""A person steps into a live run: a manual trigger, an approval at a checkpoint."""
+"""A person steps into a live run: a manual trigger, an approval at a checkpoint, giving up
+on a run that needs attention."""
 
 from __future__ import annotations
 
 from backout.commands.caller import Caller
+from backout.engine.abandon import abandon as abandon_run
 from backout.engine.queries import waiting_stage, watching_run
-from backout.reports import StageApproval, TriggerReceipt
+from backout.reports import RunReport, StageApproval, TriggerReceipt, run_report
 from backout.store import audit, inbox, repo
 
 
@@ -37,3 +39,12 @@ def approve(caller: Caller, run_id: str, comment: str = "") -> StageApproval:
             {"stage": stage + 1, "comment": comment},
         )
         return StageApproval(row.id, stage + 1)
+
+
+def abandon(caller: Caller, run_id: str, reason: str) -> RunReport:
+    """Give up on a run that needs attention: it ends ``failed`` (result ``abandoned``),
+    journalled and audited with ``reason``, and no longer holds its service."""
+    with caller.store.session(read_only=True) as session:
+        row = repo.get_run(session, run_id)
+    view = abandon_run(caller.store, row, caller.actor, reason, caller.lease_ttl)
+    return run_report(row, view)

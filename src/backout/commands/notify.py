@@ -41,7 +41,7 @@ def notify_test(
     plan = loaded.plan
     if plan.notify is None or not plan.notify.channels:
         raise UsageError(
-            f"{loaded.path}: the plan has no `notify.channels`",
+            f"{loaded.shown}: the plan has no `notify.channels`",
             hint="see docs/notifications.md for a copyable `notify:` section",
         )
     names = channels or list(plan.notify.channels)

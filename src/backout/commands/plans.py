@@ -7,24 +7,35 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from backout.changes.policy import looks_like_policy
 from backout.commands.caller import Caller
+from backout.commands.policy import validate_policy
 from backout.engine import baseline
+from backout.engine.create import baseline_keys_used
 from backout.engine.environment import RunEnvironment
 from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.plans import KINDS, load_plan, plan_schema
 from backout.reports import DryRunReport, DryRunStep
 from backout.spec.environments import environment_values, select_environment
 from backout.spec.lint import lint, needs_release
+from backout.spec.loader import LoadedPlan
 from backout.spec.runbook import render_runbook
 from backout.spec.secrets import resolve_secrets
+from backout.spec.templating import references, walk_strings
 from backout.store import repo
 from backout.store.models import SnapshotRow
 
 
 def validate(paths: Sequence[str | Path], strict: bool = False) -> dict[str, list[Issue]]:
-    """Issues per file: load errors, then lint warnings (errors too when ``strict``)."""
+    """Issues per file: load errors, then lint warnings (errors too when ``strict``). A
+    policy file among them (:func:`~backout.changes.policy.looks_like_policy`) is checked
+    as a policy: ``backout validate --strict *.yaml`` passes a folder of plans and its
+    policy."""
     results: dict[str, list[Issue]] = {}
     for path in paths:
+        if looks_like_policy(path):
+            results.update(validate_policy([path]))
+            continue
         try:
             loaded = load_plan(path)
         except PlanError as exc:
@@ -74,8 +85,9 @@ def dry_run(caller: Caller, path: str | Path, environment: str | None = None) ->
     plan = loaded.plan
     name = select_environment(plan, environment)
     problems = [str(issue) for issue in needs_release(loaded)]
-    snap = _latest_snapshot(caller, plan.service_key(name), problems)
+    snap = _latest_snapshot(caller, loaded, name, problems)
     values = baseline.template_values(dict(snap.values)) if snap else {}
+    unknown = baseline_keys_used(loaded) - set(values)  # said once above, not per step
     try:
         secrets = resolve_secrets(plan, loaded.base_dir)
     except UsageError as exc:
@@ -98,7 +110,7 @@ def dry_run(caller: Caller, path: str | Path, environment: str | None = None) ->
             i + 1,
             s.name,
             s.kind,
-            redactor.value(_render(s, env, problems)),
+            redactor.value(_render(s, env, problems, unknown)),
             s.timeout,
             s.retries,
             s.idempotent,
@@ -112,7 +124,7 @@ def dry_run(caller: Caller, path: str | Path, environment: str | None = None) ->
             "name": c.name,
             "check": c.kind,
             "within_s": c.within,
-            "rendered": redactor.value(_render(c, env, problems)),
+            "rendered": redactor.value(_render(c, env, problems, unknown)),
         }
         for i, c in enumerate(plan.verify)
     ]
@@ -121,16 +133,33 @@ def dry_run(caller: Caller, path: str | Path, environment: str | None = None) ->
     )
 
 
-def _latest_snapshot(caller: Caller, service: str, problems: list[str]) -> SnapshotRow | None:
+def _latest_snapshot(
+    caller: Caller, loaded: LoadedPlan, environment: str | None, problems: list[str]
+) -> SnapshotRow | None:
+    """The service's latest snapshot; when the plan's steps or checks use a baseline value
+    it lacks, one problem saying how to take one (as the real run would refuse)."""
+    service = loaded.plan.service_key(environment)
+    where = ""
     try:
         with caller.store.session() as session:
-            return repo.latest_snapshot(session, service)
+            snap = repo.latest_snapshot(session, service)
     except NoStoreError as exc:
-        problems.append(f"{exc.message}: no snapshot of {service!r} to render baseline values")
-        return None
+        snap, where = None, f" ({exc.message} yet)"
+    needed = baseline_keys_used(loaded)
+    take = f"run `backout snapshot {loaded.shown}{f' --env {environment}' if environment else ''}`"
+    if needed and snap is None:
+        problems.append(f"no snapshot for service {service}: {take}{where}")
+    elif snap is not None and needed - set(snap.values):
+        lacks = ", ".join(f"baseline.{key}" for key in sorted(needed - set(snap.values)))
+        problems.append(f"snapshot #{snap.id} of service {service} has no {lacks}: {take}")
+    return snap
 
 
-def _render(item: Any, env: RunEnvironment, problems: list[str]) -> Any:
+def _render(item: Any, env: RunEnvironment, problems: list[str], unknown: set[str]) -> Any:
+    """The item's options rendered; as written when they use a baseline value there is no
+    snapshot of (that problem is listed once, not as a template error per step)."""
+    if any(references(text)[1] & unknown for _, text in walk_strings(item.options)):
+        return item.options
     section = "steps" if hasattr(item, "retries") else "verify"
     kind = KINDS.of(section).get(item.kind)
     try:

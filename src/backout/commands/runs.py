@@ -256,10 +256,24 @@ def _report(caller: Caller, run_id: str) -> tuple[RunReport, list[Event]]:
     return run_report(row, fold(empty_view(row, plan), events)), events
 
 
-def runs(caller: Caller, service: str | None = None, limit: int = 20) -> list[RunSummary]:
-    """Runs, newest first."""
+def runs(
+    caller: Caller,
+    service: str | None = None,
+    limit: int = 20,
+    *,
+    status: str | None = None,
+    since: float | None = None,
+) -> list[RunSummary]:
+    """Runs, newest first: of ``service``, in ``status``, created at or after ``since``
+    (seconds since the epoch). An unknown status is refused, not silently empty."""
+    if status is not None and status not in {s.value for s in RunStatus}:
+        raise UsageError(
+            f"no run status is called {status!r}",
+            hint="one of: " + ", ".join(s.value for s in RunStatus),
+        )
     with caller.store.session() as session:
-        return [RunSummary.of(row) for row in repo.list_runs(session, service, limit)]
+        rows = repo.list_runs(session, service, limit, status=status, since=since)
+        return [RunSummary.of(row) for row in rows]
 
 
 def journal(caller: Caller, run_id: str) -> list[Event]:

@@ -31,6 +31,7 @@ AUDITED: dict[str, str] = {
     EventKind.TRIGGER_FIRED: "trigger.fired",
     EventKind.STAGE_APPROVED: "run.stage_approved",
     EventKind.PROMOTED: "run.promoted",
+    EventKind.RUN_ABANDONED: "run.abandoned",
 }
 # what a finished run means for its change: by the run's result, else by its outcome
 CHANGE_RESULT = {
@@ -65,8 +66,8 @@ def change_hook(change_id: int, actor: str) -> Hook:
     """A finished backout closes its change: backed_out when it worked, failed when not."""
 
     def hook(session: Session, event: Event, view: RunView) -> None:
-        if event.kind != EventKind.RUN_FINISHED:
-            return
+        if event.kind not in (EventKind.RUN_FINISHED, EventKind.RUN_ABANDONED):
+            return  # an abandoned backout failed: its change did too
         result = event.data.get("result")
         target = CHANGE_RESULT.get(result) if result else CHANGE_OUTCOME.get(view.status)
         if view.status is RunStatus.FAILED:

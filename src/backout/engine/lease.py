@@ -20,7 +20,8 @@ def busy_error(
     if holder is None:
         return ServiceBusyError(
             f"service {service!r} has an unfinished run {run_id}",
-            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`)",
+            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`), "
+            f'or give it up with `backout abandon {run_id} --reason "…"`',
         )
     when = (
         f"expires in {holder.expires_in:g}s"

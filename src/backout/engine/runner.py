@@ -36,7 +36,15 @@ from backout.store.models import RunRow
 from backout.telemetry import SourceContext
 from backout.triggers.watcher import WatchContext, Watcher
 
-__all__ = ["Decision", "Execution", "check_decisions", "empty_view", "execute", "plan_of"]
+__all__ = [
+    "Decision",
+    "Execution",
+    "check_decisions",
+    "empty_view",
+    "execute",
+    "plan_of",
+    "run_hooks",
+]
 
 
 @dataclass(frozen=True)
@@ -106,18 +114,7 @@ def execute(ex: Execution) -> RunView:
     """
     plan, base_dir = plan_of(ex.row)
     env = environment(ex.store, ex.row, plan, base_dir)
-    hooks = hooks_for(
-        ex.row.change_id,
-        ex.actor,
-        ex.row.plan_doc.get("outbound"),
-        {
-            "service": ex.row.service,
-            "plan": ex.row.plan,
-            "plan_version": ex.row.plan_version,
-            "environment": ex.row.plan_doc.get("environment") or "",
-        },
-        ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
-    )
+    hooks = run_hooks(ex)
     dr_pages = plan.disaster_recovery.page if plan.disaster_recovery else []
     if plan.notify is not None and (plan.notify.routes or dr_pages):
         hooks.append(_notify_hook(ex, plan, env))
@@ -142,6 +139,23 @@ def execute(ex: Execution) -> RunView:
         except StoreError as exc:
             raise _store_lost(exc, ex.row.id) from exc
     return journal.view
+
+
+def run_hooks(ex: Execution) -> list[Hook]:
+    """What the run's events mean elsewhere (audit, its change, its outbox routes, a drill's
+    evidence), for whoever journals them: the executor, or a person abandoning the run."""
+    return hooks_for(
+        ex.row.change_id,
+        ex.actor,
+        ex.row.plan_doc.get("outbound"),
+        {
+            "service": ex.row.service,
+            "plan": ex.row.plan,
+            "plan_version": ex.row.plan_version,
+            "environment": ex.row.plan_doc.get("environment") or "",
+        },
+        ex.row.plan_doc.get("faults", []) if mode_of(ex.row) == "rehearsal" else None,
+    )
 
 
 def _statuspage_hook(ex: Execution, plan: Plan) -> Hook:

@@ -138,7 +138,12 @@ class StepRunner:
                 return
             delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
             self.journal.append(
-                EventKind.STEP_RETRYING, step=index, attempt=attempt, delay_s=delay, **data
+                EventKind.STEP_RETRYING,
+                step=index,
+                attempt=attempt,
+                delay_s=delay,
+                last_attempt=last,  # so the retry line can say "attempt 2 of 3"
+                **data,
             )
             if STOP.wait(delay):
                 raise Stopped(STOP.signum)

@@ -25,6 +25,10 @@ class StepView:
 
     @property
     def duration_s(self) -> float | None:
+        """How long the step's last execution took: from the first attempt of the executor
+        that finished it (its retries and their delays included) to its end. A step a crash
+        interrupted counts from the resumed attempt, never the time no executor was alive;
+        a step marked done by an operator has none (``None``)."""
         if self.started_at is None or self.finished_at is None:
             return None
         return round(self.finished_at - self.started_at, 3)
@@ -120,6 +124,9 @@ def _started(view: RunView, event: Event) -> None:
 def _resumed(view: RunView, event: Event) -> None:
     _run_to(view, RunStatus.RUNNING)
     view.message = ""
+    for step in view.steps:
+        if step.status is StepStatus.RUNNING:  # interrupted: its time restarts if it reruns
+            step.started_at = None
 
 
 def _step_started(view: RunView, event: Event) -> None:
@@ -139,7 +146,8 @@ def _step_finished(view: RunView, event: Event) -> None:
     step = _step(view, event)
     _step_to(view, step, StepStatus(event.data["outcome"]))
     step.finished_at = event.at
-    step.started_at = step.started_at or event.at
+    if not event.data.get("resolved"):  # not started (a template error): it took no time
+        step.started_at = step.started_at or event.at
     step.summary = str(event.data.get("summary", ""))
     step.output = str(event.data.get("output", ""))
     step.detail = {k: v for k, v in event.data.items() if k not in _STEP_KEYS}
@@ -185,6 +193,19 @@ def _finished(view: RunView, event: Event) -> None:
     view.message = str(event.data.get("message", ""))
     view.finished_at = event.at
     view.result = event.data.get("result")
+
+
+def _abandoned(view: RunView, event: Event) -> None:
+    """A person gave up on a run that needs attention: it ends failed, nothing resumes it."""
+    if view.status is not RunStatus.NEEDS_ATTENTION:
+        raise TransitionError(
+            f"only a run that needs attention can be abandoned; this one is {view.status}",
+            run_id=view.run_id,
+        )
+    _run_to(view, RunStatus.FAILED)
+    view.message = str(event.data.get("message", ""))
+    view.finished_at = event.at
+    view.result = "abandoned"
 
 
 def _checkpoint_passed(view: RunView, event: Event) -> None:
@@ -240,5 +261,6 @@ _HANDLERS: dict[str, Callable[[RunView, Event], None]] = {
     EventKind.PROMOTED: _note,
     EventKind.STEP_PROCESS: _note,
     EventKind.RUN_STOPPED: _stopped,
+    EventKind.RUN_ABANDONED: _abandoned,
 }
 _STEP_KEYS = frozenset({"outcome", "summary", "output", "duration_s", "resolved"})

@@ -69,6 +69,7 @@ def waiting(events: list[Event]) -> Waiting | None:
             EventKind.BACKOUT_STARTED,
             EventKind.RUN_RESUMED,
             EventKind.RUN_FINISHED,
+            EventKind.RUN_ABANDONED,  # a person decided: nobody is chased any more
         ):
             found = None
     return found

@@ -25,6 +25,13 @@ def _run(options: CommandOptions, ctx: Context) -> tuple[int | None, str, bool]:
     return result.exit_code, ctx.redact(result.output), result.timed_out
 
 
+def _last_line(output: str) -> str:
+    """``": LAST LINE"`` of the output for a message, or nothing when there was none (a
+    message never ends in a dangling colon)."""
+    lines = output.strip().splitlines()
+    return f": {lines[-1][-200:]}" if lines else ""
+
+
 class CommandCheck(Check):
     kind = "command"
     Options = CommandOptions
@@ -37,10 +44,8 @@ class CommandCheck(Check):
         if timed_out:
             return Verdict(False, f"timed out after {ctx.timeout:g}s")
         if code != options.exit_code:
-            last = output.strip().splitlines()[-1:] or [""]
-            return Verdict(
-                False, f"exit code {code}, expected {options.exit_code}: {last[0]}", code
-            )
+            said = _last_line(output)
+            return Verdict(False, f"exit code {code}, expected {options.exit_code}{said}", code)
         if options.contains is not None and options.contains not in output:
             return Verdict(False, f"output does not contain {options.contains!r}", code)
         return Verdict(True, f"exit code {code}", code)
@@ -56,9 +61,8 @@ class CommandSource(Source):
     def read(self, options: CommandOptions, ctx: Context) -> str:
         code, output, timed_out = _run(options, ctx)
         if timed_out or code != options.exit_code:
-            raise ActionError(
-                f"`{shlex.join(options.argv)}` failed (exit code {code}): {output[-200:]}"
-            )
+            what = f"timed out after {ctx.timeout:g}s" if timed_out else f"exit code {code}"
+            raise ActionError(f"`{shlex.join(options.argv)}` failed ({what}){_last_line(output)}")
         return output.strip()
 
     def describe(self, options: CommandOptions) -> str:

@@ -6,17 +6,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backout.engine.view import RunView
-from backout.kernel.states import RunStatus
+from backout.engine.view import RunView, StepView
+from backout.kernel.states import RunStatus, StepStatus
 from backout.reports.base import EXIT_CODES, _Record
 from backout.store.models import RunRow
+
+NOT_RUN = "not_run"  # a step still pending when its run has finished: it never will run
 
 
 @dataclass(frozen=True)
 class StepReport:
     number: int
     name: str
-    status: str
+    status: str  # a step state (backout.kernel.states.StepStatus), or NOT_RUN
     attempts: int
     duration_s: float | None
     summary: str
@@ -97,7 +99,13 @@ def run_report(row: RunRow, view: RunView) -> RunReport:
         trigger=view.backout_reason,
         steps=[
             StepReport(
-                s.index + 1, s.name, s.status.value, s.attempts, s.duration_s, s.summary, s.output
+                s.index + 1,
+                s.name,
+                _step_status(view, s),
+                s.attempts,
+                s.duration_s,
+                s.summary,
+                s.output,
             )
             for s in view.steps
         ],
@@ -105,6 +113,15 @@ def run_report(row: RunRow, view: RunView) -> RunReport:
             CheckReport(c.index + 1, c.name, c.passed, c.reason, c.attempts) for c in view.checks
         ],
     )
+
+
+def _step_status(view: RunView, step: StepView) -> str:
+    """A finished run's pending steps are ``not_run``: a promoted deploy's undo and backout
+    steps, a watch's backout steps, a backed-out deploy's later stages. (Of a run that is
+    not finished, pending steps may still run: a resume goes on with them.)"""
+    if step.status is StepStatus.PENDING and view.finished_at is not None:
+        return NOT_RUN
+    return step.status.value
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,24 @@ class SnapshotReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class SnapshotSummary(_Record):
+    """One recorded baseline of a service (``backout snapshots``); ``values`` only with
+    ``--show`` (stored redacted: secrets never reach the store)."""
+
+    snapshot_id: int
+    service: str
+    plan: str
+    plan_version: str
+    taken_at: float
+    actor: str
+    source: str  # `backout snapshot`, or the deploy run that promoted its release
+    values_count: int
+    signals: list[str]
+    values: dict[str, str] | None = None
+    telemetry: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

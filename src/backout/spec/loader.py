@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,16 @@ class LoadedPlan:
     """A validated plan with where it came from."""
 
     plan: Plan
-    path: Path
+    path: Path  # resolved: what a run records, so a resume finds it from anywhere
     source: SourceMap
     raw: dict[str, Any]
     kinds: Kinds = field(repr=False, compare=False)  # what it was validated against
+    given: str = ""  # the path as the user wrote it: what messages print
+
+    @property
+    def shown(self) -> str:
+        """The plan file as messages name it: as given (relative stays relative)."""
+        return self.given or str(self.path)
 
     @property
     def base_dir(self) -> Path:
@@ -81,7 +88,7 @@ class LoadedPlan:
     ) -> Issue:
         line, col = self.source.where(path)
         field = dotted(path)
-        return Issue(str(self.path), line, col, field, message, hint, severity)
+        return Issue(self.shown, line, col, field, message, hint, severity)
 
 
 Path_ = tuple[str | int, ...]
@@ -124,14 +131,14 @@ def load_plan(path: str | Path, kinds: Kinds) -> LoadedPlan:
     """Read, parse and validate one plan file against ``kinds``; raise :class:`PlanError`
     with every issue. Callers above the spec layer use :func:`backout.plans.load_plan`,
     which supplies the installed kinds."""
-    file = Path(path)
-    root = read_yaml(file)
+    file, given = Path(path), os.fspath(path)
+    root = read_yaml(path)
     source = SourceMap(root)
     issues: list[Issue] = []
 
     def add(where: tuple[str | int, ...], message: str, hint: str = "") -> None:
         line, col = source.where(where)
-        issues.append(Issue(str(file), line, col, dotted(where), message, hint))
+        issues.append(Issue(given, line, col, dotted(where), message, hint))
 
     if not isinstance(root, dict):
         add((), "a plan must be a mapping of keys (plan:, steps: …)", "see `backout init`")
@@ -149,7 +156,9 @@ def load_plan(path: str | Path, kinds: Kinds) -> LoadedPlan:
             _report(error, plain, kinds, add)
     if issues or plan is None:
         raise PlanError(sorted(issues, key=lambda issue: (issue.line, issue.col)))
-    return LoadedPlan(plan=plan, path=file.resolve(), source=source, raw=plain, kinds=kinds)
+    return LoadedPlan(
+        plan=plan, path=file.resolve(), source=source, raw=plain, kinds=kinds, given=given
+    )
 
 
 def _split_section(

@@ -10,6 +10,7 @@ one becomes an :class:`~backout.errors.Issue` at the place that broke it, fast.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -134,43 +135,46 @@ def _parser() -> YAML:
     return yaml
 
 
-def read_yaml(file: Path) -> Any:
+def read_yaml(path: str | Path) -> Any:
     """Parse YAML keeping positions; unreadable, invalid or oversized files become a
-    PlanError pinned to the place that broke a rule."""
-    text = read_text(file)
+    PlanError pinned to the place that broke a rule (the file named as given)."""
+    file = os.fspath(path)
+    text = read_text(path)
     _refuse_unprintable(file, text)
     try:
         return _parser().load(text)
     except MarkedYAMLError as exc:
         raise PlanError([_marked_issue(file, exc)]) from None
     except YAMLError as exc:  # unmarked errors (the reader's): rare after the checks above
-        raise PlanError([Issue(str(file), 1, 1, "-", f"invalid YAML: {exc}", YAML_HINT)]) from None
+        raise PlanError([Issue(file, 1, 1, "-", f"invalid YAML: {exc}", YAML_HINT)]) from None
 
 
-def read_text(file: Path) -> str:
-    """The file as text, refusing what is not UTF-8 or larger than ``MAX_BYTES``."""
+def read_text(path: str | Path) -> str:
+    """The file as text, refusing what is not UTF-8 or larger than ``MAX_BYTES``. Errors
+    name the file as given (``./plan.yaml`` stays ``./plan.yaml``)."""
+    file = os.fspath(path)
     try:
-        with file.open("rb") as handle:
+        with Path(path).open("rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise PlanError([Issue(str(file), 0, 0, "-", "no such file", "check the path")]) from None
+        raise PlanError([Issue(file, 0, 0, "-", "no such file")]) from None
+    except IsADirectoryError:
+        raise PlanError([Issue(file, 0, 0, "-", "is a folder, not a file")]) from None
     except OSError as exc:
-        raise PlanError([Issue(str(file), 0, 0, "-", f"cannot read: {exc}")]) from None
+        raise PlanError([Issue(file, 0, 0, "-", f"cannot read: {exc.strerror}")]) from None
     if len(data) > MAX_BYTES:
         message = f"the file is larger than {MAX_BYTES // 1024} KiB, the most a plan may be"
         hint = "a plan is a page or two; keep large data in files the plan points to"
-        raise PlanError([Issue(str(file), 1, 1, "-", message, hint)])
+        raise PlanError([Issue(file, 1, 1, "-", message, hint)])
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = _position(data[: exc.start].decode("utf-8"))
         message = f"byte 0x{data[exc.start]:02x} is not valid UTF-8"
-        raise PlanError(
-            [Issue(str(file), line, col, "-", message, "save the file as UTF-8")]
-        ) from None
+        raise PlanError([Issue(file, line, col, "-", message, "save the file as UTF-8")]) from None
 
 
-def _refuse_unprintable(file: Path, text: str) -> None:
+def _refuse_unprintable(file: str, text: str) -> None:
     """YAML forbids control characters; ruamel's own error has no line or column."""
     found = Reader.NON_PRINTABLE.search(text)
     if found is None:
@@ -181,7 +185,7 @@ def _refuse_unprintable(file: Path, text: str) -> None:
     line, col = _position(text[: found.start()])
     message = f"{kind} U+{code:04X} is not allowed"
     hint = f'delete it; to mean it, write the escape "{escape}" inside double quotes'
-    raise PlanError([Issue(str(file), line, col, "-", message, hint)])
+    raise PlanError([Issue(file, line, col, "-", message, hint)])
 
 
 def _position(before: str) -> tuple[int, int]:
@@ -189,13 +193,13 @@ def _position(before: str) -> tuple[int, int]:
     return before.count("\n") + 1, len(before) - before.rfind("\n")
 
 
-def _marked_issue(file: Path, exc: MarkedYAMLError) -> Issue:
+def _marked_issue(file: str, exc: MarkedYAMLError) -> Issue:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if isinstance(exc, LimitError):
-        return Issue(str(file), line, col, "-", str(exc.problem), exc.hint)
+        return Issue(file, line, col, "-", str(exc.problem), exc.hint)
     problem = " ".join(str(exc.problem or exc.context).split())  # one line per issue
-    return Issue(str(file), line, col, "-", f"invalid YAML: {problem}", YAML_HINT)
+    return Issue(file, line, col, "-", f"invalid YAML: {problem}", YAML_HINT)
 
 
 def to_plain(node: Any) -> Any:
@@ -264,13 +268,14 @@ def model_fields_at(model: type[BaseModel], path: tuple[str | int, ...]) -> list
     return []
 
 
-def load_model(file: Path, model: type[M]) -> M:
-    root = read_yaml(file)
+def load_model(path: str | Path, model: type[M]) -> M:
+    """A YAML file as ``model``; every problem an Issue naming the file as given."""
+    root = read_yaml(path)
     source = SourceMap(root)
 
     def issue(where: tuple[str | int, ...], message: str, hint: str = "") -> Issue:
         line, col = source.where(where)
-        return Issue(str(file), line, col, dotted(where), message, hint)
+        return Issue(os.fspath(path), line, col, dotted(where), message, hint)
 
     if not isinstance(root, dict):
         raise PlanError([issue((), "expected a mapping of keys")])

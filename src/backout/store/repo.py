@@ -26,10 +26,22 @@ def get_run(session: Session, run_id: str) -> RunRow:
     raise NotFound(f"no run {run_id!r} in this store", hint="list runs with `backout runs`")
 
 
-def list_runs(session: Session, service: str | None = None, limit: int = 20) -> list[RunRow]:
+def list_runs(
+    session: Session,
+    service: str | None = None,
+    limit: int = 20,
+    *,
+    status: str | None = None,
+    since: float | None = None,
+) -> list[RunRow]:
+    """Runs, newest first: of ``service``, in ``status``, created at or after ``since``."""
     query = select(RunRow).order_by(RunRow.created_at.desc()).limit(limit)
     if service:
         query = query.where(RunRow.service == service)
+    if status:
+        query = query.where(RunRow.status == status)
+    if since is not None:
+        query = query.where(RunRow.created_at >= since)
     return list(session.scalars(query))
 
 
@@ -45,8 +57,10 @@ def is_active(session: Session, run_id: str) -> bool:
     return row is not None and row.status in {status.value for status in RUN_ACTIVE}
 
 
-def load_events(session: Session, run_id: str) -> list[Event]:
-    rows = session.scalars(select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.seq))
+def load_events(session: Session, run_id: str, after: int = 0) -> list[Event]:
+    """The run's events in order; those after sequence number ``after`` (to follow a run)."""
+    query = select(EventRow).where(EventRow.run_id == run_id, EventRow.seq > after)
+    rows = session.scalars(query.order_by(EventRow.seq))
     return [Event(r.run_id, r.seq, r.at, r.kind, r.step, r.attempt, dict(r.data)) for r in rows]
 
 
@@ -107,6 +121,23 @@ def latest_snapshot(
 
 def get_snapshot(session: Session, snapshot_id: int) -> SnapshotRow | None:
     return session.get(SnapshotRow, snapshot_id)
+
+
+def list_snapshots(session: Session, service: str, limit: int = 20) -> list[SnapshotRow]:
+    """A service's snapshots, newest first (the order ``latest_snapshot`` picks by)."""
+    query = (
+        select(SnapshotRow)
+        .where(SnapshotRow.service == service)
+        .order_by(SnapshotRow.taken_at.desc(), SnapshotRow.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def snapshot_services(session: Session) -> list[str]:
+    """Every service with at least one snapshot, by name."""
+    query = select(SnapshotRow.service).distinct().order_by(SnapshotRow.service)
+    return list(session.scalars(query))
 
 
 def count_events(session: Session, run_id: str) -> int:
