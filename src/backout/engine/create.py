@@ -41,7 +41,7 @@ def check_baseline(loaded: LoadedPlan, snapshot: SnapshotRow | None) -> None:
         raise UsageError(
             f"no baseline snapshot for service {service!r}; the plan uses "
             f"{', '.join(f'baseline.{k}' for k in sorted(needed))}",
-            hint=f"run `backout snapshot {loaded.path}` while the good release is live",
+            hint=f"run `backout snapshot {loaded.shown}` while the good release is live",
         )
     missing = needed - set(snapshot.values)
     if missing:
@@ -100,6 +100,7 @@ def create_run(
             plan_file=str(loaded.path),
             plan_version=loaded.version,
             status=RunStatus.PENDING.value,
+            mode=_mode(extra),
             actor=actor,
             plan_doc={
                 "plan": plan.model_dump(mode="json"),
@@ -130,3 +131,8 @@ def create_run(
         )
         audit.append(session, actor, "run.started", f"run:{run_id}", data)
     return row
+
+
+def _mode(extra: dict[str, Any] | None) -> str:
+    mode = (extra or {}).get("mode")
+    return mode if mode in ("deploy", "watch", "rehearsal") else "backout"

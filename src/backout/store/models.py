@@ -36,9 +36,13 @@ class RunRow(Base):
     plan_version: Mapped[str] = mapped_column(String(64))
     plan_doc: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(32), index=True)
+    # backout | deploy | watch | rehearsal: set at creation, as plan_doc["mode"] says
+    mode: Mapped[str] = mapped_column(
+        String(16), index=True, default="backout", server_default="backout"
+    )
     actor: Mapped[str] = mapped_column(String(200))
     snapshot_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, index=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     change_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
