@@ -9,12 +9,14 @@ registered in :data:`ACTIONS` here; plugins come from ``backout.actions`` entry 
 
 from __future__ import annotations
 
+from backout.actions.alembic import AlembicAction
 from backout.actions.base import Action, Outcome
 from backout.actions.flag import FlagAction
 from backout.actions.http import HttpAction
 from backout.actions.nginx import NginxAction
 from backout.actions.run import RunAction
 from backout.actions.shell import ShellAction
+from backout.actions.sql_migration import SqlMigrationAction
 from backout.actions.symlink import SymlinkAction
 from backout.actions.wait import WaitAction
 from backout.kernel.options import ArgvOptions, Context, Options, resolve
@@ -31,6 +33,8 @@ for _action in (
     WaitAction(),
     NginxAction(),
     FlagAction(),
+    SqlMigrationAction(),
+    AlembicAction(),
 ):
     ACTIONS.register(_action)
 
