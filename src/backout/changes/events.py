@@ -44,9 +44,11 @@ def record(
     event: str,
     details: dict[str, Any],
     runbook: str | None = None,
+    body: str | None = None,
 ) -> int:
     """Audit the change event and queue it for the ITSM tool, in the caller's transaction;
-    the audit record's sequence number."""
+    the audit record's sequence number. ``body``: the text the ITSM tool's note shows
+    instead of the event's one-line summary (a post-incident report)."""
     entry = audit.append(session, actor, f"change.{event}", f"change:{row.id}", details)
     payload: dict[str, Any] = {
         "event": event,
@@ -56,6 +58,8 @@ def record(
     }
     if runbook is not None:
         payload["runbook"] = runbook
+    if body is not None:
+        payload["body"] = body
     outbox.enqueue(session, ITSM_ROUTE, f"change:{row.id}", event, payload, change_id=row.id)
     return entry.seq
 

@@ -45,6 +45,8 @@ def _sn_time(at: float) -> str:
 
 
 def _note(payload: dict[str, Any]) -> str:
+    if payload.get("body"):  # a report attached to the change: shown as it is
+        return str(payload["body"])
     details = ", ".join(f"{k}: {v}" for k, v in payload["details"].items() if v not in ("", None))
     return f"[backout] {payload['event']} by {payload['actor']}" + (
         f" — {details}" if details else ""

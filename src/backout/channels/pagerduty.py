@@ -152,8 +152,11 @@ def event_action(notice: Notice) -> str:
 
 
 def is_change(notice: Notice) -> bool:
-    """A deploy that starts: a change event, not an alert."""
-    return notice.event == "run.started" and notice.mode == "deploy"
+    """A deploy that starts, or a report drafted after the fact: a change event (shown
+    among the service's recent changes), not an alert: neither should page anyone."""
+    return (notice.event == "run.started" and notice.mode == "deploy") or (
+        notice.event == "run.report"
+    )
 
 
 def alert_event(notice: Notice, routing_key: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ import click
 from rich.markup import escape
 
 from backout.cli.base import caller_of, err, exit_with, out
+from backout.commands.report import SharedReport, report_check, report_share
 from backout.commands.report import report as write_report
-from backout.commands.report import report_check
 from backout.errors import UsageError
 from backout.postmortem import FORMATS, Format, ReportCheck
 from backout.render import print_json
@@ -40,10 +40,25 @@ from backout.render import print_json
     help="Check a report's seal against the store: exit 0 it matches, 1 it does not.",
 )
 @click.option(
+    "--attach",
+    is_flag=True,
+    help="Attach the report (Markdown) to the run's change record, through the ITSM outbox.",
+)
+@click.option(
+    "--share",
+    is_flag=True,
+    help="Tell the plan's channels routed `run.report` that the report is drafted.",
+)
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Where the published report is read (linked from what --attach and --share send).",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
-    help="Print the --check result, or what --output wrote, as JSON.",
+    help="Print the --check result, what --output wrote, or where it was shared, as JSON.",
 )
 @click.pass_context
 def report(
@@ -52,6 +67,9 @@ def report(
     fmt: str,
     output: str | None,
     check_file: str | None,
+    attach: bool,
+    share: bool,
+    url: str | None,
     as_json: bool,
 ) -> None:
     """Draft the post-incident report of run RUN_ID (or check one with --check FILE).
@@ -59,7 +77,9 @@ def report(
     The sections of the Google SRE post-mortem, filled from the run's journal, its audit
     records and its baseline snapshot; what only people know is left as TODO placeholders.
     The report carries the journal's SHA-256 and the audit chain's position: `--check`
-    says whether the store still matches them.
+    says whether the store still matches them. `--attach` adds the report to the run's
+    change record (ServiceNow work note, Jira comment); `--share` tells the channels
+    routed `run.report`.
     """
     if check_file is not None:
         if run_id is not None:
@@ -69,6 +89,14 @@ def report(
         raise UsageError(
             "missing RUN_ID", hint="`backout report RUN_ID`; list runs with `backout runs`"
         )
+    if attach or share:
+        if output is not None:
+            write_report(caller_of(ctx, create=False), run_id, cast(Format, fmt), output)
+        shared = report_share(caller_of(ctx, create=False), run_id, attach, share, url)
+        _print_shared(shared, as_json)
+        return
+    if url is not None:
+        raise UsageError("--url goes with --attach or --share")
     if as_json and output is None:
         raise UsageError(
             "--json describes a --check or what --output wrote",
@@ -84,6 +112,19 @@ def report(
     else:
         for path in written.files:
             out.print(f"wrote {escape(path)}", soft_wrap=True)
+
+
+def _print_shared(shared: SharedReport, as_json: bool) -> None:
+    if as_json:
+        print_json(out, shared.to_json())
+        return
+    if shared.change_id is not None:
+        out.print(f"report of run {shared.run_id} attached to change {shared.change_id}")
+    if shared.told:
+        out.print(escape(f"told: {', '.join(shared.told)}"), soft_wrap=True)
+    elif shared.change_id is None:
+        out.print("no channel routes run.report: nobody was told")
+    out.print("queued: `backout notify send` and `backout outbox send` deliver it")
 
 
 def _print_check(result: ReportCheck, as_json: bool) -> None:

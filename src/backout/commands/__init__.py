@@ -13,14 +13,19 @@ from backout.commands import changes, flags
 from backout.commands.audit import audit_checkpoint, audit_log, audit_verify
 from backout.commands.baseline import snapshot
 from backout.commands.caller import Caller
+from backout.commands.follow import follow, follow_progress
 from backout.commands.incidents import incident_update, incidents, status_page_build
-from backout.commands.interventions import approve, trigger
+from backout.commands.interventions import abandon, approve, trigger
+from backout.commands.metrics import metrics
 from backout.commands.notify import ack, notify_send, notify_test, notify_update
 from backout.commands.outbox import outbox_list, outbox_retry, outbox_send
 from backout.commands.plans import dry_run, init, schema, show, validate
+from backout.commands.policy import looks_like_policy, policy_file_in_effect, validate_policy
+from backout.commands.preflight import preflight
 from backout.commands.receive import receive_pagerduty, webhook_secrets
 from backout.commands.rehearsals import drill_of, drills_due, rehearsals, rehearse
 from backout.commands.rehearsals import parse_fault as rehearsal_fault
+from backout.commands.report import report, report_check, report_draft, report_share
 from backout.commands.runs import (
     deploy,
     explain_run,
@@ -36,6 +41,7 @@ from backout.commands.snapshots import snapshot_services, snapshot_show, snapsho
 
 __all__ = [
     "Caller",
+    "abandon",
     "ack",
     "approve",
     "audit_checkpoint",
@@ -48,20 +54,30 @@ __all__ = [
     "dry_run",
     "explain_run",
     "flags",
+    "follow",
+    "follow_progress",
     "incident_update",
     "incidents",
     "init",
     "journal",
+    "looks_like_policy",
+    "metrics",
     "notify_send",
     "notify_test",
     "notify_update",
     "outbox_list",
     "outbox_retry",
     "outbox_send",
-    "rehearsal_fault",
+    "policy_file_in_effect",
+    "preflight",
     "receive_pagerduty",
+    "rehearsal_fault",
     "rehearsals",
     "rehearse",
+    "report",
+    "report_check",
+    "report_draft",
+    "report_share",
     "resume",
     "run",
     "runs",
@@ -75,6 +91,7 @@ __all__ = [
     "status_page_build",
     "trigger",
     "validate",
+    "validate_policy",
     "watch",
     "webhook_secrets",
     "work",

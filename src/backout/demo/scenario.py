@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 
 from backout import commands
-from backout.commands import report as report_verbs
+from backout.commands.report import report as write_report
 from backout.demo.drill import gate_rehearsal
 from backout.demo.inbox import INBOX_ENV, Inbox
 from backout.demo.measure import Moments, fault_step, moments, phases, trigger_of, went_live
@@ -154,7 +154,7 @@ class Demo:
         kept: tuple[Format, ...] = ("md", "html")
         written: dict[str, str] = {fmt: str(self.root / f"report.{fmt}") for fmt in kept}
         for fmt in kept:
-            report_verbs.report(self.caller, run_id, fmt, written[fmt])
+            write_report(self.caller, run_id, fmt, written[fmt])
         self.timeline.add(f"post-incident report drafted: {written['md']}, {written['html']}")
         return written
 

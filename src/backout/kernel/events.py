@@ -48,6 +48,7 @@ class EventKind(StrEnum):
     PROMOTED = "promoted"
     STEADY_STATE = "steady_state"
     FAULT_INJECTED = "fault_injected"
+    RUN_ABANDONED = "run_abandoned"
 
     @property
     def description(self) -> str:
@@ -85,6 +86,7 @@ EVENT_DESCRIPTIONS: Mapping[EventKind, str] = MappingProxyType(
         EventKind.RUN_STOPPED: "run stopped by a signal",
         EventKind.BACKOUT_STARTED: "backout started",
         EventKind.PROMOTED: "promoted to the new baseline",
+        EventKind.RUN_ABANDONED: "run abandoned by a person (`backout abandon`)",
     }
 )
 # the events whose ``step`` is the index of a verify check, not of a step
@@ -133,6 +135,7 @@ NOTIFY_EVENTS: Mapping[str, str] = MappingProxyType(
         "step.failed": "a step failed after its retries",
         "run.needs_attention": "the run stopped and needs a person (`backout resume`)",
         "run.stopped": "the run was stopped by a signal (resume continues it)",
+        "run.abandoned": "a person gave up a run that needed attention (`backout abandon`)",
         "run.backed_out": "the backout finished and its verify checks passed",
         "run.promoted": "a deploy finished every stage and was promoted",
         "run.healthy": "a watch ended with the release healthy",
@@ -143,6 +146,7 @@ NOTIFY_EVENTS: Mapping[str, str] = MappingProxyType(
         "run.escalated": "nobody acknowledged in time: the next escalation level is called on",
         "run.update_due": "the comms role is reminded that a status update is due",
         "run.updated": "a person posted a status update (`backout notify update RUN`)",
+        "run.report": "a post-incident report draft was shared (`backout report RUN --share`)",
         "change.approved": "a change record was approved (`backout change approve`)",
         "change.started": "a change record's deploy started",
         "change.closed": "a change record was closed: completed, backed out, failed or rejected",

@@ -25,6 +25,7 @@ def notify_event(event: Event, status: RunStatus, mode: str) -> str | None:
         EventKind.TRIGGER_FIRED: "trigger.fired",
         EventKind.RUN_NEEDS_ATTENTION: "run.needs_attention",
         EventKind.RUN_STOPPED: "run.stopped",
+        EventKind.RUN_ABANDONED: "run.abandoned",
     }
     if kind in simple:
         return simple[kind]

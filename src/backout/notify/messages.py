@@ -31,6 +31,7 @@ FIXED_SEVERITY: Mapping[str, Severity] = {
     "step.failed": "error",
     "run.needs_attention": "error",
     "run.stopped": "warning",
+    "run.abandoned": "warning",
     "run.backed_out": "info",
     "run.promoted": "info",
     "run.healthy": "info",
@@ -232,6 +233,10 @@ def _words(name: str, event: Event, facts: RunFacts) -> tuple[str, str, list[tup
         return f"{who}: {step} failed", reason or "The step failed.", [], reason
     if name == "run.needs_attention":
         return f"{who}: the backout needs attention", message, [], message
+    if name == "run.abandoned":
+        by, why = str(data.get("by", "someone")), str(data.get("reason", ""))
+        text = f"{by} gave the run up: {why}. It will not be resumed; the service is free."
+        return f"{who}: run abandoned by {by}", text, [("Reason", why)], why
     if name == "run.stopped":
         signal = str(data.get("signal", "a signal"))
         return f"{who}: run stopped by {signal}", f"The run was stopped. {resume}", [], ""

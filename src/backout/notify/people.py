@@ -72,6 +72,21 @@ def post_update(session: Session, row: RunRow, actor: str, message: str) -> Said
     return Said(record.seq, record.at, told, first_update_s=first)
 
 
+def share_report(
+    session: Session,
+    row: RunRow,
+    actor: str,
+    title: str,
+    text: str,
+    details: dict[str, object],
+) -> Said:
+    """Tell the routes of ``run.report`` that the run's post-incident report is drafted
+    (audited as ``run.report_shared`` with ``details``: its hash, where it is)."""
+    record = audit.append(session, actor, "run.report_shared", f"run:{row.id}", details)
+    told = _tell(session, row, "run.report", title, text, "info", f"report-{record.seq}")
+    return Said(record.seq, record.at, told)
+
+
 def _tell(
     session: Session,
     row: RunRow,
