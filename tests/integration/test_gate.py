@@ -29,7 +29,7 @@ from tests.integration.change_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMES = ["status", "plan_valid", "verify", "rto", "approvals", "window", "rehearsal"]
+NAMES = ["status", "plan_valid", "verify", "rto", "approvals", "window", "rehearsal", "preflight"]
 # everything a high-risk change can be asked for
 STRICT = """high:
   lint_clean: true
@@ -38,6 +38,7 @@ STRICT = """high:
   approvals: 1
   window: true
   rehearsal: {max_age: 24h, fits_rto: true}
+  preflight: true
 """
 LINE = re.compile(r"^\s+(pass|FAIL|n/a)\s+(\w+)\s+(.*)$")
 HOUR = 3600.0
@@ -120,7 +121,7 @@ def test_every_check_passes(store_url: str, tmp_path: Path) -> None:
     assert marks["rehearsal"][1].startswith("rehearsed 1.0h ago in 5.0s (rto 1m)")
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("7", "0", "0")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("8", "0", "0")
     assert [case.get("name") for case in suite.iter("testcase")] == NAMES
     assert not list(suite.iter("failure"))
 
@@ -177,7 +178,7 @@ def test_each_check_failing_alone(store_url: str, tmp_path: Path) -> None:
 def _assert_junit_fails_only(junit: Path, failing: str, reason: str) -> None:
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("7", "1")
+    assert (suite.get("tests"), suite.get("failures")) == ("8", "1")
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert list(cases) == NAMES
     for name, element in cases.items():
@@ -218,6 +219,7 @@ def test_checks_the_policy_does_not_ask_for_are_not_applicable(
         "approvals": False,
         "window": False,
         "rehearsal": False,
+        "preflight": False,
     }
     human = invoke(store_url, "gate", str(change_id))
     assert "n/a  verify" in human.stdout
@@ -226,7 +228,7 @@ def test_checks_the_policy_does_not_ask_for_are_not_applicable(
     invoke(store_url, "gate", str(change_id), "--junit", str(junit))
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert suite.get("skipped") == "5"
+    assert suite.get("skipped") == "6"
 
 
 def test_gate_reads_the_plan_checked_out_here(store_url: str, tmp_path: Path) -> None:

@@ -17,7 +17,9 @@ from backout.kernel.durations import format_duration
 from backout.plans import load_plan
 from backout.spec.lint import lint
 from backout.spec.loader import LoadedPlan
-from backout.store.models import ApprovalRow, ChangeRow, RehearsalRow
+from backout.store.models import ApprovalRow, AuditRow, ChangeRow, RehearsalRow
+
+MIGRATION_KINDS = ("alembic", "sql_migration")  # what `backout preflight` round-trips
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class GateInput:
     rehearsals: Sequence[RehearsalRow]
     now: float
     plan_path: str | None = None  # the plan as checked out here; default: the path recorded
+    preflights: Sequence[AuditRow] = ()  # `backout preflight` results of the plan, oldest first
 
 
 def _span(seconds: float) -> str:
@@ -148,6 +151,41 @@ def _rehearsal(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> G
     return rehearsal_check(data.requirements.rehearsal, loaded, data.rehearsals, data.now)
 
 
+def _preflight(data: GateInput, loaded: LoadedPlan | None, load_error: str) -> GateCheck:
+    """The latest `backout preflight` of this plan version passed (a plan without migration
+    steps has nothing to round-trip, and passes)."""
+    if not data.requirements.preflight:
+        return GateCheck("preflight", False, True, "not required for this risk level")
+    if loaded is None:
+        return GateCheck("preflight", True, False, "cannot tell: the plan does not load")
+    plan = loaded.plan
+    steps = [s for stage in (plan.deploy.stages if plan.deploy else []) for s in stage.steps]
+    if not any(s.kind in MIGRATION_KINDS for s in [*steps, *plan.steps]):
+        return GateCheck("preflight", True, True, "the plan has no migration steps")
+    version = loaded.version
+    runs = [a for a in data.preflights if a.details.get("plan_version") == version]
+    if not runs:
+        return GateCheck(
+            "preflight",
+            True,
+            False,
+            f"no preflight recorded for plan version {version}: "
+            f"run `backout preflight {loaded.shown}`",
+        )
+    latest = runs[-1]
+    if latest.action != "preflight.passed":
+        problems = "; ".join(str(p) for p in latest.details.get("problems") or []) or "failed"
+        return GateCheck(
+            "preflight", True, False, f"the latest preflight of this version failed: {problems}"
+        )
+    return GateCheck(
+        "preflight",
+        True,
+        True,
+        f"up, down and up again matched {_span(max(data.now - latest.at, 0.0))} ago",
+    )
+
+
 def _p95(values: list[float]) -> float:
     """The 95th percentile (inclusive interpolation; the value itself for one drill)."""
     if len(values) == 1:
@@ -218,7 +256,16 @@ def rehearsal_check(
     )
 
 
-CHECKS: list[Check] = [_status, _plan_valid, _verify, _rto, _approvals, _window, _rehearsal]
+CHECKS: list[Check] = [
+    _status,
+    _plan_valid,
+    _verify,
+    _rto,
+    _approvals,
+    _window,
+    _rehearsal,
+    _preflight,
+]
 
 
 def _load(data: GateInput) -> tuple[LoadedPlan | None, str]:

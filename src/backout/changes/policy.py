@@ -34,6 +34,11 @@ class Requirements(Model):
     approvals: int = Field(0, ge=0, le=10, description="Approvals from roles.approvers.")
     window: bool = Field(False, description="The change must start inside its window.")
     rehearsal: Rehearsal | None = Field(None, description="A passing rehearsal is required.")
+    preflight: bool = Field(
+        False,
+        description="A plan with migration steps (alembic, sql_migration) needs a passing "
+        "`backout preflight` of its version: up, down, up on a throwaway database.",
+    )
 
 
 class Policy(Model):

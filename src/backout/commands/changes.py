@@ -307,6 +307,7 @@ def _gate_input(
         repo.rehearsals(session, row.plan),
         time.time(),
         str(plan_path) if plan_path else None,
+        repo.preflights(session, row.plan),
     )
 
 

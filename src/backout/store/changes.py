@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from backout.errors import NotFound
 from backout.store import audit
-from backout.store.models import ApprovalRow, ChangeRow, RehearsalRow, RunRow
+from backout.store.models import ApprovalRow, AuditRow, ChangeRow, RehearsalRow, RunRow
 
 
 def get_change(session: Session, change_id: int, lock: bool = False) -> ChangeRow:
@@ -40,6 +40,15 @@ def approvals(session: Session, change_id: int) -> list[ApprovalRow]:
 
 def rehearsals(session: Session, plan: str) -> list[RehearsalRow]:
     return list(session.scalars(select(RehearsalRow).where(RehearsalRow.plan == plan)))
+
+
+def preflights(session: Session, plan: str) -> list[AuditRow]:
+    """The recorded ``backout preflight`` results of a plan (any version), oldest first."""
+    query = select(AuditRow).where(
+        AuditRow.action.in_(("preflight.passed", "preflight.failed")),
+        AuditRow.subject == f"plan:{plan}",
+    )
+    return list(session.scalars(query.order_by(AuditRow.seq)))
 
 
 def runs_of(session: Session, change_id: int) -> list[RunRow]:
