@@ -129,6 +129,7 @@ def test_retries_and_a_check_that_needed_its_window(
     assert "of its within: window of 10.0s" in lucky
     assert "_TODO(team-a): " in lucky
     assert "No trigger fired: the backout was started by hand by tester." in markdown
+    assert "was backed out by hand; the backout finished and was verified in" in markdown
     assert "No telemetry was recorded for this run" in markdown
     assert "within the plan's RTO of 1m 00s" in markdown
     for fmt in ("md", "html", "json"):

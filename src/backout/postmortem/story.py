@@ -49,6 +49,13 @@ def outcome(pm: Postmortem) -> str:
     if pm.result == "healthy":
         return f"{subject} ended with the release healthy; nothing was backed out."
     verified = "verified" if pm.checks and all(c.passed for c in pm.checks) else "not verified"
+    if pm.mode == "backout":  # a backout started by hand (or by `backout trigger`) backs out
+        where = f" in {pm.environment}" if pm.environment else ""
+        by = why or " by hand"
+        return (
+            f"{pm.service}{where} was backed out{by}; the backout finished and was "
+            f"{verified}{_rto(pm)}."
+        )
     return f"{subject} was backed out{why}; the backout finished and was {verified}{_rto(pm)}."
 
 
