@@ -5,14 +5,18 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint typecheck unit bench clean
 
+# byte-compiled at install: an editable install run with PYTHONDONTWRITEBYTECODE=1 would
+# otherwise compile every module it imports again on every start (bench/startup.py)
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/python -m compileall -q src/backout
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q src/backout
 	touch $@
 
 demo: $(VENV)/.base            ## set up, then watch a bad release get backed out

@@ -5,16 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from backout.engine.view import RunView
 from backout.errors import Issue
 from backout.kernel.events import CHECK_EVENTS, Event, EventKind
-from backout.reports import DryRunReport, Handoff, RunReport, RunSummary
+
+if TYPE_CHECKING:  # annotations only: `validate` prints issues without the run machinery
+    from backout.engine.view import RunView
+    from backout.reports import DryRunReport, Handoff, RunReport, RunSummary
 
 STATUS_STYLE = {
     "succeeded": "green",

@@ -31,10 +31,17 @@ NOT_FOR_USERS = {
 }
 
 
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands as click finds them (the root group loads its own lazily)."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: sub for name, sub in found.items() if sub is not None}
+
+
 def walk(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield path
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        for name, sub in sorted(subcommands(command).items()):
             yield from walk(sub, (*path, name))
 
 
@@ -42,7 +49,7 @@ def command_at(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = subcommands(command)[name]
     return command
 
 

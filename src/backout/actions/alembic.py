@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, model_validator
-from sqlalchemy.engine import make_url
 
 from backout.actions.alembic_shim import ERROR, MARK
 from backout.actions.base import Action, Outcome
@@ -62,6 +61,8 @@ class AlembicOptions(Options):
 
 def alembic_url(url: str, password: str | None) -> str:
     """The URL env.py gets: psycopg 3 for PostgreSQL, the password put in."""
+    from sqlalchemy.engine import make_url  # here: plans are validated without SQLAlchemy
+
     parsed = make_url(normalize_url(url))
     if password is not None:
         parsed = parsed.set(password=password)

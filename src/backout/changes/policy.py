@@ -6,16 +6,18 @@ built-in default below applies. Errors carry file, line and column like plan err
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field
 
 from backout.errors import PlanError
 from backout.spec.models import Duration, Model
-from backout.spec.yamlfile import load_model, read_yaml
+from backout.spec.yamlfile import load_model, read_text, read_yaml
 
 DEFAULT_POLICY_FILE = "backout-policy.yaml"
 RISK_LEVELS = ("low", "medium", "high", "critical")
+_PLAN_KEY = re.compile(r"^plan[ \t]*:", re.MULTILINE)  # a plan's `plan: NAME`, at the top
 
 
 class Rehearsal(Model):
@@ -78,8 +80,11 @@ def load_policy(path: str | Path | None) -> tuple[Policy, str]:
 def looks_like_policy(path: str | Path) -> bool:
     """Whether a YAML file is a policy rather than a plan: it has no ``plan:`` key, and
     its name ends in ``policy.yaml`` (or ``.yml``) or its keys are all risk levels. A file
-    that cannot be read is not (the plan loader says why)."""
+    that cannot be read is not (the plan loader says why). A plan is told by its top-level
+    ``plan:`` line without parsing it (YAML parsing is most of what `validate` costs)."""
     try:
+        if _PLAN_KEY.search(read_text(path)):
+            return False
         root = read_yaml(path)
     except PlanError:
         return False

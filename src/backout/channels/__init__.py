@@ -13,6 +13,8 @@ notifications (a :class:`Notice` per delivery): ``slack``, ``pagerduty``, ``team
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from backout.channels.base import (
     CHANNELS,
     Channel,
@@ -21,7 +23,6 @@ from backout.channels.base import (
     Receipt,
     Sender,
 )
-from backout.channels.delivery import Route, SendReport, send
 from backout.channels.email import Email
 from backout.channels.http import HttpSender, retry_after
 from backout.channels.jira import Jira
@@ -31,10 +32,35 @@ from backout.channels.servicenow import ServiceNow
 from backout.channels.slack import Slack
 from backout.channels.teams import Teams
 from backout.channels.webhook import Webhook, verify
-from backout.store.outbox import ITSM_ROUTE, enqueue
+
+if TYPE_CHECKING:
+    from backout.channels.delivery import Route, SendReport, send
+    from backout.store.outbox import ITSM_ROUTE, enqueue
 
 for _channel in (ServiceNow(), Jira(), Slack(), PagerDuty(), Teams(), Email(), Webhook()):
     CHANNELS.register(_channel)
+
+# Delivery and the outbox work on the store: they load when first asked for, so that a
+# plan's `notify:` channels are validated without SQLAlchemy.
+_LAZY = {
+    "ITSM_ROUTE": "backout.store.outbox",
+    "Route": "backout.channels.delivery",
+    "SendReport": "backout.channels.delivery",
+    "enqueue": "backout.store.outbox",
+    "send": "backout.channels.delivery",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backout.channels' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
 
 __all__ = [
     "CHANNELS",

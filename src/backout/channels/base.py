@@ -19,6 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backout.plugins import Registry
 
+CLAIM_S = 30.0  # seconds a sender holds a claimed delivery before another may take it
+
+
+def http_error(status: int, text: str, limit: int = 200) -> str:
+    """A receiver's refusal in one line: ``HTTP 401`` or ``HTTP 400: why`` (its body, cut
+    at ``limit`` characters; an empty body adds nothing)."""
+    text = text.strip()[:limit]
+    return f"HTTP {status}: {text}" if text else f"HTTP {status}"
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -57,7 +66,7 @@ class Receipt:
 class ChannelOptions(BaseModel):
     """Settings every HTTP channel takes: the base URL, a bearer token, a request timeout."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when first used
 
     url: str = Field(description="The service's base URL, e.g. https://acme.service-now.com")
     token: str | None = Field(None, description="Bearer token (keep it in the environment)")

@@ -22,14 +22,13 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from backout import proc
-from backout.channels.base import CHANNELS, Channel, Delivery, Receipt, Sender
+from backout.channels.base import CHANNELS, CLAIM_S, Channel, Delivery, Receipt, Sender
 from backout.errors import UsageError
 from backout.store import audit
 from backout.store import outbox as queue
 from backout.store.db import Store
 from backout.store.models import OutboxRow
 
-CLAIM_S = 30.0
 MAX_BACKOFF_S = 300.0
 MAX_ATTEMPTS = 10  # then the event is dead-lettered: kept, shown, re-sendable by hand
 

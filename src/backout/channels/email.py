@@ -25,16 +25,18 @@ from __future__ import annotations
 
 import html
 import re
-import smtplib
-import ssl
 import time
 from email.message import EmailMessage
 from email.utils import formatdate
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backout.channels.base import Channel, Delivery, Receipt, Sender
 from backout.channels.notice import Notice
+
+if TYPE_CHECKING:
+    import smtplib
 
 DOMAIN = "backout"
 _NOT_ATEXT = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+")
@@ -47,7 +49,7 @@ def message_id(key: str) -> str:
 
 
 class EmailOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when first used
 
     host: str = Field(min_length=1, description="The SMTP server, e.g. smtp.example.com")
     port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 SMTPS)")
@@ -163,6 +165,9 @@ class EmailSender(Sender):
         return text.replace(password, "[password]") if password else text
 
     def _connect(self) -> smtplib.SMTP:
+        import smtplib
+        import ssl
+
         o = self.options
         if o.ssl:
             context = ssl.create_default_context()
@@ -177,6 +182,8 @@ class EmailSender(Sender):
         return smtp
 
     def deliver(self, delivery: Delivery) -> Receipt:
+        import smtplib
+
         notice = Notice.of(delivery)
         message = compose(self.options, delivery, notice)
         own_id = message["Message-ID"]

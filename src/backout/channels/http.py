@@ -3,9 +3,12 @@ deliveries; the delivery key goes out as ``Idempotency-Key``; ``Retry-After`` is
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
-from backout.channels.base import ChannelOptions, Delivery, Receipt, Sender
+from backout.channels.base import ChannelOptions, Delivery, Receipt, Sender, http_error
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -20,6 +23,8 @@ def retry_after(response: httpx.Response) -> float | None:
 
 class HttpSender(Sender):
     def __init__(self, options: ChannelOptions) -> None:
+        import httpx
+
         headers = {"Accept": "application/json"}
         if options.token:
             headers["Authorization"] = f"Bearer {options.token}"
@@ -30,6 +35,8 @@ class HttpSender(Sender):
     ) -> tuple[Receipt, dict[str, object]]:
         """Send ``body``; a receipt (not ok on a transport error or a non-2xx answer) and
         the answer's JSON object (empty when it has none)."""
+        import httpx
+
         try:
             response = self.client.request(
                 method, path, json=body, headers={"Idempotency-Key": delivery.key}
@@ -37,7 +44,7 @@ class HttpSender(Sender):
         except httpx.HTTPError as exc:
             return Receipt(False, f"{type(exc).__name__}: {exc}"), {}
         if not 200 <= response.status_code < 300:
-            error = f"HTTP {response.status_code}: {response.text[:200]}"
+            error = http_error(response.status_code, response.text)
             return Receipt(False, error, retry_after=retry_after(response)), {}
         try:
             answer = response.json()

@@ -34,15 +34,16 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backout.channels.base import Channel, Delivery, Receipt, Sender
-from backout.channels.delivery import CLAIM_S
+from backout.channels.base import CLAIM_S, Channel, Delivery, Receipt, Sender
 from backout.channels.http import retry_after
 from backout.channels.notice import Notice
+
+if TYPE_CHECKING:
+    import httpx
 
 SEVERITIES = ("critical", "error", "warning", "info")
 SUMMARY_MAX = 1024  # characters, documented for alert and change events
@@ -53,7 +54,7 @@ on it. A longer wait is answered with a not-ok receipt carrying ``retry_after``.
 
 
 class PagerDutyOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when first used
 
     routing_key: str = Field(
         min_length=1,
@@ -205,6 +206,8 @@ def change_event(notice: Notice, routing_key: str) -> dict[str, Any]:
 
 class PagerDutySender(Sender):
     def __init__(self, options: PagerDutyOptions, limiter: RateLimiter) -> None:
+        import httpx
+
         self.options = options
         self.limiter = limiter
         self.client = httpx.Client(
@@ -217,6 +220,8 @@ class PagerDutySender(Sender):
         return text.replace(self.options.routing_key, "[routing key]")
 
     def deliver(self, delivery: Delivery) -> Receipt:
+        import httpx
+
         notice = Notice.of(delivery)
         if is_change(notice):
             path, body = "/v2/change/enqueue", change_event(notice, self.options.routing_key)

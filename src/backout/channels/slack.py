@@ -27,21 +27,23 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from backout.channels.base import Channel, Delivery, Receipt, Sender
+from backout.channels.base import Channel, Delivery, Receipt, Sender, http_error
 from backout.channels.http import retry_after
 from backout.channels.notice import ACTIONABLE, Notice
 from backout.channels.slack_blocks import ERROR_MAX, message
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class SlackOptions(BaseModel):
     """An incoming webhook, or a bot token with a channel: exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, defer_build=True)
 
     webhook_url: str | None = Field(
         None,
@@ -93,6 +95,8 @@ class SlackSender(Sender):
     """What both ways of posting share: one HTTP client, JSON bodies, secrets scrubbed."""
 
     def __init__(self, options: SlackOptions) -> None:
+        import httpx
+
         self.options = options
         headers = {"Content-Type": "application/json; charset=utf-8"}
         if options.token:
@@ -110,6 +114,8 @@ class SlackSender(Sender):
 
     def post(self, url: str, body: dict[str, Any], key: str) -> httpx.Response | Receipt:
         """POST ``body``: the response, or a not-ok receipt on a transport error."""
+        import httpx
+
         try:
             return self.client.post(
                 url, content=json.dumps(body).encode(), headers={"Idempotency-Key": key}
@@ -140,7 +146,7 @@ class WebhookSender(SlackSender):
             return response
         if 200 <= response.status_code < 300:
             return Receipt(True)
-        error = self.scrub(f"HTTP {response.status_code}: {response.text[:ERROR_MAX]}")
+        error = self.scrub(http_error(response.status_code, response.text, ERROR_MAX))
         permanent = response.status_code in PERMANENT_STATUS
         return Receipt(False, error, retry_after=retry_after(response), permanent=permanent)
 

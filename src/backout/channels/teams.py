@@ -20,10 +20,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backout.channels.base import Channel, Delivery, Receipt, Sender
+from backout.channels.base import Channel, Delivery, Receipt, Sender, http_error
 from backout.channels.http import retry_after
 from backout.channels.notice import Notice
 
@@ -152,7 +151,7 @@ def message(notice: Notice) -> dict[str, Any]:
 
 
 class TeamsOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, defer_build=True)
 
     webhook_url: str = Field(
         repr=False,
@@ -171,6 +170,8 @@ class TeamsOptions(BaseModel):
 
 class TeamsSender(Sender):
     def __init__(self, options: TeamsOptions) -> None:
+        import httpx
+
         self.url = options.webhook_url
         self.client = httpx.Client(
             headers={"Content-Type": "application/json; charset=utf-8"}, timeout=options.timeout
@@ -184,6 +185,8 @@ class TeamsSender(Sender):
         return text
 
     def deliver(self, delivery: Delivery) -> Receipt:
+        import httpx
+
         try:
             notice = Notice.of(delivery)
         except (KeyError, TypeError, ValueError) as exc:
@@ -199,7 +202,7 @@ class TeamsSender(Sender):
             return Receipt(False, self.scrub(f"{type(exc).__name__}: {exc}"))
         text = response.text[:ERROR_MAX]
         if not 200 <= response.status_code < 300:
-            error = self.scrub(f"HTTP {response.status_code}: {text}")
+            error = self.scrub(http_error(response.status_code, text))
             permanent = response.status_code in PERMANENT_STATUS
             return Receipt(False, error, retry_after=retry_after(response), permanent=permanent)
         if "returned HTTP error" in text:  # a connector's failure, answered with 200

@@ -34,10 +34,9 @@ import json
 import time
 from collections.abc import Callable, Mapping
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backout.channels.base import Channel, Delivery, Receipt, Sender
+from backout.channels.base import Channel, Delivery, Receipt, Sender, http_error
 from backout.channels.http import retry_after
 from backout.channels.notice import Notice
 
@@ -104,7 +103,7 @@ def verify(
 
 
 class WebhookOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built when first used
 
     url: str = Field(description="Where to POST, e.g. https://hooks.example.com/backout")
     secrets: list[str] = Field(
@@ -155,12 +154,16 @@ def body_of(notice: Notice, clock: Callable[[], float] = time.time) -> bytes:
 
 class WebhookSender(Sender):
     def __init__(self, options: WebhookOptions, clock: Callable[[], float]) -> None:
+        import httpx
+
         self.url = options.url
         self.keys = [secret_key(secret) for secret in options.secrets]
         self.clock = clock
         self.client = httpx.Client(headers=options.headers, timeout=options.timeout)
 
     def deliver(self, delivery: Delivery) -> Receipt:
+        import httpx
+
         body = body_of(Notice.of(delivery), self.clock)
         timestamp = int(self.clock())
         signatures = " ".join(sign(key, delivery.key, timestamp, body) for key in self.keys)
@@ -176,7 +179,7 @@ class WebhookSender(Sender):
             return Receipt(False, f"{type(exc).__name__}: {exc}")
         if 200 <= response.status_code < 300:
             return Receipt(True)
-        error = f"HTTP {response.status_code}: {response.text[:200]}"
+        error = http_error(response.status_code, response.text)
         if response.status_code == 410:
             error = "HTTP 410 Gone: the receiver asks for no more webhooks (remove the route)"
         return Receipt(False, error, retry_after=retry_after(response))

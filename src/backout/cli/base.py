@@ -8,22 +8,27 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from backout import __version__
+from backout.cli.catalog import CATALOG
 from backout.cli.conventions import document
-from backout.commands import Caller
 from backout.errors import BackoutError, PlanError
 from backout.kernel.durations import parse_duration
-from backout.notify import Courier
 from backout.render import Progress, print_issues, print_json, print_run
-from backout.reports import RunReport
-from backout.settings import Settings
 from backout.stop import Stopped, on_signals
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
+    from backout.commands.caller import Caller
+    from backout.reports import RunReport
+    from backout.settings import Settings
 
 # emoji=False: user text such as ``plan.yaml:100:5`` must never turn into 💯
 out = Console(highlight=False, emoji=False)
@@ -75,7 +80,12 @@ def stopped_line(stop: Stopped) -> str:
 
 class BackoutGroup(click.Group):
     """The root group. Every subcommand (and every nested group's) runs inside its
-    ``invoke``, so errors are reported here once instead of by a decorator per command."""
+    ``invoke``, so errors are reported here once instead of by a decorator per command.
+
+    Commands load lazily (click's "lazy group"): the group knows every command's name,
+    module and short help from :data:`~backout.cli.catalog.CATALOG`, lists them in
+    ``--help`` and in shell completion from there, and imports a command's module only
+    when that command is looked up to run or to show its own help."""
 
     def invoke(self, ctx: click.Context) -> Any:
         follow_the_terminal()
@@ -88,6 +98,54 @@ class BackoutGroup(click.Group):
         super().add_command(cmd, name)
         document(cmd, name or cmd.name or "")
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *CATALOG})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in CATALOG:
+            module = import_module(CATALOG[cmd_name].module)
+            found = [c for c in module.COMMANDS if c.name == cmd_name]
+            if len(found) != 1:  # a catalog that lies: tests/unit/test_cli_catalog.py
+                raise RuntimeError(f"{module.__name__}.COMMANDS has no command {cmd_name!r}")
+            self.add_command(found[0])
+        return self.commands.get(cmd_name)
+
+    def listed(self, ctx: click.Context) -> list[tuple[str, click.Command]]:
+        """Every visible command, without loading any: a command not loaded yet stands in
+        as a bare command with its short help from the catalog."""
+        listed = []
+        for name in self.list_commands(ctx):
+            command = self.commands.get(name) or click.Command(name, help=CATALOG[name].help)
+            if not command.hidden:
+                listed.append((name, command))
+        return listed
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, as click draws it, from :meth:`listed`."""
+        commands = self.listed(ctx)
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in commands])
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """Complete a command name from :meth:`listed` (no command is loaded for it), then
+        the group's own options."""
+        from click.shell_completion import CompletionItem
+
+        found = [
+            CompletionItem(name, help=command.get_short_help_str())
+            for name, command in self.listed(ctx)
+            if name.startswith(incomplete)
+        ]
+        return found + click.Command.shell_complete(self, ctx, incomplete)
+
+    def load_all(self, ctx: click.Context | None = None) -> None:
+        """Import every command now (a process that forks a child per command)."""
+        context = ctx or click.Context(self)
+        for name in self.list_commands(context):
+            self.get_command(context, name)
+
 
 @contextmanager
 def live_progress(
@@ -98,6 +156,8 @@ def live_progress(
     lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume.
     Meanwhile the run's notifications are delivered in the background (plan ``notify:``),
     and given a few seconds to go out when the run ends."""
+    from backout.notify import Courier
+
     progress = Progress(err) if enabled else None
     courier = Courier(caller_of(ctx).store, caller_of(ctx).actor)
     try:
@@ -126,6 +186,8 @@ def caller_of(ctx: click.Context, *, create: bool = True) -> Caller:
     """The caller every verb takes: the store named by --db (opened on first use, once
     for the process, disposed when the command ends) and the actor. Commands that only
     read pass ``create=False``: a missing store is then an error, never created."""
+    from backout.commands.caller import Caller
+
     state = ctx.ensure_object(dict)
     if "caller" not in state:
         caller = Caller.of(settings_of(ctx), create=create)
@@ -245,6 +307,8 @@ def finish(report: RunReport, as_json: bool) -> NoReturn:
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, actor: str | None, config: str | None) -> None:
     """Backout plans as code: validate, snapshot, run, resume and verify a way back."""
+    from backout.settings import Settings
+
     given = click.core.ParameterSource.COMMANDLINE
     with handle_errors():  # an option given in the environment is the environment's
         ctx.ensure_object(dict)["settings"] = Settings.load(

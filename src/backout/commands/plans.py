@@ -5,25 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backout.changes.policy import looks_like_policy
-from backout.commands.caller import Caller
 from backout.commands.policy import validate_policy
-from backout.engine import baseline
-from backout.engine.create import baseline_keys_used
-from backout.engine.environment import RunEnvironment
 from backout.errors import Issue, NoStoreError, PlanError, TemplateError, UsageError
 from backout.plans import KINDS, load_plan, plan_schema
-from backout.reports import DryRunReport, DryRunStep
-from backout.spec.environments import environment_values, select_environment
 from backout.spec.lint import lint, needs_release
 from backout.spec.loader import LoadedPlan
 from backout.spec.runbook import render_runbook
-from backout.spec.secrets import resolve_secrets
 from backout.spec.templating import references, walk_strings
-from backout.store import repo
-from backout.store.models import SnapshotRow
+
+if TYPE_CHECKING:
+    from backout.commands.caller import Caller
+    from backout.engine.environment import RunEnvironment
+    from backout.reports import DryRunReport
+    from backout.store.models import SnapshotRow
+
+# The dry run's engine, store and report imports are made where it runs: `backout validate`
+# (this module's other verbs) starts without them (tests/unit/test_startup.py).
 
 
 def validate(paths: Sequence[str | Path], strict: bool = False) -> dict[str, list[Issue]]:
@@ -81,6 +81,13 @@ def show(path: str | Path) -> str:
 def dry_run(caller: Caller, path: str | Path, environment: str | None = None) -> DryRunReport:
     """Render every step with the latest baseline; execute nothing, write nothing (give it
     a caller whose store is not created: a missing store is a problem listed, not made)."""
+    from backout.engine import baseline
+    from backout.engine.create import baseline_keys_used
+    from backout.engine.environment import RunEnvironment
+    from backout.reports import DryRunReport, DryRunStep
+    from backout.spec.environments import environment_values, select_environment
+    from backout.spec.secrets import resolve_secrets
+
     loaded = load_plan(path)
     plan = loaded.plan
     name = select_environment(plan, environment)
@@ -138,6 +145,9 @@ def _latest_snapshot(
 ) -> SnapshotRow | None:
     """The service's latest snapshot; when the plan's steps or checks use a baseline value
     it lacks, one problem saying how to take one (as the real run would refuse)."""
+    from backout.engine.create import baseline_keys_used
+    from backout.store import repo
+
     service = loaded.plan.service_key(environment)
     where = ""
     try:

@@ -35,7 +35,7 @@ class FaultContext:
 
 
 class FaultOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when used
 
 
 class Fault(ABC):

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Options(BaseModel):
-    """Base for action/check/source options: closed and immutable."""
+    """Base for action/check/source options: closed and immutable. Built on first use
+    (``defer_build``): loading a plan builds the options of the kinds it names, not all."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ArgvOptions(Options):

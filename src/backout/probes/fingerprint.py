@@ -29,16 +29,17 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
-from sqlalchemy import Connection, inspect
-from sqlalchemy.exc import NoSuchTableError
 
 from backout.errors import ActionError
 from backout.kernel.options import Context
 from backout.probes.base import Check, Source, Verdict
 from backout.probes.sqldb import Database, connect, run_sql, shown
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 METHOD = "hash-sum128"
 MASK64 = (1 << 64) - 1
@@ -101,6 +102,9 @@ def fingerprint(connection: Connection, tables: Tables) -> dict[str, Any]:
 
 
 def _table(connection: Connection, table: str, wanted: list[str] | str) -> dict[str, Any]:
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import NoSuchTableError
+
     schema, _, bare = table.rpartition(".")
     inspector = inspect(connection)
     try:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, model_validator
 
 from backout.errors import ActionError
 from backout.kernel.options import Context, Options
 from backout.probes.base import Check, Source, Verdict
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class HttpCheckOptions(Options):
@@ -50,6 +52,8 @@ def as_text(value: Any) -> str:
 def fetch(
     method: str, url: str, headers: dict[str, str], timeout: float, **kwargs: Any
 ) -> httpx.Response:
+    import httpx  # here, not at the top: plans are validated without it
+
     try:
         return httpx.request(method, url, headers=headers, timeout=timeout, **kwargs)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -10,7 +10,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import Field, model_validator
-from sqlalchemy import inspect
 
 from backout.errors import ActionError
 from backout.kernel.options import Context
@@ -166,6 +165,8 @@ class AlembicSource(Source):
     Options = AlembicSourceOptions
 
     def read(self, options: AlembicSourceOptions, ctx: Context) -> str:
+        from sqlalchemy import inspect
+
         with connect(options, ctx) as connection:
             preparer = connection.dialect.identifier_preparer
             table = preparer.quote(options.version_table)

@@ -14,17 +14,18 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
-from sqlalchemy import Connection, create_engine
-from sqlalchemy.engine import URL, CursorResult, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from backout.errors import ActionError
 from backout.kernel.options import Context, Options
 from backout.store.dialect import hide_password, normalize_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import URL, CursorResult
+    from sqlalchemy.exc import DBAPIError
 
 SQLITE_CHECK_EVERY = 10_000  # virtual machine instructions between deadline checks
 
@@ -50,6 +51,9 @@ class QueryTimeout(ActionError):
 
 def database_url(options: Database) -> URL:
     """The URL to connect with: the dialect's driver chosen, the password put in."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(normalize_url(options.url.strip()))
     except ArgumentError as exc:
@@ -78,6 +82,10 @@ def connect(options: Database, ctx: Context) -> Iterator[Connection]:
     """A connection inside a transaction (committed when the block ends without an error,
     rolled back otherwise), every statement bounded by ``ctx.timeout``. Database errors
     come out as :class:`~backout.errors.ActionError`, redacted."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
     deadline = time.monotonic() + ctx.timeout
     url = database_url(options)
     try:
@@ -105,6 +113,10 @@ def raw_connection(options: Database, ctx: Context) -> Iterator[tuple[str, Any]]
     """(dialect name, the driver's own connection in autocommit mode): for a caller that
     runs its own ``BEGIN`` … ``COMMIT`` (SQLite's driver would not put DDL in a
     transaction by itself). A SQLite statement is interrupted at the deadline."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
     url = database_url(options)
     try:
         engine = create_engine(url, poolclass=NullPool, connect_args=_connect_args(url, ctx))

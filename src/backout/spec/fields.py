@@ -29,7 +29,7 @@ MAX_RETRY_DELAY = 30.0  # the engine caps the doubling retry backoff here
 class Model(BaseModel):
     """Base for plan models: unknown keys are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Kinded(Model):

@@ -122,7 +122,7 @@ class Rehearsal(Model):
     release would, how long the triggers have to notice, and what to inject into the
     backout itself."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     break_: list[DeployStep] = Field(
         default_factory=list,

@@ -1,4 +1,7 @@
-"""Every SQLite/PostgreSQL difference lives here."""
+"""Every SQLite/PostgreSQL difference lives here.
+
+SQLAlchemy is imported by the functions that make or inspect engines: the settings (and
+`backout validate`) read :data:`DEFAULT_URL` and :func:`hide_password` without it."""
 
 from __future__ import annotations
 
@@ -9,12 +12,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from typing import TYPE_CHECKING, Any
 
 from backout.errors import NoStoreError, StoreError, UsageError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
 
 DEFAULT_URL = "sqlite:///.backout/backout.db"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -45,19 +48,42 @@ def hide_password(url: str) -> str:
 
 
 def is_sqlite(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).get_backend_name() == "sqlite"
 
 
 def create(url: str) -> Engine:
+    from sqlalchemy import create_engine
+
     if is_sqlite(url):
         return _sqlite_engine(url)
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         pool_size=2,
         max_overflow=4,
-        connect_args={"connect_timeout": 10, "application_name": application_name()},
+        # psycopg prepares a statement the second time a connection runs it (its default
+        # is the fifth): the journal's few statements are prepared from the first step on
+        connect_args={
+            "connect_timeout": 10,
+            "application_name": application_name(),
+            "prepare_threshold": 1,
+        },
     )
+    _unsynced_commits(engine)
+    return engine
+
+
+def _unsynced_commits(engine: Engine) -> None:
+    """PostgreSQL: an unsynced session's commit returns before the server flushes its WAL
+    (still atomic; a later synced commit flushes it too)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(UNSYNCED):
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
 
 
 def application_name() -> str:
@@ -67,6 +93,8 @@ def application_name() -> str:
 
 def sqlite_file(url: str) -> Path | None:
     """The file a SQLite URL names; None for other databases and in-memory ones."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.query.get("uri"):
         return None
@@ -183,13 +211,16 @@ def make_private(path: Path) -> None:
 
 
 READ_ONLY = "backout_read_only"  # execution option of sessions that only read
+UNSYNCED = "backout_unsynced"  # execution option: commit without waiting for the disk
 
 
 def _sqlite_engine(url: str) -> Engine:
+    from sqlalchemy import create_engine, event
+
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(dbapi_conn: Any, record: Any) -> None:
         # WAL lets readers run beside the writer; synchronous=FULL makes every commit durable
         # before we go on, which the write-ahead journal relies on.
         dbapi_conn.isolation_level = None
@@ -198,20 +229,41 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        record.info[_SYNCHRONOUS] = "FULL"
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # BEGIN IMMEDIATE takes the write lock up front: no deadlock between two upgraders;
         # a read-only session (a poll) takes no lock at all (WAL readers never block)
-        read_only = conn.get_execution_options().get(READ_ONLY)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = conn.get_execution_options()
+        if options.get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        _synchronous(conn, "NORMAL" if options.get(UNSYNCED) else "FULL")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+_SYNCHRONOUS = "backout_synchronous"  # a SQLite connection's level now (its info)
+
+
+def _synchronous(conn: Connection, level: str) -> None:
+    """Set the connection's sync level for its next commit (outside a transaction: SQLite
+    refuses the change inside one). In WAL mode FULL syncs the WAL at each commit; NORMAL
+    writes the commit to the WAL without a sync, and the next FULL commit (or checkpoint)
+    syncs it along with its own."""
+    info = conn.connection.info
+    if info.get(_SYNCHRONOUS) != level:
+        conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+        info[_SYNCHRONOUS] = level
 
 
 @contextmanager
 def migration_lock(engine: Engine) -> Iterator[Connection]:
     """Serialize schema upgrades across processes (two `backout run` at once on a new store)."""
+    from sqlalchemy import text
+
     if is_sqlite(str(engine.url)):
         lock_path = (engine.url.database or "backout.db") + ".lock"
         with os.fdopen(_open_private(lock_path), "a") as handle, engine.connect() as conn:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from backout.telemetry.base import Status
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @functools.cache
 def client() -> httpx.Client:
     """One pooled client per process: a new one costs tens of milliseconds (TLS setup),
     too much to pay every second, and keep-alive is what real clients do too."""
+    import httpx
+
     return httpx.Client()
 
 
@@ -32,6 +36,8 @@ def get(
     params: Mapping[str, str] | None = None,
 ) -> httpx.Response | Failure:
     """The response (any status code), or why there is none: ``timeout`` or ``error``."""
+    import httpx
+
     try:
         return client().get(url, headers=dict(headers or {}), params=params, timeout=timeout)
     except httpx.TimeoutException:

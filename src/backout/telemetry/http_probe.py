@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-import httpx
 from pydantic import Field, model_validator
 
 from backout.kernel.options import Options
@@ -63,6 +62,8 @@ def probe(options: HttpProbeOptions, budget: float) -> Tally:
 
 
 def _one(options: HttpProbeOptions, timeout: float, tally: Tally) -> None:
+    import httpx
+
     tally.sent += 1
     started = time.perf_counter()
     try:

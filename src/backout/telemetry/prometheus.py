@@ -12,9 +12,8 @@ An empty result is ``no_data``; Prometheus' own error answers keep their message
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field
 
 from backout.kernel.durations import format_duration
@@ -22,6 +21,9 @@ from backout.kernel.options import Options
 from backout.spec.models import Duration
 from backout.telemetry._http import Failure, get
 from backout.telemetry.base import Reading, SignalSource, SourceContext, Status
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_STEP = 15.0  # a common scrape interval; a finer step repeats points, see step
 

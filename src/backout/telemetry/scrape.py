@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field, field_validator, model_validator
 
 from backout.kernel.options import Options
@@ -109,6 +108,8 @@ class Scrape:
 def parse(text: str) -> dict[SeriesKey, Series]:
     """Every sample of an exposition, keyed by name and labels. A counter ``foo`` is also
     found under its family name (the parser calls its samples ``foo_total``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     series: dict[SeriesKey, Series] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -1,0 +1,138 @@
+"""Start-up stays light: ``backout --version``, ``--help`` and ``validate`` load no store,
+engine, HTTP client or numeric library, because the root group imports a command's module
+only when that command is used and the plan loader's kinds import their heavy libraries
+where they run. Each command runs in a fresh interpreter, which reports the modules it
+loaded (timings are for bench/startup.py, never asserted here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from backout import commands
+from backout.cli.catalog import CATALOG
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo.yaml"
+
+# what `backout --version` and `backout --help` must not load
+NOT_FOR_VERSION = (
+    "sqlalchemy",
+    "httpx",
+    "jinja2",
+    "scipy",
+    "numpy",
+    "backout.store.models",
+    "backout.engine",
+    "backout.commands.caller",
+    "fastapi",
+    "uvicorn",
+    "alembic",
+)
+# what `backout validate PLAN` must not load: it reads YAML, builds the plan's models and
+# lints them (Jinja2 parses the templates); the store, the engine and the senders wait
+NOT_FOR_VALIDATE = (
+    "sqlalchemy",
+    "httpx",
+    "scipy",
+    "numpy",
+    "backout.store.models",
+    "backout.engine",
+    "fastapi",
+    "uvicorn",
+    "alembic",
+)
+
+PROGRAM = """
+import json, sys
+from backout.cli import cli
+try:
+    cli.main(sys.argv[2:], prog_name="backout", obj={})
+    code = 0
+except SystemExit as exit:
+    code = exit.code
+with open(sys.argv[1], "w") as report:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, report)
+"""
+
+
+def start(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
+    """Run ``backout ARGS`` in a new interpreter: (exit code, output, modules loaded)."""
+    report = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(report), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert report.exists(), done.stderr
+    result = json.loads(report.read_text())
+    return result["code"], done.stdout + done.stderr, set(result["modules"])
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` (a package counts with its submodules) are among ``modules``."""
+    return sorted(n for n in names if any(m == n or m.startswith(n + ".") for m in modules))
+
+
+def test_version_loads_no_command(tmp_path: Path) -> None:
+    code, output, modules = start(tmp_path, "--version")
+    assert code == 0
+    assert "backout, version" in output
+    assert loaded(modules, NOT_FOR_VERSION) == []
+    assert not any(m.startswith("backout.commands") for m in modules)
+    assert {m for m in modules if m.startswith("backout.cli.")} == {
+        "backout.cli.base",
+        "backout.cli.catalog",
+        "backout.cli.conventions",
+    }
+
+
+def test_help_lists_every_command_without_loading_them(tmp_path: Path) -> None:
+    code, output, modules = start(tmp_path, "--help")
+    assert code == 0
+    listed = output.split("Commands:")[1].split()
+    assert set(CATALOG) <= set(listed)
+    assert loaded(modules, NOT_FOR_VERSION) == []
+    assert not any(m in modules for m in {entry.module for entry in CATALOG.values()})
+
+
+def test_validate_loads_no_store_engine_or_http_client(tmp_path: Path) -> None:
+    code, output, modules = start(tmp_path, "validate", str(DEMO))
+    assert code == 0, output
+    assert "valid" in output
+    assert "backout.spec.models" in modules  # it did load and check the plan
+    assert loaded(modules, NOT_FOR_VALIDATE) == []
+
+
+def test_a_command_s_help_loads_its_own_module_only(tmp_path: Path) -> None:
+    code, output, modules = start(tmp_path, "validate", "--help")
+    assert code == 0
+    assert "Exit codes:" in output  # the lazily loaded command is documented too
+    assert "backout.cli.plans" in modules
+    others = {entry.module for entry in CATALOG.values()} - {"backout.cli.plans"}
+    assert sorted(others & modules) == []
+
+
+def test_every_verb_is_exported() -> None:
+    """``backout.commands`` exports its verbs lazily: asking for one loads its module."""
+    assert set(commands.__all__) == set(commands._LAZY)
+    for name in commands.__all__:
+        assert getattr(commands, name) is not None
+
+
+@pytest.mark.parametrize("verb", ["report", "runs", "metrics", "preflight", "snapshots"])
+def test_a_verb_keeps_its_name_when_its_module_is_imported(verb: str) -> None:
+    """``commands.report`` is the verb, even after ``backout.commands.report`` (its
+    module, of the same name) is imported, as when the package imported them all."""
+    __import__(f"backout.commands.{verb}")
+    value = getattr(commands, verb)
+    assert callable(value)
+    assert not isinstance(value, ModuleType)
