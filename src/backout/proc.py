@@ -10,11 +10,25 @@ whoever takes the run over can find — and kill — a step that is still runnin
 Output goes to an unlinked temporary file, not a pipe: the step ends when its process
 exits, even if it started a daemon that keeps the output open (a restart script), and a
 timeout never waits on anything but the process itself.
+
+A shim takes a Python start-up (10-20 ms) before it can start a program. So each step's
+go starts a *spare* shim for the next one: it starts up while the step runs, waits on
+its own gate, and is handed the next step's program, folder and environment with its go.
+A spare runs nothing until then; if this process dies first, it reads EOF and exits, and
+one not claimed within ``SPARE_IDLE_S`` exits on its own (the executor claims a spare
+before it journals it, so a journalled shim never goes away by itself).
+
+The executor waits for a step's end on a pidfd (Linux 5.3+): the kernel wakes it the
+moment the shim exits, where ``Popen.wait`` with a timeout polls in sleeps of up to 50 ms.
+A stop needs no wake-up of its own: it kills the step's group, which ends the shim.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
+import math
 import os
 import select
 import shutil
@@ -38,6 +52,7 @@ TAIL_BYTES = 4096
 SHIM = str(Path(__file__).with_name("stepshim.py"))
 TERM_GRACE_S = 2.0  # on a graceful stop: SIGTERM to a step's group, then SIGKILL after this
 BACKSTOP_S = 2.0  # the shim kills its group this long after the step's timeout, on its own
+SPARE_IDLE_S = 5.0  # a spare shim nobody claimed by then exits
 
 
 @dataclass(frozen=True)
@@ -142,29 +157,126 @@ def _resolve(program: str, cwd: Path, env: Mapping[str, str]) -> None:
         raise ActionError(f"not executable: {program}", hint=f"chmod +x {program}")
 
 
-def _start(
-    argv: Sequence[str],
-    cwd: Path,
-    env: Mapping[str, str],
-    output: IO[bytes],
-    errors: IO[bytes] | None,
-    gate: int,
-    timeout: float,
-) -> subprocess.Popen[bytes]:
-    backstop = f"{timeout + BACKSTOP_S:.3f}"
+@dataclass
+class _Shim:
+    """A shim waiting for its go, with the files its step's output will go to."""
+
+    proc: subprocess.Popen[bytes]
+    gate: int  # the write end: "go" (and the step), or EOF when this process dies
+    output: IO[bytes]
+    errors: IO[bytes]
+
+    def discard(self) -> None:
+        """Kill a shim that never got its go (nothing of a step runs in it) and reap it."""
+        _kill_group(self.proc.pid)
+        self.proc.wait()
+        self.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.gate)
+        self.output.close()
+        self.errors.close()
+
+
+_SPARE: list[_Shim] = []  # at most one shim started ahead of the next step
+_SPARE_LOCK = threading.Lock()
+
+
+def _start_shim() -> _Shim:
+    """A shim in a session of its own (a timeout or a stop kills its children too), in
+    ``/`` until it is told the step's folder."""
+    output = tempfile.TemporaryFile()  # noqa: SIM115 (the shim's; closed with it)
+    errors = tempfile.TemporaryFile()  # noqa: SIM115
+    gate_read, gate_write = os.pipe()
     try:
-        return subprocess.Popen(
-            [sys.executable, "-I", "-S", SHIM, str(gate), backstop, *argv],
-            cwd=cwd,
-            env=dict(env),
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", SHIM, str(gate_read), f"{SPARE_IDLE_S:g}"],
+            cwd="/",
             stdout=output,
-            stderr=subprocess.STDOUT if errors is None else errors,
+            stderr=errors,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own group: a timeout or a stop kills the children too
-            pass_fds=(gate,),
+            start_new_session=True,
+            pass_fds=(gate_read,),
         )
+    except BaseException:
+        os.close(gate_write)
+        output.close()
+        errors.close()
+        raise
+    finally:
+        os.close(gate_read)
+    return _Shim(proc, gate_write, output, errors)
+
+
+def _take_shim(program: str) -> _Shim:
+    """The spare shim, claimed, if one is still there; else a new one."""
+    with _SPARE_LOCK:
+        spare = _SPARE.pop() if _SPARE else None
+    if spare is not None and _claimed(spare):
+        return spare
+    if spare is not None:  # it went away idle (or was killed): it ran nothing
+        spare.discard()
+    try:
+        shim = _start_shim()
     except OSError as exc:
-        raise ActionError(f"cannot start {argv[0]}: {exc}") from exc
+        raise ActionError(f"cannot start {program}: {exc}") from exc
+    if not _claimed(shim):
+        shim.discard()
+        raise ActionError(f"cannot start {program}: its shim exited at once")
+    return shim
+
+
+def _claimed(shim: _Shim) -> bool:
+    try:
+        os.write(shim.gate, b"c")
+    except OSError:  # a broken pipe: the spare is gone
+        return False
+    return True
+
+
+def _start_spare() -> None:
+    """Start the next step's shim now, so that its start-up overlaps this step."""
+    if STOP.requested:
+        return
+    with _SPARE_LOCK:
+        if _SPARE:
+            return
+        with contextlib.suppress(OSError):  # no spare: the next step starts its own
+            _SPARE.append(_start_shim())
+
+
+def drop_spare() -> None:
+    """Kill the spare shim, if any (at exit; a forked child forgets its parent's)."""
+    with _SPARE_LOCK:
+        spares = list(_SPARE)
+        _SPARE.clear()
+    for spare in spares:
+        spare.discard()
+
+
+def _forget_spare_in_child() -> None:
+    for spare in _SPARE:  # the parent's: its gate stays the parent's to close
+        with contextlib.suppress(OSError):
+            os.close(spare.gate)
+    _SPARE.clear()
+
+
+def _step_message(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], seconds: float, merge: bool
+) -> bytes:
+    """What a shim reads with its go (see :mod:`backout.stepshim`)."""
+    fields = [f"{seconds:.3f}", "1" if merge else "0", str(cwd), str(len(argv)), *argv]
+    fields += [f"{key}={value}" for key, value in env.items()]
+    body = b"\0".join(os.fsencode(field) for field in fields)
+    return b"g" + b"%010d" % len(body) + body
+
+
+def _check_folder(program: str, cwd: Path) -> None:
+    """Refuse a folder that does not exist as starting the program there would have."""
+    if not cwd.is_dir():
+        missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(cwd))
+        raise ActionError(f"cannot start {program}: {missing}")
 
 
 def _read_tail(output: IO[bytes]) -> str:
@@ -195,50 +307,45 @@ def run_process(
     :class:`~backout.stop.Stopped` when a stop killed it."""
     full_env = {**os.environ, **(env or {})}
     _resolve(argv[0], cwd, full_env)
-    with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
-        gate_read, gate_write = os.pipe()
-        try:
-            proc = _start(
-                argv,
-                cwd,
-                full_env,
-                output,
-                errors if separate_stderr else None,
-                gate_read,
-                timeout,
-            )
-        except BaseException:
-            os.close(gate_write)
-            raise
-        finally:
-            os.close(gate_read)
+    _check_folder(argv[0], cwd)
+    shim = _take_shim(argv[0])
+    proc = shim.proc
+    message = _step_message(argv, cwd, full_env, timeout + BACKSTOP_S, not separate_stderr)
+    try:
         live = _track(proc.pid)
         try:
             _announce(proc)
-            _go(gate_write, live)
+            _go(shim.gate, live, message)
+            _start_spare()
             timed_out = _wait(proc, timeout)
         except BaseException:
             _kill_group(proc.pid)
             proc.wait()
             raise
         finally:
-            os.close(gate_write)  # after the shim ended: its EOF means "the executor died"
+            # after the shim ended: its EOF means "the executor died"
+            os.close(shim.gate)
             _untrack(proc.pid)
         if live.stopped:
             raise Stopped(STOP.signum)
         return ProcResult(
             None if timed_out else proc.returncode,
-            _read_tail(output),
+            _read_tail(shim.output),
             timed_out,
-            _read_tail(errors) if separate_stderr else "",
+            _read_tail(shim.errors) if separate_stderr else "",
         )
+    finally:
+        shim.output.close()
+        shim.errors.close()
 
 
-def _go(gate_write: int, live: _Live) -> None:
+def _go(gate_write: int, live: _Live, message: bytes = b"g") -> None:
     """Let the shim start the program. A shim already gone was killed before it could:
     by a stop (the step was interrupted, not failed), or by someone else."""
     try:
-        os.write(gate_write, b"g")
+        view = memoryview(message)
+        while view:  # a large environment may not fit in the pipe at once
+            view = view[os.write(gate_write, view) :]
     except BrokenPipeError:
         if live.stopped or STOP.killing.is_set():
             raise Stopped(STOP.signum) from None
@@ -257,7 +364,8 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
 
 def _exited_within(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     """Woken by the kernel the moment the process exits (a pidfd), where Popen.wait with a
-    timeout polls with growing sleeps and wakes up to 50 ms late, every step."""
+    timeout polls with growing sleeps and wakes up to 50 ms late, every step. ``poll``, not
+    ``select``: a process with a thousand files open (a server) has pidfds above 1024."""
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
@@ -267,8 +375,15 @@ def _exited_within(proc: subprocess.Popen[bytes], timeout: float) -> bool:
             return False
         return True
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        return bool(ready)
+        waiter = select.poll()
+        waiter.register(fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:  # poll takes milliseconds, and a signal's handler may end it early
+            left = deadline - time.monotonic()
+            if waiter.poll(max(0, math.ceil(left * 1000))):
+                return True
+            if left <= 0:
+                return False
     finally:
         os.close(fd)
 
@@ -351,3 +466,5 @@ def kill_orphan(spawned: Spawned, timeout: float = 10.0) -> bool:
 
 
 STOP.on_kill(stop_all)
+atexit.register(drop_spare)
+os.register_at_fork(after_in_child=_forget_spare_in_child)

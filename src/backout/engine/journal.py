@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -11,7 +10,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from backout.engine.view import RunView, apply, fold
+from backout.engine.view import RunView, apply, fold, trial
 from backout.errors import StoreError
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RUN_TERMINAL
@@ -23,9 +22,27 @@ Observer = Callable[[Event, RunView], None]
 # runs inside the append's transaction, with the state the event leads to
 Hook = Callable[[Session, Event, RunView], None]
 
+# Events whose commit need not wait for the disk (see docs/operations.md, "What is synced
+# when"). Losing one in a power cut is the same as a crash just before it was written,
+# which resume already handles: a check runs again, a verdict is evaluated again. A step's
+# start and end are always synced: a step that finished is never taken for one that was
+# interrupted, even after a power cut. Syncing one event makes all before it durable too.
+UNSYNCED: frozenset[str] = frozenset(
+    {
+        EventKind.VERIFY_STARTED,
+        EventKind.CHECK_STARTED,
+        EventKind.CHECK_FINISHED,
+        EventKind.TRIGGER_EVALUATED,
+    }
+)
+
 
 class Journal:
     """Appends events for one run, enforcing transition rules against the derived state."""
+
+    # the executor's lease (store/leases.py Fence): checked first in every append's
+    # transaction, so an executor whose lease was taken over can write nothing more
+    fence: Callable[[Session], None] | None = None
 
     def __init__(
         self,
@@ -73,14 +90,16 @@ class Journal:
             attempt,
             self.redactor.value(data),
         )
-        trial = _copy(self.view)
-        apply(trial, event)  # raises TransitionError before anything is written
-        finished = event.at if trial.status in RUN_TERMINAL else None
+        draft = trial(self.view, event)
+        apply(draft, event)  # raises TransitionError before anything is written
+        finished = event.at if draft.status in RUN_TERMINAL else None
         try:
-            with self.store.session() as session:
-                repo.append_event(session, event, trial.status, trial.message, finished)
+            with self.store.session(synced=kind not in UNSYNCED) as session:
+                if self.fence is not None:
+                    self.fence(session)
+                repo.append_event(session, event, draft.status, draft.message, finished)
                 for hook in self.hooks:
-                    hook(session, event, trial)
+                    hook(session, event, draft)
         except IntegrityError as exc:
             raise StoreError(
                 "another process wrote to this run's journal",
@@ -92,10 +111,6 @@ class Journal:
             try:
                 self.observer(event, self.view)
             except Exception:
-                # Progress display must never stop a backout: the event is already durable.
+                # Progress display must never stop a backout: the event is already committed.
                 self.observer = None
         return event
-
-
-def _copy(view: RunView) -> RunView:
-    return copy.deepcopy(view)

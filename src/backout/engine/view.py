@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from backout.errors import TransitionError
@@ -92,6 +92,31 @@ def fold(view: RunView, events: list[Event]) -> RunView:
     for event in events:
         apply(view, event)
     return view
+
+
+def trial(view: RunView, event: Event) -> RunView:
+    """A copy of ``view`` that ``event`` can be applied to without touching ``view``.
+
+    Copies only what an event can change (the run's own fields, the step and the check the
+    event names, its containers), sharing every other step and check: a plan's size adds
+    only a list of references to copy, where a deep copy copied every step. Handlers assign
+    new values to a step's or check's fields and never change them in place, so sharing
+    the values (a step's ``detail``, the ``backout_reason``) is safe."""
+    draft = replace(
+        view,
+        steps=list(view.steps),
+        checks=list(view.checks),
+        checkpoints_passed=set(view.checkpoints_passed),
+        steady=dict(view.steady),
+    )
+    if event.kind in _TOUCHES_EVERY_STEP:
+        draft.steps = [replace(step) for step in view.steps]
+    elif event.step is not None:
+        if 0 <= event.step < len(view.steps):
+            draft.steps[event.step] = replace(view.steps[event.step])
+        if 0 <= event.step < len(view.checks):
+            draft.checks[event.step] = replace(view.checks[event.step])
+    return draft
 
 
 def _run_to(view: RunView, target: RunStatus) -> None:
@@ -264,3 +289,5 @@ _HANDLERS: dict[str, Callable[[RunView, Event], None]] = {
     EventKind.RUN_ABANDONED: _abandoned,
 }
 _STEP_KEYS = frozenset({"outcome", "summary", "output", "duration_s", "resolved"})
+# events whose handler may change steps other than the one the event names
+_TOUCHES_EVERY_STEP = frozenset({EventKind.RUN_RESUMED})

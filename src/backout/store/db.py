@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # The newest migration. Checked against alembic's own head by a test; knowing it here lets
 # every command skip importing alembic (a fifth of start-up) when the schema is current.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 # What a server or SQLite says when the URL itself is wrong: retrying will not help (exit 2).
 _WRONG_URL = re.compile(
@@ -76,6 +76,8 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         reader = self.engine.execution_options(**{dialect.READ_ONLY: True})
         self._readers = sessionmaker(reader, expire_on_commit=False)
+        unsynced = self.engine.execution_options(**{dialect.UNSYNCED: True})
+        self._unsynced = sessionmaker(unsynced, expire_on_commit=False)
 
     def open(self) -> Store:
         """Prepare and migrate now (idempotent; :meth:`session` calls it on first use)."""
@@ -183,14 +185,19 @@ class Store:
                 raise
 
     @contextmanager
-    def session(self, read_only: bool = False) -> Iterator[Session]:
+    def session(self, read_only: bool = False, *, synced: bool = True) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on error. The database going
         away (or its tables) is a StoreError; a unique key refusing a row stays an
         IntegrityError, which callers use (the journal's fencing, lease claims).
         ``read_only``: on SQLite, do not take the write lock (a frequent poll must not hold
-        the one lock every writer needs)."""
+        the one lock every writer needs). ``synced=False``: the commit is visible to every
+        reader and survives this process dying, but it does not wait for the disk (a power
+        cut may lose it, never a part of it); the next synced commit makes it durable too.
+        Only for writes whose loss a resume handles (docs/operations.md, "What is synced
+        when")."""
         self.open()
-        sessions = self._readers if read_only else self._sessions
+        writer = self._sessions if synced else self._unsynced
+        sessions = self._readers if read_only else writer
         try:
             with sessions.begin() as session:
                 yield session

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from backout.errors import Ambiguous, NotFound
+from backout.errors import Ambiguous, NotFound, StoreError
 from backout.kernel.events import Event
 from backout.kernel.states import RUN_ACTIVE, RunStatus
 from backout.store.models import EventRow, RunRow, SnapshotRow
+
+_JOURNAL = cast(Table, EventRow.__table__)
+_RUNS = cast(Table, RunRow.__table__)
 
 
 def get_run(session: Session, run_id: str) -> RunRow:
@@ -67,23 +70,39 @@ def load_events(session: Session, run_id: str, after: int = 0) -> list[Event]:
 def append_event(
     session: Session, event: Event, status: RunStatus, message: str, finished_at: float | None
 ) -> None:
-    """Write one event and the run's status projection in the caller's transaction."""
-    session.add(
-        EventRow(
-            run_id=event.run_id,
-            seq=event.seq,
-            at=event.at,
-            kind=event.kind,
-            step=event.step,
-            attempt=event.attempt,
-            data=event.data,
+    """Write one event and the run's status projection in the caller's transaction: two
+    statements, no ORM unit of work. The projection is updated only if the event before
+    this one is in the store: a journal never gets a gap, even if a database that crashed
+    lost an unsynced commit while this process lived on (StoreError then)."""
+    conn = session.connection()
+    conn.execute(
+        insert(_JOURNAL),
+        {
+            "run_id": event.run_id,
+            "seq": event.seq,
+            "at": event.at,
+            "kind": str(event.kind),
+            "step": event.step,
+            "attempt": event.attempt,
+            "data": event.data,
+        },
+    )
+    projection = update(_RUNS).where(_RUNS.c.id == event.run_id)
+    if event.seq > 1:
+        previous = select(_JOURNAL.c.id).where(
+            _JOURNAL.c.run_id == event.run_id, _JOURNAL.c.seq == event.seq - 1
         )
+        projection = projection.where(previous.exists())
+    done = conn.execute(
+        projection.values(status=status.value, message=message, finished_at=finished_at)
     )
-    session.execute(
-        update(RunRow)
-        .where(RunRow.id == event.run_id)
-        .values(status=status.value, message=message, finished_at=finished_at)
-    )
+    if done.rowcount != 1:
+        raise StoreError(
+            f"the journal of run {event.run_id} has no event {event.seq - 1} to follow; "
+            "the store lost writes (a database crash?) or the run is gone",
+            run_id=event.run_id,
+            hint=f"check `backout journal {event.run_id}`, then `backout resume` it",
+        )
 
 
 def add_snapshot(
