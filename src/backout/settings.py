@@ -8,7 +8,8 @@ configuration file, the built-in default. The configuration file is ``--config P
 
     # backout.toml
     database_url = "postgresql://backout@db.internal:5432/backout"
-    lease_ttl = "15s"
+    lease_ttl = "5s"
+    heartbeat = "1s"
     [notify.channels.ops-chat]
     slack = {webhook_url = "{{ env.SLACK_WEBHOOK_URL }}"}
     [[notify.routes]]
@@ -31,8 +32,10 @@ from backout.errors import UsageError
 from backout.kernel.durations import parse_duration
 from backout.store.dialect import DEFAULT_URL
 
-DEFAULT_LEASE_TTL = 15.0  # seconds a lease lives without a heartbeat
+DEFAULT_LEASE_TTL = 5.0  # seconds a lease lives without a heartbeat
+DEFAULT_HEARTBEAT = 1.0  # seconds between two renewals (at most a third of the lease)
 CONFIG_NAME = "backout.toml"
+SECONDS = ("lease_ttl", "heartbeat")  # settings given in seconds, or as a duration ("5s")
 
 
 def _default_actor() -> str:
@@ -61,13 +64,16 @@ class Settings:
         default_factory=lambda: os.environ.get("BACKOUT_DATABASE_URL") or DEFAULT_URL
     )
     actor: str = field(default_factory=lambda: os.environ.get("BACKOUT_ACTOR") or _default_actor())
-    # seconds a lease lives without a heartbeat; renewed every ttl/3
+    # seconds a lease lives without a heartbeat; renewed every `heartbeat` (at most ttl/3)
     lease_ttl: float = field(
         default_factory=lambda: _float_env("BACKOUT_LEASE_TTL", DEFAULT_LEASE_TTL)
     )
     config_file: str | None = None  # where the settings below the options came from
     notify_defaults: dict[str, Any] | None = None  # [notify], validated by the caller
     sources: dict[str, str] = field(default_factory=dict)  # setting -> where it came from
+    heartbeat: float = field(
+        default_factory=lambda: _float_env("BACKOUT_HEARTBEAT", DEFAULT_HEARTBEAT)
+    )
 
     @classmethod
     def load(
@@ -88,12 +94,13 @@ class Settings:
             ("database_url", database_url, "BACKOUT_DATABASE_URL", file.database_url, DEFAULT_URL),
             ("actor", actor, "BACKOUT_ACTOR", file.actor, None),
             ("lease_ttl", None, "BACKOUT_LEASE_TTL", file.lease_ttl, DEFAULT_LEASE_TTL),
+            ("heartbeat", None, "BACKOUT_HEARTBEAT", file.heartbeat, DEFAULT_HEARTBEAT),
         ):
             if option:
                 values[name], sources[name] = option, "option"
             elif os.environ.get(env):
                 values[name] = (
-                    _float_env(env, DEFAULT_LEASE_TTL) if name == "lease_ttl" else os.environ[env]
+                    _float_env(env, float(default or 0)) if name in SECONDS else os.environ[env]
                 )
                 sources[name] = f"env {env}"
             elif from_file is not None:
@@ -110,6 +117,7 @@ class Settings:
             str(path) if path else None,
             file.notify,
             sources,
+            float(values["heartbeat"]),
         )
 
 
@@ -120,7 +128,10 @@ class ConfigFile(BaseModel):
 
     database_url: str | None = Field(None, description="The store (sqlite:/// or postgresql://).")
     actor: str | None = Field(None, description="Who acts, when neither --actor nor env say.")
-    lease_ttl: float | None = Field(None, gt=0, description="Seconds (or 15s) a lease lives.")
+    lease_ttl: float | None = Field(None, gt=0, description="Seconds (or 5s) a lease lives.")
+    heartbeat: float | None = Field(
+        None, gt=0, description="Seconds (or 1s) between two renewals of a lease."
+    )
     notify: dict[str, Any] | None = Field(
         None, description="Organisation-wide notify defaults, merged under each plan's own."
     )
@@ -147,11 +158,12 @@ def read_config(path: Path) -> ConfigFile:
     data = _toml(path)
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("backout", {})
-    if isinstance(data.get("lease_ttl"), str):
-        try:
-            data["lease_ttl"] = parse_duration(data["lease_ttl"])
-        except ValueError as exc:
-            raise UsageError(f"{path}: lease_ttl: {exc}") from None
+    for key in SECONDS:
+        if isinstance(data.get(key), str):
+            try:
+                data[key] = parse_duration(data[key])
+            except ValueError as exc:
+                raise UsageError(f"{path}: {key}: {exc}") from None
     try:
         return ConfigFile.model_validate(data)
     except ValidationError as exc:
@@ -159,7 +171,8 @@ def read_config(path: Path) -> ConfigFile:
         key = ".".join(str(p) for p in problem["loc"])
         raise UsageError(
             f"{path}: {key}: {problem['msg']}",
-            hint="keys: database_url, actor, lease_ttl, [notify] (docs/configuration.md)",
+            hint="keys: database_url, actor, lease_ttl, heartbeat, [notify] "
+            "(docs/configuration.md)",
         ) from None
 
 

@@ -83,7 +83,8 @@ def test_hung_executor_loses_its_lease_to_a_worker(store_url: str, tmp_path: Pat
     assert runner.wait(60) != 0
     stderr = runner.stderr.read() if runner.stderr else ""
     assert "Traceback" not in stderr
-    assert "another process wrote to this run's journal" in stderr
+    # fenced off: its lease (owner and fencing token) was taken over
+    assert "no longer holds the lease of service 'crashy'" in stderr
     assert len(commands.journal(caller(Settings(database_url=store_url)), run_id)) == before
 
 

@@ -18,7 +18,8 @@ from backout.engine.lease import claim_for_resume
 from backout.engine.orphans import StepMayBeRunning
 from backout.engine.runner import Decision, Execution, check_decisions, empty_view, execute, plan_of
 from backout.engine.view import fold
-from backout.engine.worker import claim_orphan
+from backout.engine.worker import claim_orphan, next_wake
+from backout.engine.worker import doorbell as worker_doorbell
 from backout.errors import PlanError, UsageError
 from backout.explain import explain
 from backout.kernel.events import Event, EventKind
@@ -31,7 +32,10 @@ from backout.spec.loader import LoadedPlan
 from backout.stop import STOP
 from backout.store import audit, leases, repo
 from backout.store.models import RunRow
+from backout.store.notices import Doorbell
 from backout.triggers.listener import Listener
+
+STOP_CHECK_S = 0.05  # how soon a sleeping worker notices a stop
 
 
 def run(
@@ -150,7 +154,14 @@ def start_run(
         if listener is not None:
             listener.run_id = row.id
         execution = Execution(
-            store, row, loaded.plan, owner, caller.actor, caller.lease_ttl, observer=observer
+            store,
+            row,
+            loaded.plan,
+            owner,
+            caller.actor,
+            caller.lease_ttl,
+            observer=observer,
+            heartbeat=caller.heartbeat,
         )
         report = run_report(row, execute(execution))
     return _handed_off(caller, row, report, observer)
@@ -185,6 +196,7 @@ def resume(
             caller.lease_ttl,
             decisions=dict(decisions or {}),
             observer=observer,
+            heartbeat=caller.heartbeat,
         )
     )
     return _handed_off(caller, row, run_report(row, final), observer)
@@ -222,25 +234,45 @@ def work(
     """
     reports: list[RunReport] = []
     waiting: dict[str, float] = {}  # run id -> when its previous executor's step must be over
-    while not STOP.requested:
-        now = time.time()
-        owner = leases.new_owner()
-        skip = {run_id for run_id, until in waiting.items() if until > now}
-        row = claim_orphan(caller.store, owner, caller.lease_ttl, skip=skip)
-        if row is None:
-            if once or STOP.wait(interval):
-                break
-            continue
-        plan, _ = plan_of(row)
-        execution = Execution(
-            caller.store, row, plan, owner, caller.actor, caller.lease_ttl, observer=observer
-        )
-        try:
-            reports.append(run_report(row, execute(execution)))
-        except StepMayBeRunning as exc:
-            waiting[row.id] = exc.until
+    with worker_doorbell(caller.store) as bell:  # a released lease wakes the worker at once
+        while not STOP.requested:
+            now = time.time()
+            owner = leases.new_owner()
+            skip = {run_id for run_id, until in waiting.items() if until > now}
+            row = claim_orphan(caller.store, owner, caller.lease_ttl, skip=skip)
+            if row is None:
+                if once or _sleep(bell, next_wake(caller.store, interval)):
+                    break
+                continue
+            plan, _ = plan_of(row)
+            execution = Execution(
+                caller.store,
+                row,
+                plan,
+                owner,
+                caller.actor,
+                caller.lease_ttl,
+                observer=observer,
+                heartbeat=caller.heartbeat,
+            )
+            try:
+                reports.append(run_report(row, execute(execution)))
+            except StepMayBeRunning as exc:
+                waiting[row.id] = exc.until
+            except leases.LeaseLost:
+                continue  # another executor took this run over: it is theirs now
     STOP.check()
     return reports
+
+
+def _sleep(bell: Doorbell, seconds: float) -> bool:
+    """Sleep until woken or ``seconds`` pass; True (soon) when a stop is requested."""
+    deadline = time.monotonic() + seconds
+    while not STOP.requested:
+        left = deadline - time.monotonic()
+        if left <= 0 or bell.wait(min(left, STOP_CHECK_S)):
+            return False
+    return True
 
 
 def status(caller: Caller, run_id: str) -> RunReport:

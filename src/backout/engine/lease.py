@@ -10,18 +10,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from backout.errors import ServiceBusyError, StoreError
+from backout.settings import DEFAULT_HEARTBEAT
 from backout.store import leases, repo
 from backout.store.db import Store
 
 
 def busy_error(
-    service: str, holder: leases.Holder | None, run_id: str | None = None
+    service: str, holder: leases.Holder | None, run_id: str | None = None, status: str = ""
 ) -> ServiceBusyError:
     if holder is None:
+        # only a run that needs attention may be given up; any other is resumed
+        give_up = (
+            f', or give it up with `backout abandon {run_id} --reason "…"`'
+            if status == "needs_attention"
+            else ""
+        )
         return ServiceBusyError(
             f"service {service!r} has an unfinished run {run_id}",
-            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`), "
-            f'or give it up with `backout abandon {run_id} --reason "…"`',
+            hint=f"finish it with `backout resume {run_id}` (see `backout status {run_id}`)"
+            + give_up,
         )
     when = (
         f"expires in {holder.expires_in:g}s"
@@ -47,7 +54,9 @@ def claim_for_new_run(session: Session, service: str, run_id: str, owner: str, t
     now = time.time()
     active = repo.active_runs(session, service)
     if active:
-        raise busy_error(service, leases.holder(session, service, now), active[0].id)
+        raise busy_error(
+            service, leases.holder(session, service, now), active[0].id, active[0].status
+        )
     if leases.try_insert(session, service, run_id, owner, now, ttl):
         return
     current = leases.holder(session, service, now)
@@ -81,10 +90,15 @@ def _run_is_active(session: Session, run_id: str) -> bool:
 
 
 class Heartbeat:
-    """Renews a lease every ``ttl / 3`` seconds until stopped; records if the lease was lost."""
+    """Renews the lease every ``every`` seconds (at most a third of ``ttl``) until stopped;
+    records if the lease was lost. Renewal checks the fencing token too: a lease taken over
+    and claimed back by nobody in particular is never renewed by its old owner."""
 
-    def __init__(self, store: Store, service: str, owner: str, ttl: float) -> None:
-        self.store, self.service, self.owner, self.ttl = store, service, owner, ttl
+    def __init__(
+        self, store: Store, fence: leases.Fence, ttl: float, every: float = DEFAULT_HEARTBEAT
+    ) -> None:
+        self.store, self.fence, self.ttl = store, fence, ttl
+        self.every = min(every, ttl / 3)
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="backout-heartbeat", daemon=True)
@@ -98,12 +112,12 @@ class Heartbeat:
         self._thread.join(timeout=5)
         # Releasing is best effort: if the store is unreachable now, the lease simply expires.
         with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
-            leases.release(session, self.service, self.owner)
+            leases.release(session, self.fence.service, self.fence.owner)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
+        while not self._stop.wait(self.every):
             # A missed beat is tried again next time; expiry is the backstop.
             with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
-                if not leases.renew(session, self.service, self.owner, time.time(), self.ttl):
+                if not leases.renew(session, self.fence, time.time(), self.ttl):
                     self.lost.set()
                     return

@@ -25,6 +25,7 @@ from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.notify import facts_of, notify_hook, sending_context
 from backout.proc import stop_all
+from backout.settings import DEFAULT_HEARTBEAT
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
 from backout.spec.secrets import resolve_secrets
@@ -59,6 +60,7 @@ class Execution:
     lease_ttl: float
     decisions: dict[int, Decision] = field(default_factory=dict)
     observer: Observer | None = None
+    heartbeat: float = DEFAULT_HEARTBEAT  # seconds between renewals (at most lease_ttl / 3)
 
 
 def plan_of(row: RunRow) -> tuple[Plan, Path]:
@@ -123,7 +125,10 @@ def execute(ex: Execution) -> RunView:
     if journal.view.status in RUN_TERMINAL:
         _release(ex)
         return journal.view
-    with Heartbeat(ex.store, ex.row.service, ex.owner, ex.lease_ttl) as heartbeat:
+    with ex.store.session() as session:
+        fence = leases.fence_of(session, ex.row.service, ex.owner)
+    journal.fence = fence  # every event from now on: only while this claim holds
+    with Heartbeat(ex.store, fence, ex.lease_ttl, ex.heartbeat) as heartbeat:
         with ex.store.session() as session:
             events = repo.load_events(session, ex.row.id)
         orphans = settle(journal.view, layout(plan, mode_of(ex.row)), events)

@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, sel
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from backout.store import notices
 from backout.store.models import Base
 
 
@@ -57,20 +58,27 @@ def put(
     )
     session.add(row)
     session.flush()
+    notices.notify(session, notices.INBOX, service)  # the service's watch reads it at once
     return row
+
+
+def _unconsumed(service: str, since: float) -> Any:
+    return select(InboxRow).where(
+        InboxRow.service == service,
+        InboxRow.consumed_at.is_(None),
+        InboxRow.received_at >= since,
+    )
+
+
+def waiting(session: Session, service: str, run_id: str, since: float) -> bool:
+    """Whether :func:`take` would find anything (a cheap read: no write lock on SQLite)."""
+    query = _unconsumed(service, since).with_only_columns(InboxRow.run_id)
+    return any(found in (None, run_id) for found in session.scalars(query))
 
 
 def take(session: Session, service: str, run_id: str, since: float) -> list[InboxRow]:
     """Unconsumed entries for this run (or for its service), oldest first; marks them taken."""
-    query = (
-        select(InboxRow)
-        .where(
-            InboxRow.service == service,
-            InboxRow.consumed_at.is_(None),
-            InboxRow.received_at >= since,
-        )
-        .order_by(InboxRow.id)
-    )
+    query = _unconsumed(service, since).order_by(InboxRow.id)
     rows = [r for r in session.scalars(query) if r.run_id in (None, run_id)]
     if rows:
         session.execute(

@@ -80,7 +80,8 @@ class SnapshotRow(Base):
 
 
 class LeaseRow(Base):
-    """Who may execute a service's active run, until when. Renewed by heartbeat."""
+    """Who may execute a service's active run, until when. Renewed by heartbeat. ``token``
+    (fencing) counts the claims of the service; a released lease has owner ''."""
 
     __tablename__ = "leases"
 
@@ -89,6 +90,7 @@ class LeaseRow(Base):
     owner: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+    token: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class ChangeRow(Base):

@@ -1,6 +1,10 @@
 """Watch a release: read the plan's signals every interval, feed each trigger, and say when
 to back out — with the evidence. Manual triggers, Alertmanager alerts and approvals arrive
-through the store's trigger inbox, which is read on every tick.
+through the store's trigger inbox. Whoever writes an entry rings the service's doorbell
+(store/notices.py): a listener in this process at once, another process through
+PostgreSQL's NOTIFY; the watch then reads the inbox without waiting for its next tick.
+Without notices from other processes (SQLite) the inbox is also read every tick
+(``TICK_S``); with them, every ``POLL_PUSHED_S`` as a fallback.
 
 Every alert that arrives is journalled, acted on or not. An alert acts at most once per
 service (its fingerprint and startsAt are claimed in the store), and never when it started
@@ -19,17 +23,21 @@ from backout.kernel.events import EventKind
 from backout.spec.models import Plan, Trigger
 from backout.spec.templating import render_value
 from backout.stop import STOP, Stopped
-from backout.store import inbox
+from backout.store import inbox, notices
 from backout.store.db import Store
 from backout.telemetry import SOURCES, Reading, Sampler, SourceContext
 from backout.triggers.alerts import matches
 from backout.triggers.kinds import TRIGGERS, Baseline
 
 if TYPE_CHECKING:  # detectors import scipy: they load only when a trigger is built
+    from sqlalchemy.orm import Session
+
     from backout.telemetry.detectors.base import Decision, Detector
 
 Note = Callable[Concatenate[EventKind, ...], object]  # journal.append(kind, **data)
+Noted = Callable[[], object]  # a note to journal once the inbox is read (its kind named)
 TICK_S = 0.05
+POLL_PUSHED_S = 1.0  # with notices from other processes, the inbox is read this often too
 MAX_PAUSE_S = 300.0  # no data for longer than this during a checkpoint is itself a reason
 
 
@@ -85,6 +93,8 @@ class Watcher:
         self.since = ctx.since
         self.approvals: list[dict[str, Any]] = []
         self.acting = True  # until the watch fires or ends: then nothing acts any more
+        self._rung = True  # read the inbox at once when the watch starts
+        self._read_at = 0.0  # when the inbox was last read (monotonic)
 
     def _used_signals(self) -> list[str]:
         names = [t.signal for t in self.plan.triggers if t.signal]
@@ -119,6 +129,17 @@ class Watcher:
     ) -> Fired | None:
         """Watch for ``hold`` seconds (and until approved, when asked); the first trigger to
         fire ends the watch. Time with no data under ``on_no_data: pause`` does not count."""
+        engine = self.ctx.store.engine
+        with notices.doorbell(engine, notices.INBOX, self.ctx.service) as bell:
+            return self._watch(hold, approval, approve_within, bell)
+
+    def _watch(
+        self,
+        hold: float,
+        approval: Callable[[], bool] | None,
+        approve_within: float,
+        bell: notices.Doorbell,
+    ) -> Fired | None:
         counted, paused = 0.0, 0.0
         last = time.monotonic()
         started = last
@@ -126,7 +147,7 @@ class Watcher:
         while True:
             fired = self._tick()
             pausing = self._pausing()
-            fired = fired or self._inbox()
+            fired = fired or self._inbox_if_due(bell)
             if fired:
                 self.acting = False
                 return fired
@@ -153,7 +174,8 @@ class Watcher:
                     f"not approved within {approve_within:.0f}s of the checkpoint",
                     {},
                 )
-            if STOP.wait(TICK_S):  # a stop ends the watch at once: watching changes nothing
+            self._rung = bell.wait(TICK_S) or self._rung
+            if STOP.requested:  # a stop ends the watch at once: watching changes nothing
                 raise Stopped(STOP.signum)
 
     def _tick(self) -> Fired | None:
@@ -212,17 +234,36 @@ class Watcher:
     def _fire(self, rule: _Rule, decision: Decision) -> Fired:
         return Fired(rule.trigger.name, rule.trigger.kind, decision.summary, _decision(decision))
 
+    def _inbox_if_due(self, bell: notices.Doorbell) -> Fired | None:
+        """Read the inbox when the doorbell rang, or when the fallback poll is due."""
+        now = time.monotonic()
+        every = POLL_PUSHED_S if bell.pushed else TICK_S
+        if not self._rung and now - self._read_at < every:
+            return None
+        self._rung, self._read_at = False, now
+        return self._inbox()
+
     def _inbox(self) -> Fired | None:
         """Consume every waiting entry: the first to fire wins, and the rest are still
-        journalled (a webhook may carry several alerts, HA members deliver at once)."""
-        with self.ctx.store.session() as session:
+        journalled (a webhook may carry several alerts, HA members deliver at once). The
+        entries are taken and an alert that acts is claimed in one transaction; the notes
+        are journalled after it. That transaction need not wait for the disk: the journal
+        write that follows it does, and makes it durable too; lost in a power cut before,
+        the entries are simply read again."""
+        store = self.ctx.store
+        with store.session(read_only=True) as session:  # most looks find nothing
+            if not inbox.waiting(session, self.ctx.service, self.ctx.run_id, self.since):
+                return None
+        with store.session(synced=False) as session:
             rows = inbox.take(session, self.ctx.service, self.ctx.run_id, self.since)
             entries = [(r.kind, r.reason, r.actor, dict(r.data)) for r in rows]
+            outcomes = [self._entry(session, *entry) for entry in entries]
         first: Fired | None = None
-        for kind, reason, actor, data in entries:
-            fired = self._entry(kind, reason, actor, data)
-            if fired and first is None:
-                first, self.acting = fired, False
+        for outcome in outcomes:
+            if isinstance(outcome, Fired):
+                first = first or outcome
+            elif outcome is not None:
+                outcome()
         return first
 
     def drain(self) -> None:
@@ -231,27 +272,28 @@ class Watcher:
         self.acting = False
         self._inbox()
 
-    def _entry(self, kind: str, reason: str, actor: str, data: dict[str, Any]) -> Fired | None:
+    def _entry(
+        self, session: Session, kind: str, reason: str, actor: str, data: dict[str, Any]
+    ) -> Fired | Noted | None:
+        """What one inbox entry does: fire (the first to do so stops all acting), or a note."""
         if kind == "manual":
             return self._manual(reason, actor)
         if kind == "rejected":
-            self.ctx.note(EventKind.ALERT_REJECTED, reason=reason, actor=actor, **data)
-            return None
+            return lambda: self.ctx.note(
+                EventKind.ALERT_REJECTED, reason=reason, actor=actor, **data
+            )
         if kind == "approve":
             self.approvals.append(data)
-            self.ctx.note(EventKind.STAGE_APPROVED, actor=actor, **data)
-            return None
+            return lambda: self.ctx.note(EventKind.STAGE_APPROVED, actor=actor, **data)
         if kind == "alertmanager":
-            return self._alert(reason, data)
+            return self._alert(session, reason, data)
         return None
 
-    def _manual(self, reason: str, actor: str) -> Fired | None:
+    def _manual(self, reason: str, actor: str) -> Fired | Noted:
         if not self.acting:
-            self.ctx.note(
-                EventKind.WARNING,
-                message=f"{actor} asked for a backout while one was running: {reason}",
-            )
-            return None
+            message = f"{actor} asked for a backout while one was running: {reason}"
+            return lambda: self.ctx.note(EventKind.WARNING, message=message)
+        self.acting = False
         return Fired(
             "manual",
             "manual",
@@ -260,13 +302,12 @@ class Watcher:
         )
 
     # --- Alertmanager ----------------------------------------------------------------------
-    def _alert(self, name: str, data: dict[str, Any]) -> Fired | None:
+    def _alert(self, session: Session, name: str, data: dict[str, Any]) -> Fired | Noted | None:
         rule = self._rule_for(data.get("labels", {}))
-        why = self._why_not(data, rule)
+        why = self._why_not(session, data, rule)
         if why is not None:
-            self._ignored(name, data, *why)
-            return None
-        return self._act(rule, name, data) if rule else None
+            return self._ignored(name, data, *why)
+        return self._act(session, rule, name, data) if rule else None
 
     def _rule_for(self, labels: dict[str, str]) -> _Rule | None:
         """The first `alertmanager:` trigger whose matchers the labels satisfy."""
@@ -275,13 +316,16 @@ class Watcher:
                 return rule
         return None
 
-    def _why_not(self, data: dict[str, Any], rule: _Rule | None) -> tuple[str, str] | None:
+    def _why_not(
+        self, session: Session, data: dict[str, Any], rule: _Rule | None
+    ) -> tuple[str, str] | None:
         """Why this alert does not back out, as (code, plain words); None if it does."""
         if data.get("status") == "resolved":
             return "resolved", "a resolved notification never starts a backout"
         if rule is None:
             return "no_trigger", "no `alertmanager:` trigger matches its labels"
-        earlier = self._acted_on(data)
+        acted = inbox.acted_on(session, self.ctx.service, _key(data))
+        earlier = acted.run_id if acted else None
         # the same run may see its own claim again after a crash before it backed out
         if earlier is not None and (earlier != self.ctx.run_id or not self.acting):
             return "duplicate", (
@@ -298,25 +342,20 @@ class Watcher:
             return "after_trigger", "the run had already decided to back out when it arrived"
         return None
 
-    def _acted_on(self, data: dict[str, Any]) -> str | None:
-        """The run this alert already made back out, if any."""
-        with self.ctx.store.session() as session:
-            row = inbox.acted_on(session, self.ctx.service, _key(data))
-            return row.run_id if row else None
-
-    def _act(self, rule: _Rule, name: str, data: dict[str, Any]) -> Fired | None:
+    def _act(self, session: Session, rule: _Rule, name: str, data: dict[str, Any]) -> Fired | Noted:
         """Claim the alert for this run first: a copy consumed elsewhere at the same moment
         (another member's delivery to another run) loses the race and acts nowhere."""
-        with self.ctx.store.session() as session:
-            claim = inbox.claim_alert(session, self.ctx.service, _key(data), name, self.ctx.run_id)
-            winner = claim.run_id
-        if winner != self.ctx.run_id:
-            self._ignored(name, data, "duplicate", f"run {winner} acted on it first")
-            return None
+        claim = inbox.claim_alert(session, self.ctx.service, _key(data), name, self.ctx.run_id)
+        if claim.run_id != self.ctx.run_id:
+            return self._ignored(name, data, "duplicate", f"run {claim.run_id} acted on it first")
+        self.acting = False
         return Fired(rule.trigger.name, "alertmanager", f"alert {name} is firing", _shown(data))
 
-    def _ignored(self, name: str, data: dict[str, Any], why: str, reason: str) -> None:
-        self.ctx.note(EventKind.ALERT_IGNORED, alert=name, why=why, reason=reason, **_shown(data))
+    def _ignored(self, name: str, data: dict[str, Any], why: str, reason: str) -> Noted:
+        shown = _shown(data)
+        return lambda: self.ctx.note(
+            EventKind.ALERT_IGNORED, alert=name, why=why, reason=reason, **shown
+        )
 
     def approved(self, stage: int) -> bool:
         return any(a.get("stage") == stage for a in self.approvals)

@@ -1,0 +1,214 @@
+"""Wake-ups: tell whoever waits on a table that a row arrived, instead of having them poll it.
+
+The table stays the truth; a notice only says "look now". A writer calls :func:`notify` in
+the transaction that writes the row. Once that transaction commits, every
+:class:`Doorbell` of this process subscribed to the channel and key rings at once, and on
+PostgreSQL the transaction also sends ``NOTIFY channel, 'key'`` (delivered at commit,
+dropped on rollback), which rings the doorbells of every other process that listens.
+
+A process listens on one dedicated connection per store (``LISTEN``, read with psycopg's
+``notifies()``), opened when its first doorbell on that store is made. While it is
+connected, :attr:`Doorbell.pushed` is True and a waiter may poll rarely; SQLite has no
+NOTIFY, so there (and while the connection is down) ``pushed`` is False and waiters keep
+polling. Each (re)connection rings every doorbell once: a notice sent while nobody
+listened is caught up by one look at the table.
+
+Channels:
+
+* ``backout_inbox`` (key: the service): an entry for that service's run in the trigger inbox;
+* ``backout_leases`` (key: the service): a lease was released, its run may be orphaned.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from backout.store.dialect import application_name
+
+INBOX = "backout_inbox"
+LEASES = "backout_leases"
+CHANNELS = (INBOX, LEASES)
+RECONNECT_S = 1.0  # between two attempts to (re)open the listening connection
+# TCP keepalives find a dead server under a quiet listening connection (no query needed,
+# so no notice can slip by between two reads): idle 10 s, then 3 probes 5 s apart
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+}
+LINGER_S = 5.0  # a connection nobody has listened on for this long is closed
+ROUND_S = 1.0  # how long the listening thread waits for notices between two looks around
+READY_WAIT_S = 5.0  # how long a new doorbell waits for the listening connection
+ANY = ""  # a doorbell key that rings for every key of its channel
+
+
+class Doorbell:
+    """Rings when a notice for (channel, key) arrives; :meth:`wait` returns at once then."""
+
+    def __init__(self, channel: str, key: str, listener: _Listener | None) -> None:
+        self.channel, self.key = channel, key
+        self._rung = threading.Event()
+        self._listener = listener
+
+    @property
+    def pushed(self) -> bool:
+        """Notices from other processes arrive (PostgreSQL, connection up); else poll."""
+        return self._listener is not None and self._listener.ready.is_set()
+
+    def ring(self) -> None:
+        self._rung.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a ring; True if it rang (and is re-armed)."""
+        rung = self._rung.wait(max(0.0, timeout))
+        if rung:  # a ring after this is kept for the next wait; the caller looks after this
+            self._rung.clear()
+        return rung
+
+    def close(self) -> None:
+        _unsubscribe(self)
+        if self._listener is not None:
+            self._listener.leave()
+
+    def __enter__(self) -> Doorbell:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_LOCK = threading.Lock()
+_BELLS: dict[tuple[str, str], set[Doorbell]] = {}
+_LISTENERS: dict[str, _Listener] = {}  # store URL -> its listening connection
+
+
+def doorbell(engine: Engine, channel: str, key: str = ANY) -> Doorbell:
+    """Subscribe to ``channel`` notices for ``key`` (ANY: all keys). On PostgreSQL, waits
+    (briefly) until this process listens, so no notice sent after this returns is missed.
+    Close it (or use it as a context manager) when done."""
+    listener = _join(engine)
+    bell = Doorbell(channel, key, listener)
+    with _LOCK:
+        _BELLS.setdefault((channel, key), set()).add(bell)
+    if listener is not None:
+        listener.ready.wait(READY_WAIT_S)
+    return bell
+
+
+def _unsubscribe(bell: Doorbell) -> None:
+    with _LOCK:
+        bells = _BELLS.get((bell.channel, bell.key))
+        if bells is not None:
+            bells.discard(bell)
+            if not bells:
+                del _BELLS[(bell.channel, bell.key)]
+
+
+def ring(channel: str, key: str) -> None:
+    """Ring this process's doorbells for (channel, key), and those for the whole channel."""
+    with _LOCK:
+        bells = [*_BELLS.get((channel, key), ()), *_BELLS.get((channel, ANY), ())]
+    for bell in bells:
+        bell.ring()
+
+
+def _ring_all() -> None:
+    with _LOCK:
+        bells = [bell for group in _BELLS.values() for bell in group]
+    for bell in bells:
+        bell.ring()
+
+
+def notify(session: Session, channel: str, key: str) -> None:
+    """In the transaction writing the row: once it commits, ring whoever waits for it
+    (here at once; other processes through PostgreSQL's NOTIFY)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:channel, :key)"), {"channel": channel, "key": key})
+    event.listen(session, "after_commit", lambda _session: ring(channel, key), once=True)
+
+
+# --- the listening connection (PostgreSQL) ---------------------------------------------------
+def _join(engine: Engine) -> _Listener | None:
+    """The store's listening connection (started if need be), counted as used once more."""
+    if engine.dialect.name != "postgresql":
+        return None
+    url = engine.url.render_as_string(hide_password=False)
+    with _LOCK:
+        listener = _LISTENERS.get(url)
+        if listener is None:
+            listener = _LISTENERS[url] = _Listener(url, _connector(engine))
+            listener.thread.start()
+        listener.users += 1
+    return listener
+
+
+def _connector(engine: Engine) -> Callable[[], Any]:
+    """Opens a connection of its own (not the pool's) with the engine's own arguments."""
+    import psycopg
+
+    args, params = engine.dialect.create_connect_args(engine.url)
+    params = {
+        "connect_timeout": 10,
+        **KEEPALIVES,
+        **params,
+        "autocommit": True,
+        "application_name": f"{application_name()}:listen",
+    }
+    return lambda: psycopg.connect(*args, **params)
+
+
+class _Listener:
+    """One thread per store URL: LISTEN on every channel, ring the doorbells a notice names.
+    It ends (closing its connection) once no doorbell has used it for ``LINGER_S``."""
+
+    def __init__(self, url: str, connect: Callable[[], Any]) -> None:
+        self.url, self.connect = url, connect
+        self.users = 0  # open doorbells; changed under _LOCK
+        self.idle_since = time.monotonic()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="backout-listen", daemon=True)
+
+    def leave(self) -> None:
+        with _LOCK:
+            self.users -= 1
+            if self.users == 0:
+                self.idle_since = time.monotonic()
+
+    def _done(self) -> bool:
+        """Nobody listens any more: forget this listener (a new doorbell starts another)."""
+        with _LOCK:
+            if self.users or time.monotonic() - self.idle_since < LINGER_S:
+                return False
+            del _LISTENERS[self.url]
+            return True
+
+    def _run(self) -> None:
+        import psycopg
+
+        while not self._done():
+            try:
+                with self.connect() as conn:
+                    self._listen(conn)
+                    return
+            except psycopg.Error:
+                pass
+            self.ready.clear()
+            _ring_all()  # waiters poll until the connection is back
+            time.sleep(RECONNECT_S)
+
+    def _listen(self, conn: Any) -> None:
+        for channel in CHANNELS:
+            conn.execute(f"LISTEN {channel}")
+        self.ready.set()
+        _ring_all()  # catch up on what was sent while nobody listened
+        while not self._done():
+            for notice in conn.notifies(timeout=ROUND_S):
+                ring(notice.channel, notice.payload)
+        self.ready.clear()
