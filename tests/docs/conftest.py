@@ -85,7 +85,10 @@ def session(backout_bin: tuple[Path, dict[str, str]]) -> Iterator[Session]:
     default, ``.backout/backout.db``, is in it), removed afterwards."""
     folder, extra = backout_bin
     root = Path(tempfile.mkdtemp(prefix="doc-", dir="/tmp"))
+    session = Session(root, {**base_env(folder), **extra})
     try:
-        yield Session(root, {**base_env(folder), **extra})
+        yield session
     finally:
+        for cleanup in reversed(session.cleanups):  # what its setups left running
+            cleanup()
         shutil.rmtree(root, ignore_errors=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import array
 import contextlib
+import importlib
+import io
 import json
 import os
 import signal
@@ -66,7 +68,15 @@ def _serve(conn: socket.socket) -> None:
         assert isinstance(argv, list)
         sys.argv = ["backout", *argv]
         for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(line_buffering=True)  # type: ignore[attr-defined]
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True)
+        extra = [entry for entry in str(env.get("PYTHONPATH", "")).split(os.pathsep) if entry]
+        if extra:  # a plugin the doc "installed": its folder, as the interpreter would add it
+            sys.path[:0] = extra
+            importlib.invalidate_caches()
+        failpoints = sys.modules.get("backout.engine.failpoints")
+        if failpoints is not None:  # armed from the environment at import: re-read it
+            importlib.reload(failpoints)
         from backout.cli import cli
 
         try:
@@ -88,7 +98,9 @@ def _serve(conn: socket.socket) -> None:
 
 
 def main(path: str) -> None:
-    import backout.cli  # noqa: F401  (the one import every command shares)
+    from backout.cli import cli
+
+    cli.load_all()  # the commands load lazily: import every one now, once for all children
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -6,10 +6,23 @@ new one); what a reader would have done before the block, done quietly.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shlex
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.docs.transcripts import IdMap, Session, Setup
+import psycopg
+from psycopg import sql
+
+from tests.docs.transcripts import IdMap, Session, Setup, blocks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,12 +76,498 @@ def examples(session: Session) -> None:
         shutil.copy(path, session.cwd / path.name)
 
 
+def doc_block(doc: str, lang: str, first_line: str, containing: str = "") -> str:
+    """The text of the doc's first ```LANG block that starts with FIRST_LINE (and holds
+    CONTAINING): a setup writes what the doc shows, not a copy that could drift from it."""
+    for block in blocks(ROOT / doc):
+        text = "\n".join(block.body) + "\n"
+        if block.lang == lang and text.startswith(first_line) and containing in text:
+            return text
+    raise AssertionError(f"{doc}: no ```{lang} block starting with {first_line!r}")
+
+
+def steps(*names: Setup) -> Setup:
+    """Several setups in order, as one."""
+
+    def setup(session: Session) -> None:
+        for name in names:
+            name(session)
+
+    return setup
+
+
+def write(name: str, text: str) -> Setup:
+    def setup(session: Session) -> None:
+        (session.cwd / name).write_text(text, encoding="utf-8")
+
+    return setup
+
+
+def run(script: str) -> Setup:
+    return lambda session: quietly(session, script)
+
+
+def env(**values: str) -> Setup:
+    """Variables the reader exported before the block (kept for the rest of the doc)."""
+    return lambda session: session.env.update(values)
+
+
+REAL_BACKOUT = str(Path(sys.executable).with_name("backout"))
+
+
+def background(command: str, ready: Callable[[Path], bool], name: str, **extra_env: str) -> Setup:
+    """Start ``backout COMMAND`` in the working folder as a process of its own (the real
+    program, not the fork server's shim, so that a signal reaches it), wait until
+    ``ready(folder)``, and stop it when the doc is done. Its pid goes to NAME.pid."""
+
+    def setup(session: Session) -> None:
+        folder = session.cwd
+        log = (folder / f"{name}.log").open("wb")
+        process = subprocess.Popen(
+            [REAL_BACKOUT, *shlex.split(command)],
+            cwd=folder,
+            env={**session.env, **extra_env},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        (folder / f"{name}.pid").write_text(str(process.pid))
+
+        def stop() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+        session.cleanups.append(stop)
+        deadline = time.monotonic() + 60
+        while not ready(folder):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"backout {command} did not get ready:\n"
+                    + (folder / f"{name}.log").read_text(errors="replace")
+                )
+            time.sleep(0.1)
+
+    return setup
+
+
+def log_says(name: str, text: str) -> Callable[[Path], bool]:
+    def ready(folder: Path) -> bool:
+        path = folder / f"{name}.log"
+        return path.exists() and text in path.read_text(errors="replace")
+
+    return ready
+
+
+def terminate(name: str) -> Setup:
+    """SIGTERM to the background process NAME, and wait until it has stopped."""
+
+    def setup(session: Session) -> None:
+        pid = int((session.cwd / f"{name}.pid").read_text())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"backout ({name}) did not stop on SIGTERM")
+
+    return setup
+
+
+PG_SERVER = os.environ.get("BACKOUT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+EMPTY_DB = "backout_docs_empty"
+
+
+def empty_postgres_database(session: Session) -> None:
+    """A PostgreSQL database with no tables in it (read-only verbs never create any)."""
+    with psycopg.connect(PG_SERVER, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [EMPTY_DB])
+        if exists.fetchone() is None:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(EMPTY_DB)))
+
+
+# --- operations.md: the three-step payments plan, crashed in its non-idempotent step ----
+
+SLOW_PAYMENTS = """\
+plan: payments-slow
+service: payments
+steps:
+  - name: drain the payment queue
+    wait: 120s
+    timeout: 130s
+"""
+
+
+def crashed_in_step(n: int, plan: str = "backout.yaml") -> Setup:
+    """``backout run PLAN`` killed (SIGKILL) right after step N's start was journalled."""
+    return run(f"BACKOUT_FAILPOINTS=step_started:{n} backout run {plan} >/dev/null 2>&1; true")
+
+
+def claim_newest_run(session: Session) -> None:
+    """The newest run of the store is the one the doc's next unknown run id names."""
+    result = session.script("backout runs --json --limit 1")
+    assert result.returncode == 0, result.stdout
+    session.ids.unclaimed.append(str(json.loads(result.stdout)[0]["run_id"]))
+
+
+def ops_plan(session: Session) -> None:
+    folder("ops")(session)
+    (session.cwd / "backout.yaml").write_text(
+        doc_block("docs/operations.md", "yaml", "plan: payments"), encoding="utf-8"
+    )
+
+
+OPS_CRASHED = steps(ops_plan, crashed_in_step(2), claim_newest_run)
+OPS_MARKED_DONE = steps(
+    ops_plan,
+    crashed_in_step(2),
+    run(
+        "id=$(backout runs --json --limit 1 | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)[0]["run_id"])\') && '
+        "{ backout resume $id >/dev/null 2>&1; backout resume $id --mark-done 2 >/dev/null; }"
+    ),
+    claim_newest_run,
+)
+
+
+def hang(name: str, lease_ttl: float) -> Setup:
+    """SIGSTOP the background process NAME (alive, but it renews its lease no more), and
+    wait out its lease."""
+
+    def setup(session: Session) -> None:
+        os.kill(int((session.cwd / f"{name}.pid").read_text()), signal.SIGSTOP)
+        time.sleep(lease_ttl + 1)  # the lease's expiry is a time: nothing to poll for
+
+    return setup
+
+
+OPS_HUNG = steps(
+    ops_plan,
+    write("drain.yaml", SLOW_PAYMENTS),
+    background("run drain.yaml", log_says("drain", "▶ step 1"), "drain", BACKOUT_LEASE_TTL="2"),
+    hang("drain", 2),
+    claim_newest_run,
+)
+LEDGER_STUCK = steps(
+    run(
+        "BACKOUT_FAILPOINTS=action_done:1 backout run ledger.yaml >/dev/null 2>&1; "
+        "id=$(backout runs --json --limit 1 | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)[0]["run_id"])\') && '
+        "{ backout resume $id >/dev/null 2>&1; test $? = 3; }"
+    ),
+    claim_newest_run,
+)
+OPS_BUSY = steps(
+    ops_plan,
+    write("drain.yaml", SLOW_PAYMENTS),
+    background("run drain.yaml", log_says("drain", "▶ step 1"), "drain"),
+)
+
+
+# --- changes.md, audit.md: a change record of the shop plan ----------------------------
+
+CHANGE_PLAN = """\
+plan: shop
+service: shop
+risk: medium
+rto: 2m
+roles:
+  lead: alice@example.com
+  approvers: [bob@example.com, carol@example.com]
+steps:
+  - name: point current at v1
+    symlink: {link: current, target: releases/v1}
+    timeout: 10s
+    idempotent: true
+verify:
+  - name: v1 is live
+    command: [test, -e, current/VERSION]
+"""
+CREATE = (
+    "backout --actor alice@example.com change create --plan backout.yaml "
+    '--title "Deploy shop 2.4" >/dev/null'
+)
+CHANGE_FRESH = steps(folder("changes"), write("backout.yaml", CHANGE_PLAN))
+CHANGE_APPROVED = steps(
+    CHANGE_FRESH,
+    run(
+        CREATE.replace(">/dev/null", "")
+        + " --risk high --window 2030-12-01T22:00..23:30 --ref CHG0030042 >/dev/null"
+        ' && backout --actor bob@example.com change approve 1 --comment "rehearsed on staging"'
+        " >/dev/null"
+    ),
+)
+PLAN_EDITED = run("sed -i 's/rto: 2m/rto: 3m/' backout.yaml")
+AUDITED_CHANGE = steps(
+    CHANGE_FRESH,
+    run(
+        f"{CREATE} && "
+        'backout --actor bob@example.com change approve 1 --comment "rehearsed on staging"'
+        " >/dev/null && backout --actor carol@example.com change start 1 >/dev/null && "
+        'backout --actor root change complete 1 --note "2.4 live" >/dev/null'
+    ),
+)
+MORE_AUDIT = run(
+    CREATE.replace("2.4", "2.5") + " && backout --actor bob@example.com change approve 2 >/dev/null"
+)
+
+
+def config_file(session: Session) -> None:
+    """configuration.md: its backout.toml in a deploy folder, and alice exported."""
+    folder("deploys")(session)
+    text = doc_block("docs/configuration.md", "toml", "# backout.toml")
+    (session.cwd / "backout.toml").write_text(text, encoding="utf-8")
+    session.env["BACKOUT_ACTOR"] = "alice"
+
+
+def readme_plan(session: Session) -> None:
+    """The README tutorial's service and plan, in a folder of their own."""
+    folder("readme")(session)
+    shop(session)
+    text = doc_block("README.md", "yaml", "plan: shop", "baseline:  ")
+    (session.cwd / "backout.yaml").write_text(text, encoding="utf-8")
+
+
+README_BACKED_OUT = steps(
+    readme_plan,
+    run(
+        "backout snapshot backout.yaml >/dev/null && ln -sfn v2 releases/current && "
+        "backout run backout.yaml >/dev/null 2>&1"
+    ),
+    claim_newest_run,
+)
+EDIT_A_JOURNAL_ROW = run(
+    "python3 -c \"import sqlite3; db = sqlite3.connect('.backout/backout.db'); "
+    "db.execute(\\\"UPDATE journal SET data = replace(data, 'exit code 0', 'exit code 9') "
+    "WHERE kind = 'step_finished'\\\"); db.commit()\""
+)
+
+
+# --- rehearsals.md: the staging shop behind Python's web server -------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+SERVE_CURRENT = ("--bind", "127.0.0.1", "--directory", "current")
+
+
+def drill_service(session: Session) -> None:
+    """The walk-through's staging service: releases good and bad, ``current`` -> good,
+    served by ``python3 -m http.server``, and its plan ``backout.yaml`` — on a free port
+    instead of 8080, which the plans' addresses are changed to (nothing prints them)."""
+    folder("shop")(session)
+    quietly(session, doc_block("docs/rehearsals.md", "sh", "mkdir shop").split("python3 -m")[0])
+    port = free_port()
+    server = subprocess.Popen(
+        [*(sys.executable, "-m", "http.server", str(port)), *SERVE_CURRENT],
+        cwd=session.cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+    def stop() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+    session.cleanups.append(stop)
+    plan = doc_block("docs/rehearsals.md", "yaml", "plan: shop").replace(":8080", f":{port}")
+    (session.cwd / "backout.yaml").write_text(plan, encoding="utf-8")
+    (session.cwd / "backout-1s.yaml").write_text(
+        plan.replace("detect_within: 30s", "detect_within: 1s"), encoding="utf-8"
+    )
+    session.env["BACKOUT_ACTOR"] = "alice@example.com"
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError("the staging web server did not start")
+        time.sleep(0.05)
+
+
+# --- notifications.md: the README's shop, told through a signed webhook ------------------
+
+WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtZG9jcy1yZWNlaXZlcg=="  # base64 of a docs key
+
+
+def receiver_up(session: Session) -> None:
+    """The doc's ``receiver.py`` on the port of ``receiver.port``, printing to receiver.log."""
+    folder = session.cwd
+    port = int((folder / "receiver.port").read_text())
+    log = (folder / "receiver.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "receiver.py"],
+        cwd=folder,
+        env={**session.env, "PYTHONPATH": str(ROOT / "src")},
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    (folder / "receiver.pid").write_text(str(server.pid))
+
+    def stop() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+    session.cleanups.append(stop)
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as client:
+            if client.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                "receiver.py did not start:\n" + (folder / "receiver.log").read_text()
+            )
+        time.sleep(0.05)
+
+
+def receiver_down(session: Session) -> None:
+    pid = int((session.cwd / "receiver.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def notify_shop(session: Session) -> None:
+    """The README's service with notifications.md's plan and receiver, on a free port."""
+    folder("notify")(session)
+    shop(session)
+    port = free_port()
+    (session.cwd / "receiver.port").write_text(str(port))
+    plan = doc_block("docs/notifications.md", "yaml", "plan: shop", "notify:")
+    plan = plan.replace("127.0.0.1:9000", f"127.0.0.1:{port}")
+    (session.cwd / "backout.yaml").write_text(plan, encoding="utf-8")
+    receiver = doc_block("docs/notifications.md", "python", "# receiver.py")
+    receiver = receiver.replace('("127.0.0.1", 9000)', f'("127.0.0.1", {port})')
+    (session.cwd / "receiver.py").write_text(receiver, encoding="utf-8")
+    session.env.update(BACKOUT_WEBHOOK_SECRET=WEBHOOK_SECRET, BACKOUT_ACTOR="alice@example.com")
+    receiver_up(session)
+
+
+REPORT_OF_A_CHANGE = steps(
+    notify_shop,
+    run(
+        "backout change create --plan backout.yaml --title 'Deploy shop 2.4' >/dev/null && "
+        "backout --actor bob@example.com change approve 1 >/dev/null && "
+        "backout snapshot backout.yaml >/dev/null && ln -sfn v2 releases/current && "
+        "backout run backout.yaml --change 1 >/dev/null 2>&1"
+    ),
+    claim_newest_run,
+)
+A_FAILED_RUN = steps(
+    run(
+        "sed -e 's|run: \\[./bin/restart, shop\\]|run: [sh, -c, \"exit 1\"]|' "
+        "-e 's/retries: 2/retries: 0/' backout.yaml > failing.yaml && "
+        "ln -sfn v2 releases/current && backout run failing.yaml >/dev/null 2>&1; test $? = 1"
+    ),
+    claim_newest_run,
+)
+NOTIFY_BAD_PLANS = run(
+    """sed 's/events: \\["\\*"\\]/events: [run.exploded]/' backout.yaml > bad.yaml && """
+    "sed 's/      webhook:/      servicenow:/' backout.yaml > itsm.yaml"
+)
+
+
+# --- flags.md: two flags, served over HTTP on a free port shown as 8016 ---------------------
+
+
+def flags_served(session: Session) -> None:
+    folder("flags")(session)
+    quietly(
+        session,
+        "python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > flags.token && "
+        "backout --actor deploy-bot flags set new-checkout --off >/dev/null && "
+        "backout --actor deploy-bot flags set new-checkout --on >/dev/null && "
+        "backout --actor deploy-bot flags set new-checkout --on --percentage 25 >/dev/null && "
+        "backout --actor deploy-bot flags set dark-mode --off >/dev/null",
+    )
+    port = free_port()
+    session.aliases["8016"] = str(port)
+    background(
+        f"flags serve --port {port} --token-file flags.token",
+        log_says("flags", "serving flags"),
+        "flags",
+    )(session)
+
+
+def plugin(doc: str, module: str, group: str) -> Setup:
+    """``pip install .`` of the doc's plugin, done by hand: the module the doc shows and a
+    ``.dist-info`` with its entry point, in a folder put on PYTHONPATH."""
+
+    def setup(session: Session) -> None:
+        target = session.root / "plugins"
+        target.mkdir(exist_ok=True)
+        source = doc_block(doc, "python", f"# {module}.py")
+        (target / f"{module}.py").write_text(source, encoding="utf-8")
+        name = module.replace("_", "-")
+        toml = doc_block(doc, "toml", "# pyproject.toml", f'name = "{name}"')
+        entry = toml.split(f'[project.entry-points."{group}"]\n', 1)[1].strip()
+        info = target / f"{module}-0.1.0.dist-info"
+        info.mkdir(exist_ok=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+        value = entry.replace('"', "")  # TOML's `name = "module:attr"`, as pip writes it
+        (info / "entry_points.txt").write_text(f"[{group}]\n{value}\n")
+        paths = [str(target), *filter(None, session.env.get("PYTHONPATH", "").split(os.pathsep))]
+        session.env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+    return setup
+
+
 SETUPS: dict[str, Setup] = {
-    "readme-top": lambda s: (folder("top")(s), shop(s)),  # type: ignore[func-returns-value]
+    "readme-top": steps(folder("top"), shop),
     "tutorial": folder("tutorial"),
     "fresh": folder("fresh"),
     "shop": shop,
     "shop-v2-deployed": snapshot_then_deploy_v2,
     "examples": examples,
     "backout-now": backout_now,
+    "empty-postgres-database": empty_postgres_database,
+    "ops-crashed": OPS_CRASHED,
+    "ops-marked-done": OPS_MARKED_DONE,
+    "ops-busy": OPS_BUSY,
+    "ops-hung-executor": OPS_HUNG,
+    "ledger-stuck": LEDGER_STUCK,
+    "config-file": config_file,
+    "readme-plan": readme_plan,
+    "drill-service": drill_service,
+    "write-file-plugin": plugin("docs/actions.md", "backout_write_file", "backout.actions"),
+    "detect-within-20s": run("sed -i 's/detect_within: 30s /detect_within: 20s /' backout.yaml"),
+    "fail-times-plugin": plugin("docs/rehearsals.md", "backout_fail_times", "backout.faults"),
+    "flags-served": flags_served,
+    "flags-cli": steps(folder("flags-cli"), env(BACKOUT_ACTOR="alice")),
+    "notify-shop": notify_shop,
+    "receiver-down": receiver_down,
+    "receiver-up": receiver_up,
+    "notify-bad-plans": NOTIFY_BAD_PLANS,
+    "report-of-a-change": REPORT_OF_A_CHANGE,
+    "a-failed-run": A_FAILED_RUN,
+    "readme-backed-out": README_BACKED_OUT,
+    "edit-a-journal-row": EDIT_A_JOURNAL_ROW,
+    "change-fresh": CHANGE_FRESH,
+    "change-approved": CHANGE_APPROVED,
+    "plan-edited": PLAN_EDITED,
+    "audited-change": AUDITED_CHANGE,
+    "more-audit": MORE_AUDIT,
+    "ops-stopped": terminate("drain"),
 }

@@ -61,11 +61,30 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d{4}-\d{2}-\d{2}\b"), "<DATE>"),
     (re.compile(r"\b(\w+_s)=\d+(?:\.\d+)?"), r"\1=<N>"),
     (re.compile(r"\b\d+\.\d+(?:ms|s)\b"), "<DURATION>"),
+    (re.compile(r"\b\d+\.\d+ s\b"), "<DURATION>"),  # a trigger's "above 0.5 for 2.1 s"
+    (re.compile(r"\(\d+ samples?\)"), "(<N> samples)"),  # readings in a time window
+    (re.compile(r"\(\d+ of \d+\)"), "(<N> of <N>)"),  # requests in a time window
+    (
+        re.compile(r"(?:\b\d+(?:\.\d+)?(?:ms|[smhd])|<DURATION>) (old|ago|after the incident)\b"),
+        r"<AGE> \1",
+    ),
+    # tries of a receiver that is down: as many as the retry delays (with jitter) allow
+    (re.compile(r"\battempts[ =]\d+(?=,? +(?:error=)?ConnectError)"), "attempts <N>"),
+    (re.compile(r"^( +)\d+(  <TIMESTAMP>  .*outbox\.delivered .*attempts=)\d+"), r"\1<N>\2<N>"),
     (re.compile(r"\bowner=[^,\s]+"), "owner=<OWNER>"),
+    (re.compile(r"\bowner [\w.-]+:\d+:[0-9a-f]+"), "owner <OWNER>"),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<UUID>"),
+    # the why is there only when an attempt ended before the command's last wait did
+    (re.compile(r"(notification\(s\) not delivered yet) \(.*?\);"), r"\1;"),
     (re.compile(r"\b(pid|start)('?: |=)\d+"), r"\1\2<N>"),
+    (re.compile(r"\(pid \d+ on [\w.-]+\)"), "(pid <N> on <HOST>)"),  # an executor
     (re.compile(r"\b(host'?: '|host=)[^',\s]+"), r"\1<HOST>"),
     (re.compile(r"\b(plan_version\W{1,4})[0-9a-f]{16}\b"), r"\1<VERSION>"),
+    (re.compile(r"\b[0-9a-f]{64}\b"), "<SHA256>"),
+    (re.compile(r"\b[0-9a-f]{16}\b"), "<VERSION>"),  # a plan version: a setup's port is in it
+    (re.compile(r'("(?:\w+_)?at": ?)\d+(?:\.\d+)?'), r"\1<EPOCH>"),
+    (re.compile(r'^(etag: |If-None-Match: )"[^"]*"', re.IGNORECASE), r'\1"<ETAG>"'),
+    (re.compile(r"\b[0-9a-f]{4,16}…"), "<HASH>…"),
     (re.compile(r"/tmp/[^\s/'\",):]+"), "/tmp/<TMP>"),
 ]
 
@@ -214,6 +233,9 @@ class IdMap:
     """The document's run ids and the real ones, paired in order of first appearance."""
 
     doc_to_real: dict[str, str] = field(default_factory=dict)
+    # runs a setup made that the doc names before any output shows them (``backout
+    # resume ID`` as a block's first command): the next unknown id a command names
+    unclaimed: list[str] = field(default_factory=list)
 
     def pair(self, expected: str, actual: str) -> None:
         want = [i for i in dict.fromkeys(RUN_ID.findall(expected)) if i not in self.doc_to_real]
@@ -230,6 +252,8 @@ class IdMap:
 
         def real(match: re.Match[str]) -> str:
             token = match.group(0)
+            if RUN_ID.fullmatch(token) and token not in self.doc_to_real and self.unclaimed:
+                self.doc_to_real[token] = self.unclaimed.pop(0)
             for doc_id, real_id in self.doc_to_real.items():
                 if doc_id.startswith(token):
                     return real_id[: len(token)]
@@ -255,6 +279,11 @@ class Session:
     cwd: Path = field(init=False)
     ids: IdMap = field(default_factory=IdMap)
     timeout: float = 180.0
+    # what a setup left running (a background executor, a receiver): undone at the end
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+    # the doc's text for what differs here (a fixed port the doc shows, and the free one a
+    # setup took): put in the commands, taken out of their output
+    aliases: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cwd = self.root
@@ -306,6 +335,8 @@ class Session:
                 shell.stdin.write(f"cd {shlex.quote(str(self.cwd))}\n".encode())
                 for command, expected in block.commands():
                     line = self.ids.command(command)
+                    for doc_text, real_text in self.aliases.items():
+                        line = line.replace(doc_text, real_text)
                     shell.stdin.write(
                         f"{{ {line}\n}} </dev/null\n__st=$?; printf '\\n{MARK}{MARK}\\n'"
                         f"; ( exit $__st )\n".encode()
@@ -369,6 +400,8 @@ def compare(block: Block, session: Session, outputs: list[str]) -> Outcome:
     for line in actual_raw:
         for path in real_paths:
             line = line.replace(path, doc_tmp)
+        for doc_text, real_text in session.aliases.items():
+            line = line.replace(real_text, doc_text)
         actual_doc.append(session.ids.to_doc(line))
     want = normalise(expected_lines, block.line + 1)
     got = normalise(actual_doc, 1)
