@@ -30,15 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-PG_ADMIN = os.environ.get("BACKOUT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from pgdb import throwaway_database
+
 BACKOUT = [sys.executable, "-m", "backout"]
 TOKEN = "bench-alert-latency-token-7d3e"
 PLAN = """\
@@ -185,20 +182,6 @@ def measure(urls: list[str], runs: int, srcs: list[str | None]) -> list[list[flo
         return found
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"bench_alert_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -235,7 +218,10 @@ def main() -> None:
             urls = [f"sqlite:///{tmp}/backout-{i}.db" for i in range(stores)]
             compare("SQLite", urls, args.runs, args.baseline)
     if args.store in ("postgres", "both"):
-        with postgres_database() as first, postgres_database() as second:
+        with (
+            throwaway_database("bench_alerts") as first,
+            throwaway_database("bench_alerts") as second,
+        ):
             compare("PostgreSQL", [first, second][:stores], args.runs, args.baseline)
 
 

@@ -26,10 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
+
+from pgdb import throwaway_database
 
 TRUE = shutil.which("true") or "/bin/true"  # the program: sh's builtin would start nothing
 DB = "BACKOUT_DATABASE_URL"
@@ -70,7 +70,7 @@ def store_envs(stack: ExitStack, postgres: bool, compare: str | None) -> Stores:
         extra = {"PYTHONPATH": source} if source else {}
         stores.append((f"SQLite{tag}", {**os.environ, **extra, DB: sqlite_url()}))
         if postgres:
-            url = stack.enter_context(pg_database())
+            url = stack.enter_context(throwaway_database("backout_bench", PG_ADMIN))
             stores.append((f"PostgreSQL{tag}", {**os.environ, **extra, DB: url}))
     return stores
 
@@ -82,24 +82,6 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr.decode()}")
     return took
-
-
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for the bench, dropped afterwards: its URL."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"backout_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def sqlite_url() -> str:

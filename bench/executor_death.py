@@ -33,19 +33,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
+from pgdb import throwaway_database
 
 STEPS = 5
 NOT_IDEMPOTENT = {2, 4}
 WORK_S = 1.5  # how long each step works while holding its lock
-PG_ADMIN = os.environ.get("BACKOUT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKOUT = [sys.executable, "-m", "backout"]
 
 STEP = (
@@ -177,20 +173,6 @@ def tally(rounds: int, one: Callable[[int], tuple[Path, int]]) -> Tally:
     return result
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"bench_death_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="kills per step per side")
@@ -198,7 +180,7 @@ def main() -> None:
     sqlite_dir = Path(tempfile.mkdtemp(prefix="bench-death-db-"))
     sqlite_url = f"sqlite:///{sqlite_dir}/b.db"
     sides = {"backout, SQLite": tally(rounds, lambda s: backout_round(sqlite_url, s))}
-    with postgres_database() as url:
+    with throwaway_database("bench_death") as url:
         sides["backout, PostgreSQL"] = tally(rounds, lambda s: backout_round(url, s))
     sides["re-run shell script"] = tally(rounds, script_round)
     shutil.rmtree(sqlite_dir, ignore_errors=True)

@@ -31,15 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-PG_ADMIN = os.environ.get("BACKOUT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from pgdb import throwaway_database
+
 BACKOUT = [sys.executable, "-m", "backout"]
 OTHER_HOST = "backout-bench-elsewhere"
 WATCHED = """\
@@ -177,20 +175,6 @@ def measure(url: str, rounds: int, case: Callable[[str, Path, int], float]) -> l
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"bench_takeover_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 def report(name: str, seconds: list[float]) -> None:
     print(
         f"{name:<28} n={len(seconds):<3} median {statistics.median(seconds):5.2f} s   "
@@ -227,7 +211,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-takeover-db-") as tmp:
             run_store("SQLite", f"sqlite:///{tmp}/backout.db", args.rounds, other_host)
     if args.store in ("postgres", "both"):
-        with postgres_database() as url:
+        with throwaway_database("bench_takeover") as url:
             run_store("PostgreSQL", url, args.rounds, other_host)
 
 
