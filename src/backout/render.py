@@ -56,8 +56,15 @@ def _plain(data: Any) -> Any:
 
 
 def print_json(console: Console, data: Any) -> None:
-    """Print a result as JSON: typed results through their ``to_json``."""
-    console.print_json(json.dumps(_plain(data), default=str))
+    """Print a result as JSON: typed results through their ``to_json``. Highlighted on a
+    terminal; written straight through otherwise (the same text: highlighting a fleet's
+    megabytes for a pipe would take minutes)."""
+    if console.is_terminal:
+        console.print_json(json.dumps(_plain(data), default=str))
+        return
+    text = json.dumps(_plain(data), default=str, indent=2, ensure_ascii=False)
+    console.file.write(text + "\n")
+    console.file.flush()
 
 
 def print_issues(console: Console, issues: list[Issue]) -> None:

@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from backout import commands
-from backout.cli.base import caller_of, env_option, finish, json_option, live_progress, out
+from backout.cli.base import (
+    caller_of,
+    env_option,
+    err,
+    exit_with,
+    finish,
+    json_option,
+    live_progress,
+    out,
+    stopped_line,
+)
 from backout.errors import UsageError
 from backout.kernel.durations import parse_duration
-from backout.render import print_json
+from backout.render import print_json, styled
 from backout.triggers.listener import ListenAddress, listen_address
+
+if TYPE_CHECKING:
+    from backout.commands.fleet import FleetReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LISTEN_OPTIONS = (
@@ -101,7 +118,7 @@ def deploy(
 
 
 @click.command()
-@click.argument("plan", type=click.Path(dir_okay=False))
+@click.argument("plans", nargs=-1, required=True, type=click.Path(), metavar="PLAN...")
 @click.option(
     "--for",
     "seconds",
@@ -112,30 +129,92 @@ def deploy(
 )
 @change_option
 @listen_options
+@click.option(
+    "--metrics",
+    "metrics_address",
+    metavar="HOST:PORT",
+    help="With several plans: serve the watch's own metrics (evaluation lag per "
+    "deployment) at http://HOST:PORT/metrics while it runs.",
+)
 @env_option
 @json_option
 @click.pass_context
 def watch(
     ctx: click.Context,
-    plan: str,
+    plans: tuple[str, ...],
     seconds: float,
     change_id: int | None,
     listen: str | None,
     listen_token_file: str | None,
     listen_user: str | None,
+    metrics_address: str | None,
     environment: str | None,
     as_json: bool,
 ) -> None:
-    """Watch a deployed release; back out if a trigger fires.
+    """Watch deployed releases; back out any whose trigger fires.
 
-    Exit 0 healthy for the whole time, 4 backed out (and verified), 1 failed.
+    One plan, or several (files, or folders of *.yaml plans) watched by this one process,
+    each in a run of its own.
+
+    Exit 0 healthy for the whole time, 4 backed out (and verified), 1 failed; with several
+    plans, the worst of them.
     """
-    listen = _listen(listen, listen_token_file, listen_user)
-    with live_progress(ctx, enabled=not as_json) as progress:
-        report = commands.watch(
-            caller_of(ctx), plan, seconds, progress, change_id, listen, environment
+    if len(plans) == 1 and not Path(plans[0]).is_dir():
+        if metrics_address is not None:
+            raise UsageError(
+                "--metrics applies when watching several plans",
+                hint="drop --metrics, or name several plans or a folder",
+            )
+        address = _listen(listen, listen_token_file, listen_user)
+        with live_progress(ctx, enabled=not as_json) as progress:
+            report = commands.watch(
+                caller_of(ctx), plans[0], seconds, progress, change_id, address, environment
+            )
+        finish(report, as_json)
+    if listen is not None:
+        raise UsageError(
+            "--listen takes one plan: its webhook queues alerts for that plan's service",
+            hint="give each watched service its own `backout watch PLAN --listen`, or send "
+            "alerts with `backout trigger SERVICE`",
         )
-    finish(report, as_json)
+    from backout.commands import fleet
+
+    serve = fleet.metrics_server(metrics_address) if metrics_address else None
+    say = (lambda _line: None) if as_json else _say
+    with live_progress(ctx, enabled=False):  # a graceful stop, and notifications sent
+        result = fleet.watch_many(
+            caller_of(ctx), list(plans), seconds, say, change_id, environment, serve
+        )
+    if as_json:
+        print_json(out, result.to_json())
+    else:
+        print_fleet(out, result)
+    if result.stopped is not None:
+        err.print(escape(stopped_line(result.stopped)), soft_wrap=True)
+    exit_with(result.exit_code)
+
+
+def print_fleet(console: Console, report: FleetReport) -> None:
+    """A row per watched deployment, then the evaluation lag over them all."""
+    table = Table(title=f"{len(report.outcomes)} deployments watched", title_justify="left")
+    for column in ("service", "run", "outcome", "message"):
+        table.add_column(column, overflow="fold")
+    for outcome in report.outcomes:
+        run = outcome.report
+        if run is None:
+            shown = "stopped" if outcome.stopped else "failed"
+            row = (outcome.service, outcome.run_id or "-", styled(shown), escape(outcome.error))
+            table.add_row(*row)
+            continue
+        shown = run.result or run.status
+        message = outcome.error or run.message
+        table.add_row(outcome.service, run.run_id, styled(shown), escape(message))
+    console.print(table)
+    console.print(f"evaluation lag: {report.lag.text()}", soft_wrap=True)
+
+
+def _say(line: str) -> None:
+    out.print(f"{time.strftime('%H:%M:%S')} {escape(line)}", soft_wrap=True)
 
 
 @click.command(name="trigger")

@@ -127,7 +127,7 @@ def refuse_release_users(loaded: LoadedPlan) -> None:
         raise PlanError(release_users)
 
 
-def _refuse_lint_errors(loaded: LoadedPlan, strict: bool) -> None:
+def refuse_lint_errors(loaded: LoadedPlan, strict: bool) -> None:
     errors = [i for i in lint(loaded) if i.severity == "error" or strict]
     if errors:
         raise PlanError(errors)
@@ -143,7 +143,7 @@ def start_run(
     listen: str | None = None,
 ) -> RunReport:
     loaded = with_notify_defaults(loaded, caller.notify)
-    _refuse_lint_errors(loaded, strict)
+    refuse_lint_errors(loaded, strict)
     store = caller.store
     service = loaded.plan.service_key(extra.get("environment"))
     # bind the webhook port first: a busy port must not leave a run behind
@@ -164,7 +164,7 @@ def start_run(
             heartbeat=caller.heartbeat,
         )
         report = run_report(row, execute(execution))
-    return _handed_off(caller, row, report, observer)
+    return handed_off(caller, row, report, observer)
 
 
 def resume(
@@ -199,10 +199,10 @@ def resume(
             heartbeat=caller.heartbeat,
         )
     )
-    return _handed_off(caller, row, run_report(row, final), observer)
+    return handed_off(caller, row, run_report(row, final), observer)
 
 
-def _handed_off(
+def handed_off(
     caller: Caller, row: RunRow, report: RunReport, observer: Observer | None
 ) -> RunReport:
     """A failed backout hands over to disaster recovery (plan ``disaster_recovery:``)."""

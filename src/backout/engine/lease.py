@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from typing import ClassVar
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -92,7 +93,11 @@ def _run_is_active(session: Session, run_id: str) -> bool:
 class Heartbeat:
     """Renews the lease every ``every`` seconds (at most a third of ``ttl``) until stopped;
     records if the lease was lost. Renewal checks the fencing token too: a lease taken over
-    and claimed back by nobody in particular is never renewed by its old owner."""
+    and claimed back by nobody in particular is never renewed by its old owner.
+
+    The heartbeats of one process (per store, interval and lease time) share one thread that
+    renews them all in one transaction: a process watching a thousand deployments writes
+    once a second, not a thousand times."""
 
     def __init__(
         self, store: Store, fence: leases.Fence, ttl: float, every: float = DEFAULT_HEARTBEAT
@@ -100,24 +105,67 @@ class Heartbeat:
         self.store, self.fence, self.ttl = store, fence, ttl
         self.every = min(every, ttl / 3)
         self.lost = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="backout-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        _Beater.join(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        _Beater.leave(self)
         # Releasing is best effort: if the store is unreachable now, the lease simply expires.
         with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
             leases.release(session, self.fence.service, self.fence.owner)
 
+
+class _Beater:
+    """One thread renewing the leases of every :class:`Heartbeat` that shares its store,
+    interval and lease time; it ends when the last one leaves."""
+
+    _lock = threading.Lock()
+    _running: ClassVar[dict[tuple[int, float, float], _Beater]] = {}
+
+    def __init__(self, key: tuple[int, float, float], store: Store, every: float, ttl: float):
+        self.key, self.store, self.every, self.ttl = key, store, every, ttl
+        self.members: set[Heartbeat] = set()
+        self.thread = threading.Thread(target=self._loop, name="backout-heartbeat", daemon=True)
+
+    @classmethod
+    def join(cls, heartbeat: Heartbeat) -> None:
+        key = (id(heartbeat.store), heartbeat.every, heartbeat.ttl)
+        with cls._lock:
+            beater = cls._running.get(key)
+            if beater is None:
+                beater = cls._running[key] = _Beater(
+                    key, heartbeat.store, heartbeat.every, heartbeat.ttl
+                )
+                beater.thread.start()
+            beater.members.add(heartbeat)
+
+    @classmethod
+    def leave(cls, heartbeat: Heartbeat) -> None:
+        with cls._lock:
+            beater = cls._running.get((id(heartbeat.store), heartbeat.every, heartbeat.ttl))
+            if beater is not None:
+                beater.members.discard(heartbeat)
+                if not beater.members:  # the thread sees it is no longer running and ends
+                    del cls._running[beater.key]
+
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            # A missed beat is tried again next time; expiry is the backstop.
-            with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
-                if not leases.renew(session, self.fence, time.time(), self.ttl):
-                    self.lost.set()
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                if self._running.get(self.key) is not self:
                     return
+                members = [m for m in self.members if not m.lost.is_set()]
+            self._beat(members)
+
+    def _beat(self, members: list[Heartbeat]) -> None:
+        if not members:
+            return
+        # A missed beat is tried again next time; expiry is the backstop.
+        with contextlib.suppress(StoreError, SQLAlchemyError), self.store.session() as session:
+            lost = leases.renew_many(session, [m.fence for m in members], time.time(), self.ttl)
+            gone = {(f.service, f.token) for f in lost}
+            for member in members:
+                if (member.fence.service, member.fence.token) in gone:
+                    member.lost.set()

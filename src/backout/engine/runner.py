@@ -4,9 +4,10 @@ journal, keep the lease alive, and drive the run's flow to an end or ``needs_att
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backout.engine import baseline as baseline_mod
 from backout.engine.drill import Drill
@@ -37,6 +38,9 @@ from backout.store.models import RunRow
 from backout.telemetry import SourceContext
 from backout.triggers.watcher import WatchContext, Watcher
 
+if TYPE_CHECKING:
+    from backout.telemetry.hub import TelemetryHub
+
 __all__ = [
     "Decision",
     "Execution",
@@ -61,6 +65,9 @@ class Execution:
     decisions: dict[int, Decision] = field(default_factory=dict)
     observer: Observer | None = None
     heartbeat: float = DEFAULT_HEARTBEAT  # seconds between renewals (at most lease_ttl / 3)
+    # a process watching many deployments: the hub reads the signals of them all
+    hub: TelemetryHub | None = None
+    lag: Callable[[float], object] | None = None  # each reading's evaluation lag (seconds)
 
 
 def plan_of(row: RunRow) -> tuple[Plan, Path]:
@@ -136,13 +143,17 @@ def execute(ex: Execution) -> RunView:
         runner = StepRunner(journal, plan, env, heartbeat, ex.row.id, ex.actor, dict(ex.decisions))
         if mode_of(ex.row) == "rehearsal":
             runner.faults = Injector.of(ex.row.plan_doc.get("faults", []), journal.append)
+        watchers: list[Watcher] = []
         try:
-            _flow(ex, runner, env).run()
+            _flow(ex, runner, env, watchers).run()
         except Stopped as stop:
             _stopped(journal, stop)
             raise
         except StoreError as exc:
             raise _store_lost(exc, ex.row.id) from exc
+        finally:
+            for watcher in watchers:
+                watcher.close()
     return journal.view
 
 
@@ -219,9 +230,7 @@ def _stopped(journal: Journal, stop: Stopped) -> None:
         )
 
 
-def _flow(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Flow:
-    watchers: list[Watcher] = []
-
+def _flow(ex: Execution, runner: StepRunner, env: RunEnvironment, watchers: list[Watcher]) -> Flow:
     def watcher() -> Watcher:
         if not watchers:
             watchers.append(_watcher(ex, runner, env))
@@ -269,6 +278,8 @@ def _watcher(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Watcher:
         runner.journal.append,
         since=ex.row.created_at,
         tamper=runner.faults.reading,
+        hub=ex.hub,
+        lag=ex.lag,
     )
     return Watcher(ex.plan, baseline, ctx)
 

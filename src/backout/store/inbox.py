@@ -76,6 +76,17 @@ def waiting(session: Session, service: str, run_id: str, since: float) -> bool:
     return any(found in (None, run_id) for found in session.scalars(query))
 
 
+def services_waiting(session: Session, since: float) -> set[str]:
+    """The services with unconsumed entries received since ``since``: one look for a
+    process watching many (it rings the doorbells of those it watches)."""
+    query = (
+        select(InboxRow.service)
+        .where(InboxRow.consumed_at.is_(None), InboxRow.received_at >= since)
+        .distinct()
+    )
+    return set(session.scalars(query))
+
+
 def take(session: Session, service: str, run_id: str, since: float) -> list[InboxRow]:
     """Unconsumed entries for this run (or for its service), oldest first; marks them taken."""
     query = _unconsumed(service, since).order_by(InboxRow.id)

@@ -47,6 +47,7 @@ LINGER_S = 5.0  # a connection nobody has listened on for this long is closed
 ROUND_S = 1.0  # how long the listening thread waits for notices between two looks around
 READY_WAIT_S = 5.0  # how long a new doorbell waits for the listening connection
 ANY = ""  # a doorbell key that rings for every key of its channel
+NOTICE = "notice"  # why a doorbell rang: a notice for its channel and key (or a reconnection)
 
 
 class Doorbell:
@@ -56,14 +57,26 @@ class Doorbell:
         self.channel, self.key = channel, key
         self._rung = threading.Event()
         self._listener = listener
+        self._why: set[str] = set()
+        self._why_lock = threading.Lock()
 
     @property
     def pushed(self) -> bool:
         """Notices from other processes arrive (PostgreSQL, connection up); else poll."""
         return self._listener is not None and self._listener.ready.is_set()
 
-    def ring(self) -> None:
+    def ring(self, why: str = NOTICE) -> None:
+        """Wake the waiter; ``why`` says what for (a notice, or a waiter's own reason such as
+        a fresh telemetry reading), read back with :meth:`reasons`."""
+        with self._why_lock:
+            self._why.add(why)
         self._rung.set()
+
+    def reasons(self) -> set[str]:
+        """Why it rang since the last call (and forget it)."""
+        with self._why_lock:
+            why, self._why = self._why, set()
+        return why
 
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a ring; True if it rang (and is re-armed)."""
@@ -117,6 +130,11 @@ def ring(channel: str, key: str) -> None:
         bells = [*_BELLS.get((channel, key), ()), *_BELLS.get((channel, ANY), ())]
     for bell in bells:
         bell.ring()
+
+
+def ring_everyone() -> None:
+    """Ring every doorbell of this process (a stop: every waiter looks up at once)."""
+    _ring_all()
 
 
 def _ring_all() -> None:

@@ -44,3 +44,22 @@ def get(
         return Failure("timeout", f"GET {url}: no answer within {timeout:g}s")
     except httpx.HTTPError as exc:
         return Failure("error", f"GET {url}: {type(exc).__name__}: {exc}")
+
+
+async def aget(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> httpx.Response | Failure:
+    """:func:`get` on an asyncio client (many watches sharing one connection pool)."""
+    import httpx
+
+    try:
+        return await client.get(url, headers=dict(headers or {}), params=params, timeout=timeout)
+    except httpx.TimeoutException:
+        return Failure("timeout", f"GET {url}: no answer within {timeout:g}s")
+    except httpx.HTTPError as exc:
+        return Failure("error", f"GET {url}: {type(exc).__name__}: {exc}")

@@ -41,12 +41,19 @@ class PrometheusOptions(Options):
     headers: dict[str, str] = Field(default_factory=dict)
 
 
-def _endpoint(options: PrometheusOptions) -> str:
+def endpoint(options: PrometheusOptions) -> str:
+    """The API URL the query goes to (instant or range)."""
     path = "query_range" if options.range else "query"
     return f"{options.url.rstrip('/')}/api/v1/{path}"
 
 
-def _params(options: PrometheusOptions, ctx: SourceContext) -> dict[str, str]:
+def where(options: PrometheusOptions) -> str:
+    """How readings name the query: the expression and its server."""
+    return f"{options.query!r} at {options.url}"
+
+
+def params(options: PrometheusOptions, ctx: SourceContext) -> dict[str, str]:
+    """The query's parameters now (a range query ends at this moment)."""
     params = {"query": options.query, "timeout": f"{ctx.timeout:g}s"}
     if options.range:
         end = ctx.clock()
@@ -106,24 +113,23 @@ class PrometheusSource(SignalSource):
     default_interval = DEFAULT_STEP
 
     def read(self, options: PrometheusOptions, ctx: SourceContext) -> Reading:
-        where = f"{options.query!r} at {options.url}"
         response = get(
-            _endpoint(options),
+            endpoint(options),
             timeout=ctx.timeout,
             headers=options.headers,
-            params=_params(options, ctx),
+            params=params(options, ctx),
         )
-        at = ctx.clock()
-        if isinstance(response, Failure):
-            return Reading.missing(at, response.status, response.detail)
-        return _answer(response, at, where)
+        return answer(response, ctx.clock(), where(options))
 
     def describe(self, options: PrometheusOptions) -> str:
         span = f" over the last {format_duration(options.range)}" if options.range else ""
         return f"PromQL {options.query!r}{span} at {options.url}"
 
 
-def _answer(response: httpx.Response, at: float, where: str) -> Reading:
+def answer(response: httpx.Response | Failure, at: float, where: str) -> Reading:
+    """The reading an API answer (or the failure to get one) gives."""
+    if isinstance(response, Failure):
+        return Reading.missing(at, response.status, response.detail)
     try:
         body = response.json()
     except ValueError:

@@ -17,13 +17,16 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from backout.kernel.options import Options
 from backout.telemetry._http import Failure, get
 from backout.telemetry.base import Reading, Sampler, SignalSource, SourceContext
+
+if TYPE_CHECKING:
+    import httpx
 
 SeriesKey = tuple[str, frozenset[tuple[str, str]]]
 AGGREGATES: dict[str, Callable[[list[float]], float]] = {
@@ -156,13 +159,29 @@ def increase(before: dict[SeriesKey, Series], after: dict[SeriesKey, Series]) ->
     return total
 
 
+def scraped(url: str, response: httpx.Response | Failure, at: float) -> Scrape | Failure:
+    """A scrape from a GET's outcome: every series, or why there are none."""
+    if isinstance(response, Failure):
+        return response
+    if response.status_code >= 400:
+        return Failure("error", f"GET {url}: status {response.status_code}")
+    try:
+        series = parse(response.text)
+    except (ValueError, TypeError, IndexError) as exc:
+        return Failure("error", f"GET {url}: not Prometheus text format: {exc}")
+    return Scrape(at, series)
+
+
 class ScrapeSampler:
     """Keeps the previous scrape so counters can become rates and ratios of increases."""
 
-    def __init__(self, options: ScrapeOptions, ctx: SourceContext) -> None:
+    def __init__(
+        self, options: ScrapeOptions, ctx: SourceContext, first: Scrape | Failure | None = None
+    ) -> None:
+        """Scrapes once now, unless given that ``first`` scrape (a shared target's)."""
         self.options = options
         self.ctx = ctx
-        first = self._scrape()
+        first = self._scrape() if first is None else first
         self.previous = first if isinstance(first, Scrape) else None
 
     @property
@@ -175,7 +194,10 @@ class ScrapeSampler:
         return any(entry.counter for entry in chosen)
 
     def read(self) -> Reading:
-        current = self._scrape()
+        return self.reading_from(self._scrape())
+
+    def reading_from(self, current: Scrape | Failure) -> Reading:
+        """The reading a new scrape gives (this sampler's or a shared target's)."""
         if isinstance(current, Failure):
             return Reading.missing(self.ctx.clock(), current.status, current.detail)
         previous, self.previous = self.previous, current
@@ -185,16 +207,7 @@ class ScrapeSampler:
 
     def _scrape(self) -> Scrape | Failure:
         response = get(self.options.url, timeout=self.ctx.timeout, headers=self.options.headers)
-        if isinstance(response, Failure):
-            return response
-        if response.status_code >= 400:
-            return Failure("error", f"GET {self.options.url}: status {response.status_code}")
-        try:
-            series = parse(response.text)
-        except (ValueError, TypeError, IndexError) as exc:
-            detail = f"GET {self.options.url}: not Prometheus text format: {exc}"
-            return Failure("error", detail)
-        return Scrape(self.ctx.clock(), series)
+        return scraped(self.options.url, response, self.ctx.clock())
 
     def _value(self, previous: Scrape | None, current: Scrape) -> Reading:
         selector = self.options.selector

@@ -19,8 +19,8 @@ from backout.telemetry.base import Reading
 if TYPE_CHECKING:
     from backout.telemetry.detectors.base import Detector
 
-# Detectors import scipy (about a second): they load when a trigger is built, so that
-# every other verb starts fast.
+# Detectors load when a trigger is built (the sequential test and the judge import scipy,
+# about a second and tens of MiB: only plans that use them pay for it).
 
 
 @dataclass(frozen=True)

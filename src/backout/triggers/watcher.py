@@ -6,6 +6,12 @@ PostgreSQL's NOTIFY; the watch then reads the inbox without waiting for its next
 Without notices from other processes (SQLite) the inbox is also read every tick
 (``TICK_S``); with them, every ``POLL_PUSHED_S`` as a fallback.
 
+In a process watching many deployments (``backout watch`` with several plans), the signals
+are not read here but subscribed to the process's :class:`~backout.telemetry.hub.TelemetryHub`,
+which hands each reading over and rings the doorbell; the watch then waits for its
+doorbell only (the hub also looks at the inbox for all the watches at once), and measures
+each reading's evaluation lag: from when it was due to when its detectors had it.
+
 Every alert that arrives is journalled, acted on or not. An alert acts at most once per
 service (its fingerprint and startsAt are claimed in the store), and never when it started
 before this run was created: the release being watched cannot have caused it.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate
@@ -33,12 +40,15 @@ if TYPE_CHECKING:  # detectors import scipy: they load only when a trigger is bu
     from sqlalchemy.orm import Session
 
     from backout.telemetry.detectors.base import Decision, Detector
+    from backout.telemetry.hub import Subscription, TelemetryHub
 
 Note = Callable[Concatenate[EventKind, ...], object]  # journal.append(kind, **data)
 Noted = Callable[[], object]  # a note to journal once the inbox is read (its kind named)
 TICK_S = 0.05
 POLL_PUSHED_S = 1.0  # with notices from other processes, the inbox is read this often too
 MAX_PAUSE_S = 300.0  # no data for longer than this during a checkpoint is itself a reason
+HUB_WAIT_S = 5.0  # with a hub, the longest a watch sleeps between two looks at its clock
+READING = "reading"  # why a watch's doorbell rang: the hub handed a reading over
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,11 @@ class _Rule:
 
 @dataclass
 class _Signal:
-    sampler: Sampler
+    sampler: Sampler | None  # None: the hub reads it (subscription)
     interval: float
     due: float = 0.0
     last: Reading | None = None
+    subscription: Subscription | None = None
 
 
 @dataclass(frozen=True)
@@ -83,11 +94,15 @@ class WatchContext:
     since: float  # inbox entries from this time on are for this run (its creation)
     # a rehearsal's faults may replace a reading (a signal with no data, a source erroring)
     tamper: Callable[[str, Reading], Reading] | None = None
+    hub: TelemetryHub | None = None  # a process watching many: the hub reads the signals
+    lag: Callable[[float], object] | None = None  # each reading's evaluation lag (seconds)
 
 
 class Watcher:
     def __init__(self, plan: Plan, baseline: Baseline, ctx: WatchContext) -> None:
         self.plan, self.ctx = plan, ctx
+        self._arrivals: deque[tuple[str, Reading, float]] = deque()
+        self._bell: notices.Doorbell | None = None  # while watching (with a hub)
         self.signals = {name: self._open(name) for name in self._used_signals()}
         self.rules = [_Rule(t, self._build(t, baseline)) for t in plan.triggers]
         self.since = ctx.since
@@ -111,9 +126,31 @@ class Watcher:
         source = SOURCES.get(signal.kind)
         options = source.Options.model_validate(render_value(signal.options, self.ctx.scope))
         interval = signal.interval or source.default_interval
-        sampler = source.open(options, self.ctx.source_ctx(signal.timeout, interval))
+        source_ctx = self.ctx.source_ctx(signal.timeout, interval)
+        if self.ctx.hub is not None:
+            deliver = lambda reading, due: self._arrived(name, reading, due)  # noqa: E731
+            subscription = self.ctx.hub.subscribe(
+                signal.kind, options, source_ctx, interval, deliver
+            )
+            return _Signal(None, interval, subscription=subscription)
+        sampler = source.open(options, source_ctx)
         # the first reading should cover one interval, like every later one
         return _Signal(sampler, interval, due=time.monotonic() + interval)
+
+    def _arrived(self, name: str, reading: Reading, due: float) -> None:
+        """From the hub's thread: keep a reading for the watch (none between watches)."""
+        bell = self._bell
+        if bell is not None:
+            self._arrivals.append((name, reading, due))
+            bell.ring(READING)
+
+    def close(self) -> None:
+        """End the hub's subscriptions (a watch reading its signals itself has none)."""
+        hub = self.ctx.hub
+        for signal in self.signals.values():
+            if hub is not None and signal.subscription is not None:
+                hub.unsubscribe(signal.subscription)
+                signal.subscription = None
 
     def _build(self, trigger: Trigger, baseline: Baseline) -> Detector | None:
         kind = TRIGGERS.get(trigger.kind)
@@ -131,7 +168,12 @@ class Watcher:
         fire ends the watch. Time with no data under ``on_no_data: pause`` does not count."""
         engine = self.ctx.store.engine
         with notices.doorbell(engine, notices.INBOX, self.ctx.service) as bell:
-            return self._watch(hold, approval, approve_within, bell)
+            self._bell = bell
+            try:
+                return self._watch(hold, approval, approve_within, bell)
+            finally:
+                self._bell = None
+                self._arrivals.clear()
 
     def _watch(
         self,
@@ -174,22 +216,44 @@ class Watcher:
                     f"not approved within {approve_within:.0f}s of the checkpoint",
                     {},
                 )
-            self._rung = bell.wait(TICK_S) or self._rung
+            if self.ctx.hub is None:
+                self._rung = bell.wait(TICK_S) or self._rung
+            else:
+                left = (max(MAX_PAUSE_S, hold) - paused) if pausing else hold - counted
+                if counted >= hold:  # waiting for an approval: until it is too late
+                    left = hold + approve_within - (now - started)
+                if bell.wait(min(HUB_WAIT_S, max(left, 0.001))):
+                    self._rung = bool(bell.reasons() - {READING}) or self._rung
             if STOP.requested:  # a stop ends the watch at once: watching changes nothing
                 raise Stopped(STOP.signum)
 
     def _tick(self) -> Fired | None:
+        if self.ctx.hub is not None:
+            return self._arrived_readings()
         now = time.monotonic()
         for name, signal in self.signals.items():
-            if now < signal.due:
+            if now < signal.due or signal.sampler is None:
                 continue
             signal.due = now + signal.interval
-            reading = signal.sampler.read()
-            signal.last = self.ctx.tamper(name, reading) if self.ctx.tamper else reading
-            fired = self._feed(name, signal.last)
+            fired = self._take(name, signal, signal.sampler.read())
             if fired:
                 return fired
         return None
+
+    def _arrived_readings(self) -> Fired | None:
+        """Feed what the hub handed over, in order; the first to fire ends the watch."""
+        while self._arrivals:
+            name, reading, due = self._arrivals.popleft()
+            fired = self._take(name, self.signals[name], reading)
+            if self.ctx.lag is not None:
+                self.ctx.lag(time.monotonic() - due)
+            if fired:
+                return fired
+        return None
+
+    def _take(self, name: str, signal: _Signal, reading: Reading) -> Fired | None:
+        signal.last = self.ctx.tamper(name, reading) if self.ctx.tamper else reading
+        return self._feed(name, signal.last)
 
     def _pausing(self) -> bool:
         """A trigger whose latest verdict is no_data under `on_no_data: pause` holds the
@@ -238,6 +302,8 @@ class Watcher:
         """Read the inbox when the doorbell rang, or when the fallback poll is due."""
         now = time.monotonic()
         every = POLL_PUSHED_S if bell.pushed else TICK_S
+        if self.ctx.hub is not None:  # the hub looks at the inbox for every watch at once
+            every = float("inf")
         if not self._rung and now - self._read_at < every:
             return None
         self._rung, self._read_at = False, now
