@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import jsonschema
 
 from backout import commands
+from backout.reports.schemas import output_schema
 from backout.settings import Settings
 from tests.callers import caller
 from tests.e2e import procs
@@ -118,6 +120,8 @@ def test_one_process_watches_several_deployments_and_backs_out_only_the_bad_one(
             procs.kill_group_of(watch.pid)
     assert watch.returncode == 4, err  # at least one backed out, and every backout verified
     report = json.loads(out)
+    schema = jsonschema.Draft202012Validator(output_schema("fleet"))
+    assert not [e.message for e in schema.iter_errors(report)]  # docs/json-output.md's promise
     outcomes = {r["service"]: r for r in report["runs"]}
     assert {s: outcomes[s]["run_id"] for s in services} == runs
     assert outcomes["fleet-0"]["run"]["result"] == "healthy"

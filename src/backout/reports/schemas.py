@@ -3,7 +3,7 @@
 Each schema is generated from the typed result the command prints (a dataclass of this
 package), so a field added to a report is in its schema at once. A command whose output
 is not one report has its shape written here as a ``TypedDict``: ``journal`` (the
-events, as ``backout.render.journal_json`` prints them) and ``explain``.
+events, as ``backout.render.journal_json`` prints them), ``explain`` and ``fleet``.
 
 ``python -m backout.reports.schemas NAME`` prints one (draft 2020-12); without a name,
 the names. The promise: within a minor version a field is never removed, renamed or
@@ -59,6 +59,36 @@ class RehearseOutput(TypedDict):
     percentiles: dict[str, Any]
 
 
+class FleetLag(TypedDict):
+    """Evaluation lag over every reading of a fleet's watch (seconds; null without any)."""
+
+    readings: int
+    p50_s: float | None
+    p99_s: float | None
+    max_s: float | None
+
+
+class FleetDeployment(TypedDict):
+    """One watched deployment: its run's report, or why it has none (not started, stopped)."""
+
+    plan: str  # the plan file
+    service: str
+    run_id: str | None  # null when its run could not be made
+    exit_code: int  # what `backout watch PLAN` alone would have exited with
+    error: str | None  # why it did not end with a report (a stop, a refusal), or null
+    run: RunReport | None
+
+
+class FleetOutput(TypedDict):
+    """``backout watch --json`` over several plans: a report per deployment."""
+
+    deployments: int
+    exit_code: int  # the worst of the deployments' (1, then 2, 3, 4), or a stop's
+    lag: FleetLag
+    telemetry_requests: int  # HTTP requests the shared telemetry sent
+    runs: list[FleetDeployment]
+
+
 # name -> (the type printed, the commands that print it)
 OUTPUTS: dict[str, tuple[Any, str]] = {
     "run": (
@@ -76,6 +106,7 @@ OUTPUTS: dict[str, tuple[Any, str]] = {
     "audit-checkpoint": (Checkpoint, "audit checkpoint"),
     "change": (ChangeReport, "change show, change create, change approve, …"),
     "gate": (GateReport, "gate"),
+    "fleet": (FleetOutput, "watch with several plans or a folder"),
 }
 
 
