@@ -93,3 +93,30 @@ def test_notify_defaults_are_validated_like_a_plan_section() -> None:
     assert str(caught.value.issues[0]).startswith("backout.toml: notify.channels.ops.slak: ")
     with pytest.raises(PlanError, match="no channel named 'nope'"):
         notify_defaults({"routes": [{"events": ["*"], "to": ["nope"]}]}, "backout.toml")
+
+
+def test_backout_config_hides_the_store_password_and_shows_the_heartbeat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from backout.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BACKOUT_CONFIG", raising=False)
+    monkeypatch.setenv(
+        "BACKOUT_DATABASE_URL", "postgresql://deployer:s3cr3t-pw@db.internal/backout"
+    )
+    monkeypatch.setenv("BACKOUT_HEARTBEAT", "2")
+    text = CliRunner().invoke(cli, ["config"])
+    shown = CliRunner().invoke(cli, ["config", "--json"])
+    assert text.exit_code == 0, text.output
+    assert shown.exit_code == 0, shown.output
+    assert "s3cr3t-pw" not in text.output + shown.output
+    assert "postgresql://deployer:***@db.internal/backout" in text.output
+    data = json.loads(shown.output)
+    assert data["database_url"] == "postgresql://deployer:***@db.internal/backout"
+    assert data["heartbeat"] == 2.0
+    assert "heartbeat     2.0  (env BACKOUT_HEARTBEAT)" in text.output

@@ -138,6 +138,10 @@ CATALOG: Mapping[str, Entry] = MappingProxyType(
             "backout.cli.incidents",
             "The public status page: a static page, status.json and an Atom feed.",
         ),
+        "token": Entry(
+            "backout.cli.tokens",
+            "API tokens: each acts as one actor with one role (viewer, operator, approver, admin).",
+        ),
         "trigger": Entry(
             "backout.cli.deploy", "Make the running deploy or watch of SERVICE back out now."
         ),
@@ -146,7 +150,7 @@ CATALOG: Mapping[str, Entry] = MappingProxyType(
             "Check plan files; exit 2 on any error (FILE:LINE:COL: field: message (hint)).",
         ),
         "watch": Entry(
-            "backout.cli.deploy", "Watch a deployed release; back out if a trigger fires."
+            "backout.cli.deploy", "Watch deployed releases; back out any whose trigger fires."
         ),
         "worker": Entry(
             "backout.cli.runs", "Resume runs whose executor died, once their lease has expired."

@@ -13,17 +13,21 @@ from backout.render import print_json
 @json_option
 @click.pass_context
 def config(ctx: click.Context, as_json: bool) -> None:
-    """Show the effective settings (store, actor, lease ttl, notify defaults) and where each
-    came from: an option, an environment variable, the configuration file, or the default.
-    The configuration file's [notify] defaults are validated here as a plan's are."""
+    """Show the effective settings (store, actor, lease ttl, heartbeat, notify defaults) and
+    where each came from: an option, an environment variable, the configuration file, or the
+    default. A store URL's password is shown as ***. The configuration file's [notify]
+    defaults are validated here as a plan's are."""
+    from backout.store.dialect import hide_password
+
     settings = settings_of(ctx)
     defaults = caller_of(ctx, create=False).notify  # validates [notify]; opens no store
     channels = sorted(defaults.channels) if defaults else []
     shown = {
         "config_file": settings.config_file,
-        "database_url": settings.database_url,
+        "database_url": hide_password(settings.database_url),
         "actor": settings.actor,
         "lease_ttl": settings.lease_ttl,
+        "heartbeat": settings.heartbeat,
         "notify_channels": channels,
         "notify_routes": len(defaults.routes) if defaults else 0,
         "sources": settings.sources,
@@ -32,7 +36,7 @@ def config(ctx: click.Context, as_json: bool) -> None:
         print_json(out, shown)
         return
     out.print(f"config file   {escape(settings.config_file or '(none found)')}")
-    for name in ("database_url", "actor", "lease_ttl"):
+    for name in ("database_url", "actor", "lease_ttl", "heartbeat"):
         value = shown[name]
         out.print(f"{name:<13} {escape(str(value))}  [dim]({settings.sources.get(name)})[/]")
     if defaults:
