@@ -15,6 +15,7 @@ code the CLI exits with and the HTTP status an API answers with, so no caller de
     │   │   └── ChangeTransitionError             a change's lifecycle forbids the move
     │   │                                             (also a TransitionError)
     │   └── Forbidden               exit 2  HTTP 403  this actor may not do this
+    ├── Unauthenticated             exit 2  HTTP 401  no valid token: unknown, revoked or expired
     ├── StoreError                  exit 1  HTTP 503  the store could not be reached or used
     ├── TransitionError             exit 1  HTTP 409  a forbidden run/step state transition
     ├── ActionError                 exit 1  HTTP 502  an action could not be carried out
@@ -105,6 +106,19 @@ class Forbidden(UsageError):
     """This actor may not do this (a self-approval, an approver not in the plan's roles)."""
 
     http_status = 403
+
+
+class Unauthenticated(BackoutError):
+    """A request did not prove who it is: no token, or one that is unknown, revoked or
+    expired. The message is the same for each, so it tells a guesser nothing; ``reason``
+    (``missing``, ``malformed``, ``unknown``, ``revoked``, ``expired``) is for the log."""
+
+    exit_code = 2
+    http_status = 401
+
+    def __init__(self, message: str, *, reason: str = "", hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
 
 
 class PlanError(UsageError):

@@ -36,6 +36,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("gate", "gate --json 1"),
     ("rehearse", "rehearse --json --trigger manual backout.yaml"),
     ("rehearsals", "rehearsals --json"),
+    ("token-created", "token create --json --role operator --actor ci-deploy --expires 30d"),
+    ("tokens", "token list --json"),
+    ("token", "token revoke --json 1 --reason rotated"),
 ]
 
 
@@ -84,6 +87,12 @@ def test_every_json_output_validates_against_its_schema(outputs: dict[str, list[
     assert [e["seq"] for e in journal] == list(range(1, len(journal) + 1))
     assert outputs["explain"][0]["run"]["run_id"] == run["run_id"]
     assert outputs["runs"][0][0]["run_id"] == run["run_id"]
+    created, (listed,) = outputs["token-created"][0], outputs["tokens"][0]
+    assert created["secret"].startswith(created["prefix"])
+    assert len(created["secret"]) == 43  # bo_ and 40 characters
+    assert (listed["id"], listed["status"]) == (created["id"], "active")
+    assert "secret" not in listed
+    assert outputs["token"][0]["status"] == "revoked"
 
 
 def test_a_schema_refuses_a_changed_shape() -> None:

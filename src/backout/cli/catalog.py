@@ -44,9 +44,9 @@ CATALOG: Mapping[str, Entry] = MappingProxyType(
         ),
         "config": Entry(
             "backout.cli.config",
-            "Show the effective settings (store, actor, lease ttl, notify defaults) and where "
-            "each came from: an option, an environment variable, the configuration file, or the "
-            "default.",
+            "Show the effective settings (store, actor, lease ttl, heartbeat, notify defaults) "
+            "and where each came from: an option, an environment variable, the configuration "
+            "file, or the default.",
         ),
         "demo": Entry(
             "backout.cli.runs",

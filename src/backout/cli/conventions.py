@@ -123,6 +123,18 @@ EXIT_CODES: Mapping[str, Codes] = MappingProxyType(
             (130, "stopped by Ctrl-C (in-flight requests finished)"),
             (143, "stopped by SIGTERM (in-flight requests finished)"),
         ),
+        "token create": (
+            (0, "the token was made (and printed, this once)"),
+            (1, "the store could not be reached or written"),
+            (2, "an unknown role, a bad --expires, an empty or multi-line --actor or --name"),
+            *_INTERRUPTED,
+        ),
+        "token revoke": (
+            (0, "the token was revoked: it is refused from now on"),
+            (1, "the store could not be reached or written"),
+            (2, "no reason given, no such token, or it was revoked already"),
+            *_INTERRUPTED,
+        ),
         "abandon": (
             (0, "the run was abandoned: the service is free"),
             (1, "the store could not be reached or written"),

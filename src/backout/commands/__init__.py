@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         work,
     )
     from backout.commands.snapshots import snapshot_services, snapshot_show, snapshots
+    from backout.commands.tokens import authenticate, create_token, list_tokens, revoke_token
 
 # name -> (module, attribute; None: the module itself). Each verb's module loads when the
 # verb is first used, so a command that needs one verb does not import them all.
@@ -55,7 +56,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "audit_checkpoint": ("backout.commands.audit", "audit_checkpoint"),
     "audit_log": ("backout.commands.audit", "audit_log"),
     "audit_verify": ("backout.commands.audit", "audit_verify"),
+    "authenticate": ("backout.commands.tokens", "authenticate"),
     "changes": ("backout.commands.changes", None),
+    "create_token": ("backout.commands.tokens", "create_token"),
     "deploy": ("backout.commands.runs", "deploy"),
     "drill_of": ("backout.commands.rehearsals", "drill_of"),
     "drills_due": ("backout.commands.rehearsals", "drills_due"),
@@ -68,6 +71,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "incidents": ("backout.commands.incidents", "incidents"),
     "init": ("backout.commands.plans", "init"),
     "journal": ("backout.commands.runs", "journal"),
+    "list_tokens": ("backout.commands.tokens", "list_tokens"),
     "looks_like_policy": ("backout.commands.policy", "looks_like_policy"),
     "metrics": ("backout.commands.metrics", "metrics"),
     "notify_send": ("backout.commands.notify", "notify_send"),
@@ -87,6 +91,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "report_draft": ("backout.commands.report", "report_draft"),
     "report_share": ("backout.commands.report", "report_share"),
     "resume": ("backout.commands.runs", "resume"),
+    "revoke_token": ("backout.commands.tokens", "revoke_token"),
     "run": ("backout.commands.runs", "run"),
     "runs": ("backout.commands.runs", "runs"),
     "schema": ("backout.commands.plans", "schema"),
@@ -139,7 +144,9 @@ __all__ = [
     "audit_checkpoint",
     "audit_log",
     "audit_verify",
+    "authenticate",
     "changes",
+    "create_token",
     "deploy",
     "drill_of",
     "drills_due",
@@ -152,6 +159,7 @@ __all__ = [
     "incidents",
     "init",
     "journal",
+    "list_tokens",
     "looks_like_policy",
     "metrics",
     "notify_send",
@@ -171,6 +179,7 @@ __all__ = [
     "report_draft",
     "report_share",
     "resume",
+    "revoke_token",
     "run",
     "runs",
     "schema",

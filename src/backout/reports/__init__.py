@@ -37,6 +37,7 @@ from backout.reports.runs import (
     TriggerReceipt,
     run_report,
 )
+from backout.reports.tokens import CreatedToken, TokenSummary
 
 __all__ = [
     "EXIT_CODES",
@@ -47,6 +48,7 @@ __all__ = [
     "ChannelTest",
     "CheckReport",
     "Checkpoint",
+    "CreatedToken",
     "DrillDue",
     "DryRunReport",
     "DryRunStep",
@@ -66,6 +68,7 @@ __all__ = [
     "StatusPageReport",
     "StatusUpdate",
     "StepReport",
+    "TokenSummary",
     "TriggerReceipt",
     "_Record",
     "run_report",

@@ -29,6 +29,7 @@ from backout.reports.runs import (
     RunSummary,
     SnapshotReport,
 )
+from backout.reports.tokens import CreatedToken, TokenSummary
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -107,6 +108,9 @@ OUTPUTS: dict[str, tuple[Any, str]] = {
     "change": (ChangeReport, "change show, change create, change approve, …"),
     "gate": (GateReport, "gate"),
     "fleet": (FleetOutput, "watch with several plans or a folder"),
+    "token-created": (CreatedToken, "token create"),
+    "tokens": (list[TokenSummary], "token list"),
+    "token": (TokenSummary, "token revoke"),
 }
 
 
