@@ -13,10 +13,14 @@ past window do not change as later events arrive.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from backout.kernel.events import EventKind
@@ -188,26 +192,41 @@ def _finished(value: Any) -> Any:
     return func.max(case((EventRow.kind == EventKind.RUN_FINISHED, value)))
 
 
-def _events(window: Window, where: list[ColumnElement[bool]]) -> Any:
-    """Per run: the journal's timing facts, aggregated in SQL (one row per run)."""
+def _runs_query(window: Window, where: list[ColumnElement[bool]], sqlite: bool) -> Any:
+    """One row per run: its own columns and its journal's timing facts, aggregated in SQL.
+    The journal is joined on the run (its index on ``run_id``), so each run's events are
+    read once, and only those of the runs the filters keep."""
+    # one group a run (its other columns depend on its id), formed in the order runs are
+    # read by their creation time's index: by ``created_at`` and, on SQLite, the row's
+    # rowid (which that index holds; it keeps runs in the order they were written) rather
+    # than the id, whose random order would be a walk all over the table
+    run = literal_column("runs.rowid") if sqlite else RunRow.id
     return (
         select(
-            EventRow.run_id.label("run_id"),
-            _first(EventKind.RUN_STARTED).label("started"),
-            _first(EventKind.TRIGGER_FIRED).label("detected"),
-            func.count(case((EventRow.kind == EventKind.TRIGGER_FIRED, 1))).label("triggers"),
-            _first(EventKind.BACKOUT_STARTED).label("backout"),
-            _finished(EventRow.at).label("finished"),
-            _finished(EventRow.data["outcome"].as_string()).label("status"),
-            _finished(EventRow.data["result"].as_string()).label("result"),
+            RunRow.id,
+            RunRow.plan,
+            RunRow.service,
+            RunRow.created_at,
+            RunRow.mode,
+            _first(EventKind.RUN_STARTED),
+            _first(EventKind.TRIGGER_FIRED),
+            func.count(case((EventRow.kind == EventKind.TRIGGER_FIRED, 1))),
+            _first(EventKind.BACKOUT_STARTED),
+            _finished(EventRow.at),
+            _finished(EventRow.data["outcome"].as_string()),
+            _finished(EventRow.data["result"].as_string()),
         )
-        .where(
-            EventRow.kind.in_([str(kind) for kind in _KINDS]),
-            EventRow.at < window.until,
-            EventRow.run_id.in_(select(RunRow.id).where(*where)),
+        .outerjoin(
+            EventRow,
+            and_(
+                EventRow.run_id == RunRow.id,
+                EventRow.kind.in_([str(kind) for kind in _KINDS]),
+                EventRow.at < window.until,
+            ),
         )
-        .group_by(EventRow.run_id)
-        .subquery()
+        .where(*where)
+        .group_by(RunRow.created_at, run)
+        .order_by(RunRow.created_at, RunRow.id)
     )
 
 
@@ -220,49 +239,78 @@ def load_runs(
 ) -> list[RunFact]:
     """Every run created in the window that matches the filters, oldest first."""
     where = _run_filters(window, service, environment, team)
-    ev = _events(window, where)
-    query = (
-        select(
-            RunRow.id,
-            RunRow.plan,
-            RunRow.service,
-            RunRow.created_at,
-            RunRow.mode,
-            ev.c.started,
-            ev.c.detected,
-            ev.c.triggers,
-            ev.c.backout,
-            ev.c.finished,
-            ev.c.status,
-            ev.c.result,
+    query = _runs_query(window, where, session.get_bind().dialect.name == "sqlite")
+    with _no_collection():
+        # core rows (no ORM loading): a window may hold 100,000 runs
+        return _facts_of(session.connection().execute(query).all())
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """Without the cyclic garbage collector for a while: the rows and facts of a large
+    window are a few hundred thousand new objects and no cycles, and the collector would
+    walk them again and again as they pile up (with it, 100,000 facts take twice as long
+    to build). It runs again afterwards, as it was."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _facts_of(rows: Iterable[Sequence[Any]]) -> list[RunFact]:
+    """The facts of ``(id, plan, service key, created, mode column, started, first trigger,
+    triggers, backout started, finished, status, result)`` rows. A run's mode and outcome
+    depend only on its mode column, its status, its result and whether its backout began,
+    and its service and environment only on its key: each combination is worked out once,
+    not once a run."""
+    kinds: dict[tuple[str | None, str | None, str | None, bool], tuple[str, str]] = {}
+    places: dict[str, tuple[str, str]] = {}
+    facts: list[RunFact] = []
+    append = facts.append
+    for (
+        run_id,
+        plan,
+        key,
+        created,
+        mode_text,
+        started,
+        detected,
+        triggers,
+        backout,
+        finished,
+        status,
+        result,
+    ) in rows:
+        kind = kinds.get((mode_text, status, result, backout is None))
+        if kind is None:
+            mode = mode_of(mode_text)
+            kind = (mode, outcome_of(mode, status, result, backout))
+            kinds[(mode_text, status, result, backout is None)] = kind
+        place = places.get(key)
+        if place is None:
+            service, _, environment = key.partition("@")
+            place = places[key] = (service, environment)
+        append(
+            RunFact(
+                run_id,
+                plan,
+                place[0],
+                place[1],
+                kind[0],
+                kind[1],
+                created,
+                started if started is not None else created,
+                detected,
+                triggers or 0,
+                backout,
+                finished if status is not None else None,
+            )
         )
-        .outerjoin(ev, ev.c.run_id == RunRow.id)
-        .where(*where)
-        .order_by(RunRow.created_at, RunRow.id)
-    )
-    # core rows (no ORM loading): a window may hold 100,000 runs
-    return [_fact(row) for row in session.connection().execute(query).all()]
-
-
-def _fact(row: Any) -> RunFact:
-    run_id, plan, key, created, mode_text, started, detected, triggers = row[:8]
-    backout, finished, status, result = row[8:]
-    mode = mode_of(mode_text)
-    service, _, environment = key.partition("@")
-    return RunFact(
-        run_id=run_id,
-        plan=plan,
-        service=service,
-        environment=environment,
-        mode=mode,
-        outcome=outcome_of(mode, status, result, backout),
-        created_at=created,
-        started_at=started if started is not None else created,
-        detected_at=detected,
-        triggers=int(triggers or 0),
-        backout_at=backout,
-        finished_at=finished if status is not None else None,
-    )
+    return facts
 
 
 def load_rehearsals(
@@ -286,11 +334,12 @@ def load_rehearsals(
         query = query.join(RunRow, RunRow.id == RehearsalRow.run_id).where(
             RunRow.plan_doc[("plan", "owner")].as_string() == team
         )
+    rows = session.connection().execute(query.order_by(RehearsalRow.at)).all()
     return [
         RehearsalFact(
             plan, service_name(key or plan), _environment(key or ""), outcome == "succeeded", at
         )
-        for plan, key, outcome, at in session.execute(query.order_by(RehearsalRow.at))
+        for plan, key, outcome, at in rows
     ]
 
 
@@ -310,22 +359,30 @@ def last_passes(session: Session, plans: list[str], until: float) -> dict[str, f
     return {plan: float(at) for plan, at in session.execute(query)}
 
 
-def first_updates(session: Session, window: Window, run_ids: set[str]) -> dict[str, float]:
-    """Time to first update per run: what ``backout notify update`` recorded with a run's
-    first status update (seconds from the first trigger, or a plain backout's start)."""
-    if not run_ids:
+def first_updates(session: Session, window: Window, runs: Sequence[RunFact]) -> dict[str, float]:
+    """Time to first update per production run (a rehearsal has none): what ``backout
+    notify update`` recorded with a run's first status update (seconds from the first
+    trigger, or a plain backout's start)."""
+    if not runs:
         return {}
     query = select(AuditRow.subject, AuditRow.details["first_update_s"].as_float()).where(
         AuditRow.action == "run.updated", AuditRow.at < window.until
     )
     if window.since is not None:  # an update never comes before its run was created
         query = query.where(AuditRow.at >= window.since)
+    updates = session.execute(query).all()
+    if not updates:  # the runs' ids are gathered only when there are updates to match
+        return {}
+    production = {r.run_id for r in runs if r.mode != "rehearsal"}
     found: dict[str, float] = {}
-    for subject, seconds in session.execute(query):
+    for subject, seconds in updates:
         run_id = subject.removeprefix("run:")
-        if seconds is not None and run_id in run_ids and run_id not in found:
+        if seconds is not None and run_id in production and run_id not in found:
             found[run_id] = float(seconds)
     return found
+
+
+_plan = attrgetter("plan")
 
 
 def load(
@@ -336,19 +393,19 @@ def load(
     team: str | None = None,
 ) -> Dataset:
     """Everything for one window and filter set, read in one transaction."""
-    runs = load_runs(session, window, service, environment, team)
-    rehearsals = load_rehearsals(session, window, service, environment, team)
-    plans = sorted({r.plan for r in runs} | {r.plan for r in rehearsals})
-    production = {r.run_id for r in runs if r.mode != "rehearsal"}
-    return Dataset(
-        window=window,
-        filters={"service": service, "environment": environment, "team": team},
-        runs=runs,
-        rehearsals=rehearsals,
-        first_updates=first_updates(session, window, production),
-        last_pass=last_passes(session, plans, window.until),
-        plans=plans,
-    )
+    with _no_collection():
+        runs = load_runs(session, window, service, environment, team)
+        rehearsals = load_rehearsals(session, window, service, environment, team)
+        plans = sorted(set(map(_plan, runs)).union(map(_plan, rehearsals)))
+        return Dataset(
+            window=window,
+            filters={"service": service, "environment": environment, "team": team},
+            runs=runs,
+            rehearsals=rehearsals,
+            first_updates=first_updates(session, window, runs),
+            last_pass=last_passes(session, plans, window.until),
+            plans=plans,
+        )
 
 
 __all__ = [

@@ -8,6 +8,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from backout.metrics import dora
@@ -156,34 +157,99 @@ class Figures:
         }
 
 
-def _spans(pairs: Iterable[tuple[float | None, float | None]]) -> list[float]:
-    return [end - start for start, end in pairs if start is not None and end is not None]
+@dataclass
+class _Tally:
+    """A scope's deployments and durations, read off its runs in one pass. Scopes add up:
+    every service's tallies together are the whole window's (a distribution depends only
+    on its values, not their order)."""
+
+    deployments: int = 0
+    failed: int = 0
+    unrestored: int = 0
+    in_progress: int = 0  # deployments not finished when the window ends
+    unplanned: int = 0
+    unplanned_restored: int = 0
+    deployed_at: list[float] = field(default_factory=list)
+    recovery_deploy: list[float] = field(default_factory=list)  # deploy -> restored
+    recovery_detection: list[float] = field(default_factory=list)  # detection -> restored
+    time_to_detect: list[float] = field(default_factory=list)  # deploy -> first trigger
+    backout_duration: list[float] = field(default_factory=list)  # backout -> restored
+
+    @classmethod
+    def of(cls, runs: Iterable[RunFact]) -> _Tally:
+        t = cls()
+        deployed_at, backout_duration = t.deployed_at, t.backout_duration
+        recovery_deploy, recovery_detection = t.recovery_deploy, t.recovery_detection
+        time_to_detect = t.time_to_detect
+        for r in runs:
+            restored = r.restored_at
+            if r.unplanned_backout:
+                t.unplanned += 1
+                t.unplanned_restored += restored is not None
+            if restored is not None and r.mode != "rehearsal":
+                backout_duration.append(restored - r.backout_began)
+            if not r.is_deployment:
+                continue
+            deployed_at.append(r.created_at)
+            t.in_progress += r.finished_at is None
+            if not r.failed_deployment:
+                continue
+            t.failed += 1
+            detection = r.detection
+            if detection is not None:
+                time_to_detect.append(detection - r.started_at)
+            if restored is None:
+                t.unrestored += 1
+                continue
+            recovery_deploy.append(restored - r.started_at)
+            if detection is not None:
+                recovery_detection.append(restored - detection)
+        t.deployments = len(deployed_at)
+        return t
+
+    @classmethod
+    def total(cls, tallies: Iterable[_Tally]) -> _Tally:
+        t = cls()
+        for part in tallies:
+            t.failed += part.failed
+            t.unrestored += part.unrestored
+            t.in_progress += part.in_progress
+            t.unplanned += part.unplanned
+            t.unplanned_restored += part.unplanned_restored
+            t.deployed_at += part.deployed_at
+            t.recovery_deploy += part.recovery_deploy
+            t.recovery_detection += part.recovery_detection
+            t.time_to_detect += part.time_to_detect
+            t.backout_duration += part.backout_duration
+        t.deployments = len(t.deployed_at)
+        return t
+
+    def stability(self) -> Stability:
+        deployed, failed = self.deployments, self.failed
+        return Stability(
+            deployments=deployed,
+            failed_deployments=failed,
+            change_failure_rate=round(failed / deployed, 6) if deployed else None,
+            unrestored=self.unrestored,
+            recovery_deploy=Distribution.of(self.recovery_deploy),
+            recovery_detection=Distribution.of(self.recovery_detection),
+            time_to_detect=Distribution.of(self.time_to_detect),
+            backout_duration=Distribution.of(self.backout_duration),
+        )
 
 
-def stability(runs: Sequence[RunFact]) -> Stability:
-    deployed = [r for r in runs if r.is_deployment]
-    failed = [r for r in deployed if r.failed_deployment]
-    backouts = [r for r in runs if r.mode != "rehearsal" and r.restored_at is not None]
-    return Stability(
-        deployments=len(deployed),
-        failed_deployments=len(failed),
-        change_failure_rate=round(len(failed) / len(deployed), 6) if deployed else None,
-        unrestored=sum(1 for r in failed if r.restored_at is None),
-        recovery_deploy=Distribution.of(_spans((r.started_at, r.restored_at) for r in failed)),
-        recovery_detection=Distribution.of(_spans((r.detection, r.restored_at) for r in failed)),
-        time_to_detect=Distribution.of(_spans((r.started_at, r.detection) for r in failed)),
-        backout_duration=Distribution.of(
-            _spans((r.backout_began, r.restored_at) for r in backouts)
-        ),
-    )
+def stability(runs: Iterable[RunFact]) -> Stability:
+    """Deployments, their failures and the durations among ``runs`` (a rehearsal's backout
+    is not counted among the backout durations)."""
+    return _Tally.of(runs).stability()
 
 
-def _frequency(deployed: Sequence[RunFact], window: Window) -> tuple[Frequency, set[int]]:
-    days = dora.deployment_days((r.created_at for r in deployed), window.until)
+def _frequency(deployed_at: Sequence[float], window: Window) -> tuple[Frequency, set[int]]:
+    days = dora.deployment_days(deployed_at, window.until)
     span = window.days
     if not span:
         return Frequency(None, None, len(days)), days
-    per_day = len(deployed) / span
+    per_day = len(deployed_at) / span
     return Frequency(round(per_day, 6), round(per_day * 7, 6), len(days)), days
 
 
@@ -203,35 +269,27 @@ def _rehearsals(data: Dataset) -> Rehearsals:
     return Rehearsals(total, passed, round(passed / total, 6) if total else None, plans)
 
 
-def _services(runs: Sequence[RunFact]) -> list[ServiceFigures]:
-    groups: dict[tuple[str, str], list[RunFact]] = defaultdict(list)
-    for run in runs:
-        if run.mode != "rehearsal":
-            groups[(run.service, run.environment)].append(run)
-    return [
-        ServiceFigures(service, env, stability(group), sum(r.unplanned_backout for r in group))
-        for (service, env), group in sorted(groups.items())
-    ]
-
-
 def summarize(data: Dataset) -> Figures:
     """Every figure for the dataset's window and filters."""
-    production = [r for r in data.runs if r.mode != "rehearsal"]
-    stable = stability(production)
-    deployed = [r for r in production if r.is_deployment]
-    frequency, days = _frequency(deployed, data.window)
-    unplanned = [r for r in production if r.unplanned_backout]
-    outcomes = Counter(r.outcome for r in data.runs)
+    groups: dict[tuple[str, str], list[RunFact]] = defaultdict(list)
+    for run in data.runs:
+        if run.mode != "rehearsal":
+            groups[(run.service, run.environment)].append(run)
+    services = {where: _Tally.of(group) for where, group in sorted(groups.items())}
+    every = _Tally.total(services.values())
+    stable = every.stability()
+    frequency, days = _frequency(every.deployed_at, data.window)
+    outcomes = Counter(map(attrgetter("outcome"), data.runs))
     return Figures(
         window=data.window,
         filters=data.filters,
         runs={o: outcomes[o] for o in OUTCOMES if outcomes[o]},
-        modes=dict(sorted(Counter(r.mode for r in data.runs).items())),
+        modes=dict(sorted(Counter(map(attrgetter("mode"), data.runs)).items())),
         stability=stable,
-        in_progress=sum(1 for r in deployed if r.finished_at is None),
+        in_progress=every.in_progress,
         frequency=frequency,
-        unplanned_backouts=len(unplanned),
-        unplanned_restored=sum(1 for r in unplanned if r.restored_at is not None),
+        unplanned_backouts=every.unplanned,
+        unplanned_restored=every.unplanned_restored,
         time_to_first_update=Distribution.of(list(data.first_updates.values())),
         rehearsals=_rehearsals(data),
         dora={
@@ -241,5 +299,8 @@ def summarize(data: Dataset) -> Figures:
             ),
             "recovery_time": dora.recovery_level(stable.recovery_deploy.median_s),
         },
-        services=_services(production),
+        services=[
+            ServiceFigures(service, environment, tally.stability(), tally.unplanned)
+            for (service, environment), tally in services.items()
+        ],
     )
