@@ -120,6 +120,10 @@ CATALOG: Mapping[str, Entry] = MappingProxyType(
         "schema": Entry(
             "backout.cli.plans", "Print the plan's JSON Schema (for editor completion)."
         ),
+        "server": Entry(
+            "backout.cli.server",
+            "Serve the REST API: runs, journals, trigger and approve over HTTP, with API tokens.",
+        ),
         "show": Entry("backout.cli.plans", "Render the plan as a Markdown runbook."),
         "snapshot": Entry(
             "backout.cli.runs",

@@ -123,6 +123,12 @@ EXIT_CODES: Mapping[str, Codes] = MappingProxyType(
             (130, "stopped by Ctrl-C (in-flight requests finished)"),
             (143, "stopped by SIGTERM (in-flight requests finished)"),
         ),
+        "server": (
+            (1, "the server could not start (e.g. the store could not be reached)"),
+            (2, "a bad --listen, a busy port, or --open on an address that is not loopback"),
+            (130, "stopped by Ctrl-C (in-flight requests finished)"),
+            (143, "stopped by SIGTERM (in-flight requests finished)"),
+        ),
         "token create": (
             (0, "the token was made (and printed, this once)"),
             (1, "the store could not be reached or written"),
@@ -161,6 +167,7 @@ ENVIRONMENT: Mapping[str, str] = MappingProxyType(
         "BACKOUT_OUTBOX_PROJECT": "the Jira project (as --project)",
         "BACKOUT_OUTBOX_TOKEN": "the ITSM tool's API token",
         "BACKOUT_FLAGS_TOKEN": "the bearer token apps must send (as --token-file's content)",
+        "BACKOUT_SERVER_LISTEN": "the address `backout server` serves on (as --listen)",
         "BACKOUT_PAGERDUTY_WEBHOOK_SECRET": "the secret PagerDuty signs its webhooks with",
     }
 )

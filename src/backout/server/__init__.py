@@ -1,0 +1,10 @@
+"""``backout server``: a REST API over the same verbs as the CLI, on the same store.
+
+- :mod:`.app` assembles the FastAPI app (:func:`create_app`);
+- :mod:`.auth` tells who a request is from its bearer token, and refuses (and audits)
+  what its role does not grant;
+- :mod:`.problems` answers every error as RFC 9457 problem+json;
+- :mod:`.pages` lists runs a page at a time (keyset pagination);
+- :mod:`.routes` holds the endpoints: health, runs, actions, metrics;
+- :mod:`.listen` binds the socket and runs uvicorn until SIGTERM or Ctrl-C.
+"""

@@ -1,0 +1,45 @@
+"""The API app: the routes of :mod:`backout.server.routes` behind token auth
+(:mod:`backout.server.auth`), every error as problem+json (:mod:`backout.server.problems`).
+OpenAPI at ``/api/v1/openapi.json``, interactive docs at ``/api/v1/docs``.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from backout import __version__
+from backout.commands.caller import Caller
+from backout.plans import notify_defaults
+from backout.server import problems, routes
+from backout.server.auth import Gate
+from backout.settings import Settings
+from backout.store.db import Store
+
+DESCRIPTION = (
+    "The verbs of the `backout` CLI over HTTP, on the same store. Send an API token as "
+    "`Authorization: Bearer bo_…` (`backout token create --role ROLE --actor NAME`); "
+    "errors are RFC 9457 problem+json."
+)
+
+
+def create_app(store: Store, settings: Settings, *, open_access: bool = False) -> FastAPI:
+    """The app over ``store`` (the caller owns it and disposes of it). ``open_access``: a
+    request without a token reads as ``anonymous`` (viewer); the CLI allows it on loopback
+    addresses only."""
+    defaults = None
+    if settings.notify_defaults is not None:
+        defaults = notify_defaults(settings.notify_defaults, settings.config_file or "")
+    base = Caller(store, settings.actor, settings.lease_ttl, defaults, settings.heartbeat)
+    gate = Gate(base, open_access)
+    app = FastAPI(
+        title="backout",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{routes.API}/openapi.json",
+        docs_url=f"{routes.API}/docs",
+        redoc_url=None,
+    )
+    problems.install(app)
+    for router in (routes.health, routes.runs, routes.actions, routes.metrics):
+        app.include_router(router(gate))
+    return app

@@ -1,0 +1,104 @@
+"""Run the API (``backout server``): parse ``--listen``, bind the socket, run uvicorn.
+
+- ``HOST:PORT`` (``[::1]:8017`` for IPv6; port 0 picks a free one). The socket is bound
+  before uvicorn starts, as ``backout flags serve`` binds its own: a busy port or a foreign
+  address is a one-line usage error (exit 2).
+- ``--open`` (no token needed to read) is refused unless the bound address is loopback:
+  anyone who can reach a public address could otherwise read every run.
+- SIGTERM and SIGINT stop the server gracefully: no new connections, in-flight requests
+  finish, and :func:`serve` returns the signal, for the CLI to exit 128 + its number.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from backout.errors import UsageError
+from backout.flags import listen as flag_listen
+from backout.flags.guard import Limits
+from backout.server.app import create_app
+from backout.settings import Settings
+from backout.store.db import open_store
+
+LISTEN_ENV = "BACKOUT_SERVER_LISTEN"
+DEFAULT_LISTEN = "127.0.0.1:8017"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_ADDRESS = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
+_FORMS = "HOST:PORT, e.g. 127.0.0.1:8017, 0.0.0.0:8017 or [::1]:8017"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` as (host, port); an empty host is 127.0.0.1."""
+    found = _ADDRESS.match(text.strip())
+    port = int(found.group("port")) if found else -1
+    if found is None or port > 65535:
+        raise UsageError(f"--listen {text!r} is not an address to listen on", hint=f"give {_FORMS}")
+    return found.group("v6") or found.group("host") or "127.0.0.1", port
+
+
+def listen(address: str, *, open_access: bool) -> flag_listen.FlagListener:
+    """The bound, listening socket; ``--open`` on an address that is not loopback refused."""
+    host, port = parse_listen(address)
+    try:
+        listener = flag_listen.listen(host, port, None, allow_no_token=True)
+    except UsageError as exc:  # its hints name flags serve's --port
+        exc.hint = exc.hint.replace("another --port", "another port").replace("--port ", "port ")
+        raise
+    bound = str(listener.sock.getsockname()[0]).partition("%")[0]
+    if open_access and not ipaddress.ip_address(bound).is_loopback:
+        listener.sock.close()
+        raise UsageError(
+            f"refusing --open on {host} ({bound}): it is not a loopback address, and anyone "
+            "who could reach it would read every run without a token",
+            hint="bind 127.0.0.1 or [::1] with --open, or drop --open and give clients "
+            "tokens (`backout token create --role viewer --actor NAME`)",
+        )
+    listener.warning = ""
+    return listener
+
+
+def serve(
+    settings: Settings,
+    listener: flag_listen.FlagListener,
+    *,
+    open_access: bool,
+    ready: Callable[[], None] = lambda: None,
+) -> int | None:
+    """Serve the API on ``listener`` until SIGTERM or SIGINT; the signal that stopped it.
+    ``ready`` runs once the store is open (at the current schema) and the signals stop the
+    server gracefully."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with listener.sock:
+        store = open_store(settings.database_url)
+        try:
+            server = flag_listen.make_server(
+                create_app(store, settings, open_access=open_access), Limits()
+            )
+            with _signals_stop(server):
+                ready()
+                server.run(sockets=[listener.sock])
+        finally:
+            store.dispose()
+    return server.stopped_by
+
+
+@contextmanager
+def _signals_stop(server: flag_listen.FlagServer) -> Iterator[None]:
+    """SIGTERM and SIGINT stop ``server`` from now on, also before uvicorn installs its own
+    handlers (and when it raises the signal again after stopping), so the caller reports
+    the stop and exits 128 + N itself."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, server.handle_exit) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
