@@ -191,3 +191,37 @@ def test_a_stop_ends_the_wait_for_a_long_step(tmp_path: Path) -> None:
     assert not worker.is_alive()
     assert len(outcome) == 1
     assert isinstance(outcome[0], Stopped)
+
+
+def shim_children() -> list[int]:
+    """This process's child processes that are step shims (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"stepshim" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_finished_run_leaves_no_spare_shim_behind(tmp_path: Path) -> None:
+    from backout import commands
+    from backout.settings import Settings
+    from tests.callers import caller
+
+    (tmp_path / "plan.yaml").write_text(
+        "plan: p\nsteps:\n  - name: one\n    run: ['true']\n  - name: two\n    run: ['true']\n"
+    )
+    me = caller(Settings(database_url=f"sqlite:///{tmp_path / 'b.db'}", actor="t"))
+    report = commands.run(me, tmp_path / "plan.yaml")
+    assert report.status == "succeeded"
+    # the spare started during the last step had no step to run: it went with the run,
+    # not after its idle time (a long-lived process would otherwise keep one per run)
+    assert proc._SPARE == []
+    assert all(gone(pid, 30) for pid in shim_children())
+    assert shim_children() == []

@@ -25,7 +25,7 @@ from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.notify import facts_of, notify_hook, sending_context
-from backout.proc import stop_all
+from backout.proc import drop_spare, stop_all
 from backout.settings import DEFAULT_HEARTBEAT
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
@@ -154,6 +154,7 @@ def execute(ex: Execution) -> RunView:
         finally:
             for watcher in watchers:
                 watcher.close()
+            drop_spare()  # no next step: a spare shim would only idle until it timed out
     return journal.view
 
 
