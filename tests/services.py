@@ -118,7 +118,8 @@ class Backend:
         return f"http://{self.address}"
 
 
-def start_backend(handler: Handler) -> Backend:
+def start_backend(handler: Handler, port: int = 0) -> Backend:
+    """Serve ``handler`` on 127.0.0.1:``port`` (0: a free one) in a thread."""
     backend: Backend
 
     class Reply(BaseHTTPRequestHandler):
@@ -135,7 +136,7 @@ def start_backend(handler: Handler) -> Backend:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    backend = Backend(ThreadingHTTPServer(("127.0.0.1", 0), Reply))
+    backend = Backend(ThreadingHTTPServer(("127.0.0.1", port), Reply))
     threading.Thread(target=backend.server.serve_forever, args=(0.05,), daemon=True).start()
     return backend
 
@@ -249,13 +250,15 @@ def _children(pid: int) -> list[int]:
     return children
 
 
-def start_nginx(root: Path, upstream: str = "backend") -> Nginx:
+def start_nginx(
+    root: Path, upstream: str = "backend", include_name: str = "upstream.conf"
+) -> Nginx:
     binary = find_binary("nginx", "/usr/sbin/nginx")
     prefix = root / "nginx"
     for folder in ("logs", "temp"):
         (prefix / folder).mkdir(parents=True, exist_ok=True)
     port = free_port()
-    include = prefix / "upstream.conf"
+    include = prefix / include_name
     include.write_text(PLACEHOLDER_UPSTREAM.format(upstream=upstream))
     conf = prefix / "nginx.conf"
     # as root, nginx would hand its workers to "nobody", who cannot enter pytest's 0700 folders
@@ -345,13 +348,17 @@ def _ready(port: int) -> bool:
         return False
 
 
-def start_prometheus(root: Path, targets: list[str], scrape_interval: str = "1s") -> Prometheus:
+def start_prometheus(
+    root: Path, targets: list[str], scrape_interval: str = "1s", config_text: str | None = None
+) -> Prometheus:
+    """Prometheus scraping ``targets``, or with ``config_text`` as its whole configuration."""
     binary = find_binary("prometheus")
     home = root / f"prometheus-{len(list(root.glob('prometheus-*')))}"
     home.mkdir(parents=True)
     config = home / "prometheus.yml"
     config.write_text(
-        PROMETHEUS_CONFIG.format(
+        config_text
+        or PROMETHEUS_CONFIG.format(
             interval=scrape_interval, targets=", ".join(f'"{target}"' for target in targets)
         )
     )

@@ -1,14 +1,16 @@
 """Named kinds (actions, checks, baseline sources) with their option models.
 
 Built-ins register directly; third-party actions come from the ``backout.actions`` entry
-point group. Two plugins with the same name is an error, never a silent override.
+point group. Two plugins with the same name is an error, never a silent override, and so
+is an entry point that cannot be imported or names something other than a kind's class
+(the error names the entry point and its package, never a traceback).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from importlib.metadata import entry_points
-from typing import Generic, Protocol, TypeVar
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -46,24 +48,65 @@ class Registry(Generic[K]):
         if self._loaded or self.group is None:
             return
         self._loaded = True
-        seen: dict[str, str] = {}
-        for ep in entry_points(group=self.group):
-            if ep.name in seen and seen[ep.name] != ep.value:
+        seen: dict[str, EntryPoint] = {}
+        for ep in entry_points(group=self.group):  # names first: a clash whatever loads
+            if ep.name in seen and seen[ep.name].value != ep.value:
                 raise BackoutError(
                     f"two {self.label} plugins are named {ep.name!r}: "
-                    f"{seen[ep.name]} and {ep.value}",
+                    f"{seen[ep.name].value} and {ep.value}",
                     hint="uninstall one of the packages or rename its entry point",
                 )
-            seen[ep.name] = ep.value
-            cls = ep.load()
+            seen.setdefault(ep.name, ep)
+        for ep in seen.values():
+            cls, item = self._load(ep)
             existing = self._items.get(ep.name)
             if existing is None:
-                self.register(cls())
+                self.register(item)
             elif type(existing) is not cls:
                 raise BackoutError(
                     f"the {self.label} plugin {ep.value} reuses the built-in name {ep.name!r}",
                     hint="give the plugin's entry point another name",
                 )
+
+    def _load(self, ep: EntryPoint) -> tuple[type, K]:
+        """The entry point's class and an instance of it, or a BackoutError that says
+        which entry point of which package is broken and what it should name."""
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "an unknown package"
+        where = f"{self.label} plugin {ep.name!r} ({ep.value}, entry point of {dist})"
+        expected = (
+            f"a class with `kind = {ep.name!r}` and an `Options` pydantic model, "
+            "made without arguments"
+        )
+        fix = f"fix or reinstall {ep.dist.name if ep.dist else 'the package'}, or uninstall it"
+        try:
+            target = ep.load()
+        except Exception as exc:
+            raise BackoutError(
+                f"the {where} cannot be loaded: {type(exc).__name__}: {exc}",
+                hint=f"{fix}; {ep.value} should name {expected}",
+            ) from exc
+        if not isinstance(target, type):
+            problem = f"it names {_what(target)}"
+        else:
+            try:
+                item: Any = target()
+            except Exception as exc:
+                problem = f"{target.__name__}() failed: {type(exc).__name__}: {exc}"
+            else:
+                kind = getattr(item, "kind", None)
+                options = getattr(item, "Options", None)
+                if not isinstance(kind, str):
+                    problem = f"{target.__name__} has no `kind`"
+                elif kind != ep.name:
+                    problem = f"{target.__name__} has kind {kind!r}, not {ep.name!r}"
+                elif not (isinstance(options, type) and issubclass(options, BaseModel)):
+                    problem = f"{target.__name__}.Options is not a pydantic model"
+                else:
+                    return target, item
+        raise BackoutError(
+            f"the {where} is not a usable {self.label} class: {problem}",
+            hint=f"{fix}; {ep.value} should name {expected}",
+        )
 
     def get(self, name: str) -> K:
         self._load_entry_points()
@@ -80,3 +123,11 @@ class Registry(Generic[K]):
     def __iter__(self) -> Iterator[K]:
         self._load_entry_points()
         return iter([self._items[name] for name in sorted(self._items)])
+
+
+def _what(target: object) -> str:
+    """``a function``, ``a module``, ``an int``: what an entry point named instead."""
+    name = type(target).__name__
+    if callable(target) and not isinstance(target, type):
+        name = "function"
+    return f"{'an' if name[:1] in 'aeiou' else 'a'} {name}"

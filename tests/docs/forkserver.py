@@ -5,8 +5,10 @@ the package; the docs have a hundred-odd commands. This server imports ``backout
 once, then forks a child per command: the child takes the caller's arguments, working
 folder, environment and its standard input, output and error (the file descriptors
 themselves, passed over a Unix socket), runs the command line as the ``backout`` entry
-point does and sends back the exit code. ``SHIM`` is the ``backout`` program the
-transcripts call: it forwards its own argv, folder, environment and descriptors.
+point does (in a grandchild, so that a command that dies by a signal, e.g. a failpoint's
+SIGKILL, is reported as such) and sends back the exit code, or minus the signal. ``SHIM``
+is the ``backout`` program the transcripts call: it forwards its own argv, folder,
+environment and descriptors, and exits with the command's code or dies by its signal.
 
 Run as a script (``python forkserver.py SOCKET``); it prints ``ready`` once it listens.
 ``BACKOUT_DOCS_SUBPROCESS=1`` makes the harness call the installed ``backout`` instead.
@@ -26,7 +28,7 @@ import sys
 import traceback
 
 SHIM = """#!{python} -S
-import array, json, os, socket, sys
+import array, json, os, signal, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(os.environ["BACKOUT_DOCS_FORKSERVER"])
 msg = json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}})
@@ -36,7 +38,12 @@ s.shutdown(socket.SHUT_WR)
 reply = b""
 while chunk := s.recv(64):
     reply += chunk
-sys.exit(int(reply or b"1"))
+code = int(reply or b"1")
+if code < 0:  # the command died by a signal: so does this process, for the shell to see
+    if -code != signal.SIGKILL:
+        signal.signal(-code, signal.SIG_DFL)
+    os.kill(os.getpid(), -code)
+sys.exit(code)
 """
 
 
@@ -52,13 +59,34 @@ def _receive(conn: socket.socket) -> tuple[dict[str, object], list[int]]:
 
 
 def _serve(conn: socket.socket) -> None:
-    """In the forked child: become the caller's ``backout`` process; never returns."""
+    """In the forked child: take the caller's descriptors, run its command in a child of
+    its own and send back how that ended; never returns."""
     code = 1
     try:
         request, fds = _receive(conn)
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
             os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            conn.close()
+            _run(request)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)  # -N: killed by signal N
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            conn.sendall(str(code).encode())
+            conn.close()
+        finally:
+            os._exit(0)
+
+
+def _run(request: dict[str, object]) -> None:
+    """In the grandchild: become the caller's ``backout`` process; never returns."""
+    code = 1
+    try:
         os.chdir(str(request["cwd"]))
         env = request["env"]
         assert isinstance(env, dict)
@@ -90,17 +118,14 @@ def _serve(conn: socket.socket) -> None:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(OSError):
                 stream.flush()
-        try:
-            conn.sendall(str(code).encode())
-            conn.close()
-        finally:
-            os._exit(code)
+        os._exit(code)
 
 
 def main(path: str) -> None:
     from backout.cli import cli
 
     cli.load_all()  # the commands load lazily: import every one now, once for all children
+    importlib.import_module("backout.telemetry.detectors")  # scipy: a trigger's detectors
 
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

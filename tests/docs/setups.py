@@ -9,20 +9,41 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
 from psycopg import sql
 
+from backout.actions import Context
+from backout.actions.nginx import NginxAction, NginxOptions
+from tests.alertmanager import Alertmanager, start_alertmanager
+from tests.docs.setup_fleet import fleet_targets
 from tests.docs.transcripts import IdMap, Session, Setup, blocks
+from tests.services import (
+    Backend,
+    Nginx,
+    Prometheus,
+    start_backend,
+    start_nginx,
+    start_prometheus,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -534,6 +555,354 @@ def plugin(doc: str, module: str, group: str) -> Setup:
     return setup
 
 
+# --- deploy.md: nginx in front of blue (v1) and green (v2), Prometheus, Alertmanager -------
+
+DEPLOY_RATE = 40.0  # requests per second a client sends through nginx
+FAILING = 0.3  # share of green's requests that fail when it goes bad
+# the doc's addresses, and the free ports the setup takes instead (put in commands, taken
+# out of output): nginx, blue, green, Prometheus, Alertmanager, the deploy's listener
+DOC_PORTS = {"nginx": 8080, "blue": 8081, "green": 8082, "prometheus": 9090}
+DOC_PORTS.update(alertmanager=9093, listener=9095)
+DOC_TOKEN_FILE = "/etc/backout/listen-token"
+PROMETHEUS_CONFIG = """\
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [{rules}]
+alerting:
+  alertmanagers:
+    - static_configs: [{{targets: ["127.0.0.1:{alertmanager}"]}}]
+scrape_configs:
+  - job_name: checkout
+    scrape_timeout: 1s
+    static_configs:
+      - {{targets: ["127.0.0.1:{blue}"], labels: {{color: blue}}}}
+      - {{targets: ["127.0.0.1:{green}"], labels: {{color: green}}}}
+"""
+
+
+class Colour:
+    """One colour of checkout: ``/`` (failing a share of its requests when told),
+    ``/version`` ({"release": …}), ``/health``, and ``http_requests_total{code}`` on
+    ``/metrics``. It can be stopped (its process killed) and started again on its port."""
+
+    def __init__(self, name: str, release: str) -> None:
+        self.name, self.release = name, release
+        self.failing = 0.0
+        self.codes: Counter[int] = Counter()
+        self.lock = threading.Lock()
+        self.backend: Backend | None = None
+        self.port = 0
+
+    def handle(self, path: str) -> tuple[int, str, str]:
+        if path == "/metrics":
+            with self.lock:
+                codes = {200: 0, **self.codes}
+            series = "".join(
+                f'http_requests_total{{code="{code}"}} {count}\n'
+                for code, count in sorted(codes.items())
+            )
+            return 200, "text/plain; version=0.0.4", "# TYPE http_requests_total counter\n" + series
+        if path == "/health":
+            return 200, "text/plain", "ok\n"
+        with self.lock:
+            served = sum(self.codes.values())
+            # every 10 requests the first FAILING*10 fail: a steady share, no lucky streaks
+            failing = path == "/" and served % 10 < round(self.failing * 10)
+            code = 500 if failing else 200
+            self.codes[code] += 1
+        if path == "/version":
+            return code, "application/json", json.dumps({"release": self.release})
+        return code, "text/plain", f"checkout {self.release} ({self.name})\n"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.backend = start_backend(self.handle, self.port)
+        self.port = self.backend.port
+
+    def stop(self) -> None:
+        if self.backend is not None:
+            self.backend.server.shutdown()
+            self.backend.server.server_close()
+            self.backend = None
+
+
+@dataclass
+class DeployStack:
+    """What deploy.md's setups started, kept on the session between its blocks."""
+
+    folder: Path
+    nginx: Nginx
+    colours: dict[str, Colour]
+    prometheus: Prometheus
+    alertmanager: Alertmanager
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def spawn(self, target: Callable[[], None]) -> None:
+        """A helper thread (the client, a watcher), ended and joined by :meth:`close`."""
+        self.threads.append(threading.Thread(target=target, daemon=True))
+        self.threads[-1].start()
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+
+    def weights(self, green: int) -> NginxOptions:
+        """The nginx action's options for this green weight, as the plans write them."""
+        return NginxOptions.model_validate(
+            {
+                "upstream_file": str(self.nginx.include),
+                "upstream": self.nginx.upstream,
+                "servers": {name: colour.address for name, colour in self.colours.items()},
+                "weights": {"blue": 100 - green, "green": green},
+                "config": str(self.nginx.conf),
+            }
+        )
+
+    def route(self, green: int) -> None:
+        """Traffic moved by hand (another tool): the upstream file written, nginx reloaded."""
+        outcome = NginxAction().execute(
+            self.weights(green), Context(workdir=self.folder, timeout=15.0)
+        )
+        assert outcome.ok, outcome
+
+    def when_upstream(self, green: int, then: Callable[[], None]) -> None:
+        """Call ``then`` as soon as nginx's upstream file gives green ``green``%."""
+        marker = re.compile(rf"weight={green};\s+# green")
+
+        def watch() -> None:
+            deadline = time.monotonic() + 120
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    if marker.search(self.nginx.include.read_text()):
+                        then()
+                        return
+                time.sleep(0.01)
+
+        self.spawn(watch)
+
+    def green_idle(self) -> None:
+        """Wait until green's errors of an earlier run have left Prometheus' rate window."""
+        query = 'sum(rate(http_requests_total{job="checkout", color="green"}[5s]))'
+        self.prometheus.wait_for(query, lambda r: not r or float(r[0]["value"][1]) == 0, 30)
+
+
+def traffic(url: str, stop: threading.Event) -> None:
+    """DEPLOY_RATE requests/s, each on a fresh connection (a reload is seen at once)."""
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=2, limits=limits) as client:
+        due = time.monotonic()
+        deadline = due + 600  # bounded, whatever happens to the test
+        while not stop.is_set() and due < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                client.get(url)
+            due += 1 / DEPLOY_RATE
+            stop.wait(max(0.0, due - time.monotonic()))
+
+
+def deploy_plan(example: str, ports: dict[str, int], changes: list[tuple[str, str, int]]) -> str:
+    """The example plan with this machine's addresses, relative paths for nginx's files and
+    the doc's short durations: each (old, new, count) replaced exactly count times."""
+    text = (ROOT / "examples" / example).read_text(encoding="utf-8")
+    changes = [
+        ("http://127.0.0.1/version", f"http://127.0.0.1:{ports['nginx']}/version", 2),
+        ("10.0.1.10:8080", f"127.0.0.1:{ports['blue']}", -1),
+        ("10.0.2.10:8080", f"127.0.0.1:{ports['green']}", -1),
+        ("/etc/nginx/conf.d/checkout-upstream.conf", "nginx/checkout-upstream.conf", -1),
+        ("config: /etc/nginx/nginx.conf", "config: nginx/nginx.conf", 1),
+        *changes,
+    ]
+    for old, new, count in changes:
+        found = text.count(old)
+        if not found or (count >= 0 and found != count):
+            raise AssertionError(f"{example}: {old!r} is there {found} times, not {count}")
+        text = text.replace(old, new)
+    return text
+
+
+def _deploy(session: Session) -> DeployStack:
+    stack = session.state.get("deploy")
+    assert isinstance(stack, DeployStack), "deploy.md: the deploy-stack setup comes first"
+    return stack
+
+
+def deploy_stack(session: Session) -> None:
+    """deploy.md's services on free ports: blue and green, nginx in front (all traffic to
+    blue) with a client sending 40 requests/s through it, Prometheus scraping both colours
+    every second with the doc's alerting rule, Alertmanager sending to the deploy's
+    listener; the two plans (the examples, shrunk as the doc says); alice exported."""
+    folder("deploy")(session)
+    root = session.cwd
+    colours = {"blue": Colour("blue", "v1"), "green": Colour("green", "v2")}
+    for colour in colours.values():
+        colour.start()
+        session.cleanups.append(colour.stop)
+    token = root.parent / "listen-token"
+    token.write_text(secrets.token_urlsafe(32) + "\n")
+    token.chmod(0o600)
+    listener = free_port()
+    nginx = start_nginx(root, upstream="checkout", include_name="checkout-upstream.conf")
+    session.cleanups.append(lambda: stop_process(nginx.process, signal.SIGQUIT))
+    alertmanager = start_alertmanager(
+        root.parent,
+        f"http://127.0.0.1:{listener}/alertmanager",
+        token,
+        group_wait="1s",
+        group_interval="5s",
+    )
+    session.cleanups.append(lambda: stop_process(alertmanager.process))
+    rules = root.parent / "rules.yml"
+    rules.write_text(doc_block("docs/deploy.md", "text", "# rules.yml (Prometheus)"))
+    config = PROMETHEUS_CONFIG.format(
+        rules=rules,
+        alertmanager=alertmanager.port,
+        blue=colours["blue"].port,
+        green=colours["green"].port,
+    )
+    prometheus = start_prometheus(root.parent, [], config_text=config)
+    session.cleanups.append(lambda: stop_process(prometheus.process))
+    stack = DeployStack(root, nginx, colours, prometheus, alertmanager)
+    session.state["deploy"] = stack
+    session.cleanups.append(stack.close)
+    stack.route(0)
+    stack.spawn(lambda: traffic(nginx.url, stack.stop))
+
+    ports = {
+        "nginx": nginx.port,
+        "blue": colours["blue"].port,
+        "green": colours["green"].port,
+        "prometheus": prometheus.port,
+        "alertmanager": alertmanager.port,
+        "listener": listener,
+    }
+    for name, port in ports.items():
+        session.aliases[f"127.0.0.1:{DOC_PORTS[name]}"] = f"127.0.0.1:{port}"
+    session.aliases[DOC_TOKEN_FILE] = str(token)
+    canary = deploy_plan(
+        "canary-prometheus.yaml",
+        ports,
+        [
+            ("http://prometheus.internal:9090", prometheus.url, 2),
+            ("[1m]", "[5s]", 4),
+            ("interval: 15s", "interval: 1s", 2),
+            ("above 2% for 1m", "above 2% for 1s", 1),
+            ("for: 1m}", "for: 1s}", 1),
+            ("for: 2m,", "for: 2s,", 1),
+            ("hold: 5m", "hold: 2s", 1),
+            (
+                "      hold: 10m\n    - name: canary 50%",
+                "      hold: 6s\n    - name: canary 50%",
+                1,
+            ),
+            ("hold: 10m", "hold: 2s", 2),
+        ],
+    )
+    (root / "checkout-canary.yaml").write_text(canary, encoding="utf-8")
+    blue_green = deploy_plan(
+        "blue-green-nginx.yaml",
+        ports,
+        [
+            ("interval: 5s", "interval: 1s", 2),
+            ("above 5% for 30s", "above 5% for 3s", 1),
+            ("for: 30s}", "for: 3s}", 1),
+            ("for: 15s}", "for: 3s}", 1),
+            ("hold: 10m", "hold: 3s", 1),
+        ],
+    )
+    (root / "checkout-blue-green.yaml").write_text(blue_green, encoding="utf-8")
+    session.env["BACKOUT_ACTOR"] = "alice@example.com"
+    # Prometheus scrapes a new target after about 5 s: the doc's first command, a snapshot
+    # reading the service's error ratio for 5 s, needs the first scrapes (a rate needs two)
+    prometheus.wait_for('up{job="checkout"} == 1', lambda result: len(result) == 2, 30)
+
+
+def green_goes_bad_at(weight: int) -> Setup:
+    """Green fails 30% of its requests once it gets ``weight``% of the traffic."""
+
+    def setup(session: Session) -> None:
+        stack = _deploy(session)
+
+        def bad() -> None:
+            stack.colours["green"].failing = FAILING
+
+        stack.when_upstream(weight, bad)
+
+    return setup
+
+
+def green_killed_at(weight: int) -> Setup:
+    """Green's process is killed once it gets ``weight``% of the traffic."""
+
+    def setup(session: Session) -> None:
+        stack = _deploy(session)
+        stack.when_upstream(weight, stack.colours["green"].stop)
+
+    return setup
+
+
+def green_restarted(session: Session) -> None:
+    _deploy(session).colours["green"].start()
+
+
+def green_bad(session: Session) -> None:
+    _deploy(session).colours["green"].failing = FAILING
+
+
+def green_healthy(session: Session) -> None:
+    _deploy(session).colours["green"].failing = 0.0
+
+
+def green_idle(session: Session) -> None:
+    """Green's errors of an earlier run out of Prometheus' rate window (the reader's
+    next deploy comes minutes later)."""
+    _deploy(session).green_idle()
+
+
+def traffic_to(green: int) -> Setup:
+    return lambda session: _deploy(session).route(green)
+
+
+def running_deploy_journal(session: Session, kind: str) -> list[dict[str, Any]]:
+    """The ``data`` of the journal events of this kind of the deploy running now."""
+    path = session.cwd / ".backout" / "backout.db"
+    if not path.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+        rows = db.execute(
+            "SELECT data FROM journal WHERE kind = ? AND run_id IN "
+            "(SELECT id FROM runs WHERE status = 'running' AND mode = 'deploy') ORDER BY seq",
+            [kind],
+        ).fetchall()
+    return [json.loads(data) for (data,) in rows]
+
+
+def at_checkpoint(stage: int) -> Setup:
+    """Wait until the deploy running (in the background) holds stage N's checkpoint (N
+    from 1, as the progress lines count)."""
+
+    def setup(session: Session) -> None:
+        deadline = time.monotonic() + 60
+        while not any(
+            event.get("stage") == stage - 1
+            for event in running_deploy_journal(session, "checkpoint_started")
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no deploy reached the checkpoint of stage {stage}")
+            time.sleep(0.05)
+
+    return setup
+
+
+DEPLOY_CHANGE = run(
+    "backout change create --plan checkout-blue-green.yaml --title 'checkout v2 (blue-green)'"
+    " >/dev/null && backout --actor bob@example.com change approve 1 >/dev/null"
+)
+CANARY_SNAPSHOT = run("backout snapshot checkout-canary.yaml >/dev/null")
+
+
 SETUPS: dict[str, Setup] = {
     "readme-top": steps(folder("top"), shop),
     "tutorial": folder("tutorial"),
@@ -570,4 +939,18 @@ SETUPS: dict[str, Setup] = {
     "audited-change": AUDITED_CHANGE,
     "more-audit": MORE_AUDIT,
     "ops-stopped": terminate("drain"),
+    "deploy-stack": deploy_stack,
+    "green-bad-at-25": green_goes_bad_at(25),
+    "green-killed-at-25": green_killed_at(25),
+    "green-restarted": green_restarted,
+    "green-bad": green_bad,
+    "green-healthy": green_healthy,
+    "green-idle": green_idle,
+    "traffic-to-blue": traffic_to(0),
+    "traffic-to-green": traffic_to(100),
+    "at-checkpoint-1": at_checkpoint(1),
+    "at-checkpoint-3": steps(at_checkpoint(3), claim_newest_run),
+    "change-1-approved": DEPLOY_CHANGE,
+    "canary-snapshot": CANARY_SNAPSHOT,
+    "fleet-targets": fleet_targets,
 }

@@ -14,13 +14,22 @@ none of it)::
     <!-- doctest: file=backout.yaml -->        any block: its text is written to that file
     <!-- doctest: run -->                      a ```sh block: run it as a script (exit 0)
     <!-- doctest: columns=120 -->              terminal width (default 100)
+    <!-- doctest: background -->              "another terminal": see below
+
+A ``background`` transcript is a second terminal: its commands start in a shell of their
+own and the document goes on; its output is compared once the next transcript has run and
+it has ended (a deploy in one terminal, ``backout approve`` in the other while it waits).
+Its commands are written at once, so they can name no run id printed in the meantime, and
+its ``cd`` does not carry over.
 
 Output is compared after normalising what changes from run to run: run ids (the
 document's ids are paired with the real ones in order of appearance, and commands that
 name a document's id, or a prefix of it, get the real one), clock times, dates,
-durations, the working folder and other temporary paths, process owners, and the width
-and wrapping of tables (cells are compared, not box drawing). An output line that is
-exactly ``…`` stands for any number of lines.
+durations, the working folder and other temporary paths, process owners, a signal's
+readings in a trigger's verdict (``errors 0.31 has been above 0.02``, ``8 of 120``), the
+shell's report of a killed command (a terminal prints ``Killed``), and the width and
+wrapping of tables (cells are compared, not box drawing). An output line that is exactly
+``…`` stands for any number of lines.
 
 ``BACKOUT_DOCS_UPDATE=1`` rewrites each block that differs with the real output, with
 the document's ids and folder put back (like ``cram -i``), so a changed message is
@@ -37,6 +46,7 @@ import select
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,9 +60,14 @@ ID_PREFIX = re.compile(r"(?<![0-9a-zA-Z_])[0-9a-f]{4,12}(?![0-9a-zA-Z_])")
 BOX_START = set("┏┃┡│└┌├╭╰┗┣┠╞╘╒┢┕┝")
 BOX_CHARS = set("┏┓┗┛┃━┳┻╇╈╋┡┩│─┬┴┼└┘┌┐├┤╭╮╰╯═╞╡╪╘╛╒╕┣┫┠┨┯┷┿ ")
 MARK = "\x1e"
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"
 
 # what differs between two honest runs of the same command, in the order applied
 RULES: list[tuple[re.Pattern[str], str]] = [
+    # an API token (random), then its first characters as listings show them: before the
+    # rules for hex digits, which could match a piece of either
+    (re.compile(r"(?<![\w-])bo_[\w-]{40}(?![\w-])"), "bo_<TOKEN>"),
+    (re.compile(r"(?<![\w-])bo_[\w-]{7}(?![\w-])"), "bo_<PREFIX>"),
     (
         re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"),
         "<TIMESTAMP>",
@@ -63,7 +78,23 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d+\.\d+(?:ms|s)\b"), "<DURATION>"),
     (re.compile(r"\b\d+\.\d+ s\b"), "<DURATION>"),  # a trigger's "above 0.5 for 2.1 s"
     (re.compile(r"\(\d+ samples?\)"), "(<N> samples)"),  # readings in a time window
+    # a fleet's evaluation lag over all its readings
+    (
+        re.compile(r"\d+ readings evaluated; lag p50 \d+ ms, p99 \d+ ms, max \d+ ms"),
+        "<N> readings evaluated; lag <LAG>",
+    ),
     (re.compile(r"\(\d+ of \d+\)"), "(<N> of <N>)"),  # requests in a time window
+    # what a real service's traffic decides: the reading a trigger judged (`errors 0.31 has
+    # been above 0.02`), a sequential test's counts and odds, the numbers of its evidence
+    (re.compile(rf"\b(\w+) {NUMBER} (?=(?:has been|is|is not) (?:above|below) )"), r"\1 <VALUE> "),
+    (re.compile(rf"\b\d+ of \d+ \({NUMBER}\)"), "<N> of <N> (<VALUE>)"),
+    (re.compile(rf"\bare {NUMBER} to 1\b"), "are <ODDS> to 1"),
+    (re.compile(rf"\bsince t={NUMBER}"), "since t=<EPOCH>"),
+    (
+        re.compile(rf"\b(value|breach_started_at|breached_for_s|at|samples_in_breach) = {NUMBER}"),
+        r"\1 = <N>",
+    ),
+    (re.compile(rf"\bstatistic={NUMBER}"), "statistic=<N>"),
     (
         re.compile(r"(?:\b\d+(?:\.\d+)?(?:ms|[smhd])|<DURATION>) (old|ago|after the incident)\b"),
         r"<AGE> \1",
@@ -86,6 +117,8 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r'^(etag: |If-None-Match: )"[^"]*"', re.IGNORECASE), r'\1"<ETAG>"'),
     (re.compile(r"\b[0-9a-f]{4,16}…"), "<HASH>…"),
     (re.compile(r"/tmp/[^\s/'\",):]+"), "/tmp/<TMP>"),
+    # a non-interactive shell names its line and the pid: `bash: line 3:  4242 Killed  cmd`
+    (re.compile(r"^bash: (?:line \d+: )?\s*\d+ Killed\b.*$"), "Killed"),
 ]
 
 
@@ -284,6 +317,8 @@ class Session:
     # the doc's text for what differs here (a fixed port the doc shows, and the free one a
     # setup took): put in the commands, taken out of their output
     aliases: dict[str, str] = field(default_factory=dict)
+    # what a document's setups keep between its blocks (the services they started)
+    state: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cwd = self.root
@@ -357,6 +392,29 @@ class Session:
                     os.killpg(shell.pid, signal.SIGKILL)  # whatever the block left running
         return outputs
 
+    def start(self, block: Block) -> Background:
+        """Start the block's commands in a shell of their own (another terminal); their
+        outputs come from :meth:`Background.outputs`."""
+        env = {**self.env, "COLUMNS": block.options.get("columns", "100")}
+        script = f"cd {shlex.quote(str(self.cwd))}\n"
+        commands = block.commands()
+        for command, _ in commands:
+            line = self.ids.command(command)
+            for doc_text, real_text in self.aliases.items():
+                line = line.replace(doc_text, real_text)
+            script += f"{{ {line}\n}} </dev/null\nprintf '\\n{MARK}{MARK}\\n'\n"
+        shell = subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        running = Background(block, shell, len(commands), self.timeout)
+        self.cleanups.append(running.kill)
+        return running
+
     def _read_until_mark(self, fd: int, final: bool = False) -> str:
         data = b""
         deadline = time.monotonic() + self.timeout
@@ -374,6 +432,41 @@ class Session:
             data += chunk
         text = data.decode(errors="replace")
         return text[: -len(end)] if text.endswith(end.decode()) else text
+
+
+class Background:
+    """A transcript running in a shell of its own; its output is read as it comes (a
+    full pipe would stop the command)."""
+
+    def __init__(self, block: Block, shell: subprocess.Popen[bytes], count: int, timeout: float):
+        self.block, self.shell, self.count, self.timeout = block, shell, count, timeout
+        self.data = b""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.shell.stdout is not None
+        while chunk := os.read(self.shell.stdout.fileno(), 65536):
+            self.data += chunk
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.shell.pid, signal.SIGKILL)  # the shell's group: its commands too
+        self.shell.wait()
+        self.reader.join(5)
+        if self.shell.stdout is not None:
+            self.shell.stdout.close()
+
+    def outputs(self) -> list[str]:
+        """Each command's output, once the shell has ended (or was killed at the timeout)."""
+        try:
+            self.shell.wait(self.timeout)
+            killed = ""
+        except subprocess.TimeoutExpired:
+            killed = f"[doctest: killed after {self.timeout:g}s]"
+        self.kill()
+        parts = (self.data.decode(errors="replace") + killed).split(f"\n{MARK}{MARK}\n")
+        return parts[: self.count] if len(parts) > self.count else parts
 
 
 @dataclass
@@ -467,6 +560,26 @@ Setup = Callable[[Session], None]
 
 def run_document(doc: Path, session: Session, setups: dict[str, Setup]) -> Iterator[Outcome]:
     """Run every block of a document in order; yield each compared or checked block."""
+    running: Background | None = None
+    for outcome in _run_blocks(doc, session, setups):
+        if isinstance(outcome, Background):
+            if running is not None:
+                message = f"{outcome.block.where}: {running.block.where} still runs in background"
+                yield Outcome(outcome.block, False, message)
+                return
+            running = outcome
+            continue
+        yield outcome
+        if running is not None and outcome.block.is_transcript:
+            yield compare(running.block, session, running.outputs())
+            running = None
+    if running is not None:
+        yield compare(running.block, session, running.outputs())
+
+
+def _run_blocks(
+    doc: Path, session: Session, setups: dict[str, Setup]
+) -> Iterator[Outcome | Background]:
     for block in blocks(doc):
         if block.skip_reason is not None:
             continue
@@ -487,6 +600,8 @@ def run_document(doc: Path, session: Session, setups: dict[str, Setup]) -> Itera
                 ok,
                 "" if ok else f"{block.where}: exit {result.returncode}\n" + result.stdout,
             )
+        elif block.is_transcript and "background" in block.options:
+            yield session.start(block)
         elif block.is_transcript:
             outputs = session.transcript(block)
             yield compare(block, session, outputs)

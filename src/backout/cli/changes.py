@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
@@ -17,6 +18,7 @@ from backout.render import clock, print_json, styled
 from backout.reports import ChangeReport
 
 RISKS = click.Choice(LEVELS)
+SHOWN_DRILLS = 5  # `change show` lists the newest rehearsals; the rest are a command away
 
 
 def _print_change(report: ChangeReport, as_json: bool) -> None:
@@ -56,7 +58,7 @@ def _print_change(report: ChangeReport, as_json: bool) -> None:
         )
     for run in report.runs:
         out.print(f"  run {run['run_id']} {styled(run['status'])}")
-    for drill in report.rehearsals:
+    for drill in report.rehearsals[:SHOWN_DRILLS]:
         where = f" in {drill['environment']}" if drill["environment"] else ""
         stale = "" if drill["current"] else " [yellow](an earlier plan version)[/]"
         out.print(
@@ -64,6 +66,12 @@ def _print_change(report: ChangeReport, as_json: bool) -> None:
             f"{drill['total_s']:.2f}s at {clock(drill['at'])}{stale}",
             soft_wrap=True,
         )
+    total = max(report.rehearsals_total, len(report.rehearsals))
+    earlier = total - SHOWN_DRILLS
+    if earlier > 0:
+        command = f"backout rehearsals --plan {shlex.quote(report.plan)} --limit {total}"
+        drills = "rehearsal" if earlier == 1 else "rehearsals"
+        out.print(escape(f"  and {earlier} earlier {drills}: `{command}` lists them all"))
 
 
 @click.group()

@@ -154,6 +154,7 @@ def _report(store: Store, change_id: int) -> ChangeReport:
             }
             for d in drills[:10]
         ],
+        rehearsals_total=len(drills),
     )
 
 

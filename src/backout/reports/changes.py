@@ -32,6 +32,7 @@ class ChangeReport:
     approvals: list[dict[str, Any]] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     rehearsals: list[dict[str, Any]] = field(default_factory=list)  # its plan's, newest first
+    rehearsals_total: int = 0  # the plan's drills in all (``rehearsals`` holds the newest)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

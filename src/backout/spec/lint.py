@@ -160,13 +160,17 @@ def _scope_key_issues(loaded: LoadedPlan, where: Where, used: Usage) -> Iterator
             hint = unknown_key_hint(key, list(keys), listed) if keys else empty
             yield loaded.issue(where, f"template uses {name}.{key}, {missing}", hint)
     for key in sorted(used.keys_of("baseline") - set(loaded.plan.baseline)):
-        declared = ", ".join(sorted(loaded.plan.baseline)) or "none declared"
-        yield loaded.issue(
-            where,
-            f"template uses baseline.{key}, which `baseline:` does not define",
-            f"declare it under baseline: (known: {declared})",
-            "warning",
-        )
+        if loaded.plan.baseline:
+            declared = ", ".join(sorted(loaded.plan.baseline))
+            message = f"template uses baseline.{key}, which `baseline:` does not define"
+            hint = f"declare it under baseline: (known: {declared})"
+        else:
+            message = f"template uses baseline.{key}, but the plan has no `baseline:` values"
+            hint = (
+                f"add them, e.g. `baseline: {{{key}: {{readlink: releases/current}}}}`, "
+                "and record them with `backout snapshot PLAN`"
+            )
+        yield loaded.issue(where, message, hint, "warning")
 
 
 def _environment_keys(plan: Plan) -> tuple[str, ...]:

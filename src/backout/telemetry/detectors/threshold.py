@@ -66,12 +66,12 @@ class Threshold:
         elif verdict == "fail":
             summary = (
                 f"{where} has been {self.side} {limit} for {held:.1f} s "
-                f"({self.breach_samples} samples)"
+                f"({_samples(self.breach_samples)})"
             )
         else:
             summary = (
                 f"{where} is {self.side} {limit} since {held:.1f} s "
-                f"({self.breach_samples} samples); it fails once that lasts {self.for_s:g} s"
+                f"({_samples(self.breach_samples)}); it fails once that lasts {self.for_s:g} s"
             )
         return Decision(
             verdict=verdict,
@@ -89,3 +89,7 @@ class Threshold:
             },
             summary=summary,
         )
+
+
+def _samples(count: int) -> str:
+    return f"{count} sample" if count == 1 else f"{count} samples"
