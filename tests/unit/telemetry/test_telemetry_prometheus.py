@@ -152,3 +152,16 @@ def test_describe_and_default_interval() -> None:
     text = PROMETHEUS.describe(PrometheusOptions(url="http://p:9090", query="up", range="5m"))
     assert text == "PromQL 'up' over the last 5m at http://p:9090"
     assert PROMETHEUS.default_interval == 15.0
+
+
+def test_a_range_of_one_point_says_one_point() -> None:
+    from backout.telemetry.prometheus import interpret
+
+    one = {"resultType": "matrix", "result": [{"metric": {}, "values": [[1.0, "0.5"]]}]}
+    two = {"resultType": "matrix", "result": [{"metric": {}, "values": [[1, "1"], [2, "2"]]}]}
+    assert interpret({"status": "success", "data": one}, 1.0, "q").detail == (
+        "q: 1 point from 1 series"
+    )
+    assert interpret({"status": "success", "data": two}, 1.0, "q").detail == (
+        "q: 2 points from 1 series"
+    )
