@@ -122,7 +122,7 @@ CATALOG: Mapping[str, Entry] = MappingProxyType(
         ),
         "server": Entry(
             "backout.cli.server",
-            "Serve the REST API: runs, journals, trigger and approve over HTTP, with API tokens.",
+            "Serve the REST API: runs, live events, trigger, approve, resume, abandon; API tokens.",
         ),
         "show": Entry("backout.cli.plans", "Render the plan as a Markdown runbook."),
         "snapshot": Entry(

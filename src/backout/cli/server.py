@@ -29,7 +29,7 @@ from backout.store.dialect import hide_password
 )
 @click.pass_context
 def server(ctx: click.Context, address: str, open_access: bool) -> None:
-    """Serve the REST API: runs, journals, trigger and approve over HTTP, with API tokens.
+    """Serve the REST API: runs, live events, trigger, approve, resume, abandon; API tokens.
 
     Every request needs `Authorization: Bearer <token>` (`backout token create`), unless
     --open. The API is described at /api/v1/docs. Logs go to stderr. Stops gracefully on

@@ -15,7 +15,7 @@ from backout.errors import StoreError
 from backout.kernel.events import Event, EventKind
 from backout.kernel.states import RUN_TERMINAL
 from backout.redact import Redactor
-from backout.store import repo
+from backout.store import notices, repo
 from backout.store.db import Store
 
 Observer = Callable[[Event, RunView], None]
@@ -98,6 +98,8 @@ class Journal:
                 if self.fence is not None:
                     self.fence(session)
                 repo.append_event(session, event, draft.status, draft.message, finished)
+                # live followers (the API's event streams) look at once, not at their next poll
+                notices.notify(session, notices.JOURNAL, event.run_id)
                 for hook in self.hooks:
                     hook(session, event, draft)
         except IntegrityError as exc:

@@ -5,6 +5,7 @@
   what its role does not grant;
 - :mod:`.problems` answers every error as RFC 9457 problem+json;
 - :mod:`.pages` lists runs a page at a time (keyset pagination);
-- :mod:`.routes` holds the endpoints: health, runs, actions, metrics;
+- :mod:`.routes` holds the endpoints: health, runs, actions, events, metrics;
+- :mod:`.events` streams journal events live, as Server-Sent Events;
 - :mod:`.listen` binds the socket and runs uvicorn until SIGTERM or Ctrl-C.
 """

@@ -12,6 +12,7 @@ from backout.commands.caller import Caller
 from backout.plans import notify_defaults
 from backout.server import problems, routes
 from backout.server.auth import Gate
+from backout.server.events import Streams
 from backout.settings import Settings
 from backout.store.db import Store
 
@@ -22,10 +23,17 @@ DESCRIPTION = (
 )
 
 
-def create_app(store: Store, settings: Settings, *, open_access: bool = False) -> FastAPI:
+def create_app(
+    store: Store,
+    settings: Settings,
+    *,
+    open_access: bool = False,
+    streams: Streams | None = None,
+) -> FastAPI:
     """The app over ``store`` (the caller owns it and disposes of it). ``open_access``: a
     request without a token reads as ``anonymous`` (viewer); the CLI allows it on loopback
-    addresses only."""
+    addresses only. ``streams``: its live event streams, for the server to end them when it
+    stops (``streams.stop()``)."""
     defaults = None
     if settings.notify_defaults is not None:
         defaults = notify_defaults(settings.notify_defaults, settings.config_file or "")
@@ -42,4 +50,5 @@ def create_app(store: Store, settings: Settings, *, open_access: bool = False) -
     problems.install(app)
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
         app.include_router(router(gate))
+    app.include_router(routes.events(gate, streams or Streams()))
     return app

@@ -5,7 +5,8 @@
   address is a one-line usage error (exit 2).
 - ``--open`` (no token needed to read) is refused unless the bound address is loopback:
   anyone who can reach a public address could otherwise read every run.
-- SIGTERM and SIGINT stop the server gracefully: no new connections, in-flight requests
+- SIGTERM and SIGINT stop the server gracefully: no new connections, live event streams
+  end (cleanly: a client reconnects elsewhere with its Last-Event-ID), in-flight requests
   finish, and :func:`serve` returns the signal, for the CLI to exit 128 + its number.
 """
 
@@ -15,14 +16,16 @@ import ipaddress
 import logging
 import re
 import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
 
 from backout.errors import UsageError
 from backout.flags import listen as flag_listen
 from backout.flags.guard import Limits
 from backout.server.app import create_app
+from backout.server.events import Streams
 from backout.settings import Settings
 from backout.store.db import open_store
 
@@ -63,6 +66,19 @@ def listen(address: str, *, open_access: bool) -> flag_listen.FlagListener:
     return listener
 
 
+class ApiServer(flag_listen.FlagServer):
+    """The flag server's uvicorn setup; a stop signal also ends the live event streams,
+    which would otherwise hold the graceful stop until its timeout."""
+
+    def __init__(self, config: uvicorn.Config, streams: Streams) -> None:
+        super().__init__(config)
+        self.streams = streams
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.streams.stop()
+        super().handle_exit(sig, frame)
+
+
 def serve(
     settings: Settings,
     listener: flag_listen.FlagListener,
@@ -77,28 +93,12 @@ def serve(
     with listener.sock:
         store = open_store(settings.database_url)
         try:
-            server = flag_listen.make_server(
-                create_app(store, settings, open_access=open_access), Limits()
-            )
-            with _signals_stop(server):
+            streams = Streams()
+            app = create_app(store, settings, open_access=open_access, streams=streams)
+            server = ApiServer(flag_listen.make_server(app, Limits()).config, streams)
+            with flag_listen.signals_stop(server):
                 ready()
                 server.run(sockets=[listener.sock])
         finally:
             store.dispose()
     return server.stopped_by
-
-
-@contextmanager
-def _signals_stop(server: flag_listen.FlagServer) -> Iterator[None]:
-    """SIGTERM and SIGINT stop ``server`` from now on, also before uvicorn installs its own
-    handlers (and when it raises the signal again after stopping), so the caller reports
-    the stop and exits 128 + N itself."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, server.handle_exit) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

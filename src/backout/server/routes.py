@@ -10,18 +10,21 @@ and they name dependencies made inside each router's function.
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from backout import commands
 from backout.commands.caller import Caller
+from backout.engine.steps import Decision
 from backout.errors import StoreError
 from backout.kernel.roles import Permission
 from backout.metrics import Window
 from backout.metrics.prometheus import collector
 from backout.render import journal_json
+from backout.server import events as live
 from backout.server import pages
 from backout.server.auth import Gate, needs
 from backout.store.db import HEAD_REVISION
@@ -35,6 +38,46 @@ class TriggerRequest(BaseModel):
 
 class ApproveRequest(BaseModel):
     comment: str = Field("", max_length=2000, description="Kept in the audit trail.")
+
+
+class AbandonRequest(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why: kept in the journal and audit trail."
+    )
+
+
+Steps = list[Annotated[int, Field(ge=1)]]
+
+
+class ResumeRequest(BaseModel):
+    """What to do with a step that started and never finished, by its number (1-based, as
+    `backout status` shows it); as `backout resume --mark-done/--retry/--skip`."""
+
+    mark_done: Steps = Field([], description="The step took effect: record it as succeeded.")
+    retry: Steps = Field([], description="Run the step again though it is not idempotent.")
+    skip: Steps = Field([], description="Skip the step.")
+
+    @model_validator(mode="after")
+    def _one_decision_a_step(self) -> "ResumeRequest":
+        numbers = [*self.mark_done, *self.retry, *self.skip]
+        twice = sorted({number for number in numbers if numbers.count(number) > 1})
+        if twice:
+            raise ValueError(f"step {twice[0]} has two decisions")
+        return self
+
+    def decisions(self) -> dict[int, Decision]:
+        """By the step's index in the plan (0-based), as the verb takes them."""
+        chosen: tuple[tuple[list[int], Decision], ...] = (
+            (self.mark_done, "done"),
+            (self.retry, "retry"),
+            (self.skip, "skip"),
+        )
+        return {number - 1: decision for numbers, decision in chosen for number in numbers}
+
+
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {live.MEDIA_TYPE: {}}, "description": "Server-Sent Events"}
+}
 
 
 def health(gate: Gate) -> APIRouter:
@@ -112,6 +155,21 @@ def actions(gate: Gate) -> APIRouter:
         return commands.trigger(caller, service, body.reason).to_json()
 
     @router.post(
+        "/runs/{run_id}/resume",
+        summary="Continue an interrupted run, to its end, within the request (as `backout resume`)",
+    )
+    def resume(caller: operator, run_id: str, body: ResumeRequest | None = None) -> dict[str, Any]:
+        decisions = (body or ResumeRequest()).decisions()
+        return commands.resume(caller, run_id, decisions).to_json()
+
+    @router.post(
+        "/runs/{run_id}/abandon",
+        summary="Give up on a run that needs attention (as `backout abandon`)",
+    )
+    def abandon(caller: operator, run_id: str, body: AbandonRequest) -> dict[str, Any]:
+        return commands.abandon(caller, run_id, body.reason).to_json()
+
+    @router.post(
         "/runs/{run_id}/approve",
         status_code=202,
         summary="Approve the checkpoint a deploy waits at (as `backout approve`)",
@@ -120,6 +178,50 @@ def actions(gate: Gate) -> APIRouter:
         return commands.approve(caller, run_id, body.comment).to_json()
 
     return router
+
+
+def events(gate: Gate, streams: live.Streams) -> APIRouter:
+    router = APIRouter(prefix=API, tags=["events"])
+    reader = Annotated[Caller, Depends(needs(gate, Permission.READ))]
+    last_event_id = Annotated[
+        str | None, Header(alias="Last-Event-ID", description="The id of the last event received")
+    ]
+    after_query = Annotated[
+        str | None,
+        Query(alias="after", description="As Last-Event-ID, for clients without headers"),
+    ]
+
+    @router.get(
+        "/runs/{run_id}/events",
+        summary="A run's events live, as Server-Sent Events; ends once the run is over",
+        response_class=StreamingResponse,
+        responses=EVENT_STREAM,
+    )
+    def run_events(
+        caller: reader, run_id: str, last: last_event_id = None, after: after_query = None
+    ) -> StreamingResponse:
+        start = live.position(last, after)
+        run = commands.status(caller, run_id)  # 404 before the stream opens
+        feed = live.RunFeed(caller.store, run.run_id, start or 0)
+        return _stream(streams.follow(feed))
+
+    @router.get(
+        "/events",
+        summary="Every run's events live, as Server-Sent Events (new runs included)",
+        response_class=StreamingResponse,
+        responses=EVENT_STREAM,
+    )
+    def all_events(
+        caller: reader, last: last_event_id = None, after: after_query = None
+    ) -> StreamingResponse:
+        feed = live.AllFeed(caller.store, live.position(last, after))
+        return _stream(streams.follow(feed))
+
+    return router
+
+
+def _stream(messages: Any) -> StreamingResponse:
+    return StreamingResponse(messages, media_type=live.MEDIA_TYPE, headers=live.HEADERS)
 
 
 def metrics(gate: Gate) -> APIRouter:

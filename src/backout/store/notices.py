@@ -16,7 +16,8 @@ listened is caught up by one look at the table.
 Channels:
 
 * ``backout_inbox`` (key: the service): an entry for that service's run in the trigger inbox;
-* ``backout_leases`` (key: the service): a lease was released, its run may be orphaned.
+* ``backout_leases`` (key: the service): a lease was released, its run may be orphaned;
+* ``backout_journal`` (key: the run id): an event of that run was journalled.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from backout.store.dialect import application_name
 
 INBOX = "backout_inbox"
 LEASES = "backout_leases"
-CHANNELS = (INBOX, LEASES)
+JOURNAL = "backout_journal"
+CHANNELS = (INBOX, LEASES, JOURNAL)
 RECONNECT_S = 1.0  # between two attempts to (re)open the listening connection
 # TCP keepalives find a dead server under a quiet listening connection (no query needed,
 # so no notice can slip by between two reads): idle 10 s, then 3 probes 5 s apart
@@ -51,10 +53,19 @@ NOTICE = "notice"  # why a doorbell rang: a notice for its channel and key (or a
 
 
 class Doorbell:
-    """Rings when a notice for (channel, key) arrives; :meth:`wait` returns at once then."""
+    """Rings when a notice for (channel, key) arrives; :meth:`wait` returns at once then.
+    ``on_ring`` (if any) is called on each ring too, from the ringing thread: it must be
+    quick and thread-safe (e.g. ``loop.call_soon_threadsafe`` to wake an asyncio task)."""
 
-    def __init__(self, channel: str, key: str, listener: _Listener | None) -> None:
+    def __init__(
+        self,
+        channel: str,
+        key: str,
+        listener: _Listener | None,
+        on_ring: Callable[[], None] | None = None,
+    ) -> None:
         self.channel, self.key = channel, key
+        self.on_ring = on_ring
         self._rung = threading.Event()
         self._listener = listener
         self._why: set[str] = set()
@@ -71,6 +82,8 @@ class Doorbell:
         with self._why_lock:
             self._why.add(why)
         self._rung.set()
+        if self.on_ring is not None:
+            self.on_ring()
 
     def reasons(self) -> set[str]:
         """Why it rang since the last call (and forget it)."""
@@ -102,12 +115,14 @@ _BELLS: dict[tuple[str, str], set[Doorbell]] = {}
 _LISTENERS: dict[str, _Listener] = {}  # store URL -> its listening connection
 
 
-def doorbell(engine: Engine, channel: str, key: str = ANY) -> Doorbell:
+def doorbell(
+    engine: Engine, channel: str, key: str = ANY, on_ring: Callable[[], None] | None = None
+) -> Doorbell:
     """Subscribe to ``channel`` notices for ``key`` (ANY: all keys). On PostgreSQL, waits
     (briefly) until this process listens, so no notice sent after this returns is missed.
     Close it (or use it as a context manager) when done."""
     listener = _join(engine)
-    bell = Doorbell(channel, key, listener)
+    bell = Doorbell(channel, key, listener, on_ring)
     with _LOCK:
         _BELLS.setdefault((channel, key), set()).add(bell)
     if listener is not None:
