@@ -36,25 +36,9 @@ from pathlib import Path
 from pgdb import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
-PLAN = """\
-plan: fleet-{n}
-service: fleet-{n}
-telemetry:
-  errors:
-    scrape:
-      url: http://127.0.0.1:{port}/t/{n}/metrics
-      ratio:
-        numerator: {{metric: http_requests_total, match: {{code: "5.."}}}}
-        denominator: {{metric: http_requests_total}}
-    interval: {interval}s
-triggers:
-  - name: errors above 10%
-    signal: errors
-    threshold: {{above: 0.1}}
-steps:
-  - name: back out
-    run: ["true"]
-"""
+sys.path.insert(0, str(ROOT))
+from tests.fleet_targets import fleet_plan  # noqa: E402  (the same plans as the tests)
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -155,7 +139,8 @@ def one(n: int, interval: float, window: float, store_url: str, pg_url: str | No
         plans = folder / "plans"
         plans.mkdir()
         for i in range(n):
-            text = PLAN.format(n=i, port=target_port, interval=interval)
+            url = f"http://127.0.0.1:{target_port}/t/{i}/metrics"
+            text = fleet_plan(i, url, interval=f"{interval:g}s")
             (plans / f"p{i:04d}.yaml").write_text(text)
         metrics_port = free_port()
         env = {**os.environ, "BACKOUT_DATABASE_URL": store_url}

@@ -22,6 +22,30 @@ import threading
 import time
 
 RATE = 100.0  # requests a second each target pretends to serve
+PLAN = """\
+plan: fleet-{n}
+service: fleet-{n}
+telemetry:
+  errors:
+    scrape:
+      url: {url}
+      ratio:
+        numerator: {{metric: http_requests_total, match: {{code: "5.."}}}}
+        denominator: {{metric: http_requests_total}}
+    interval: {interval}
+triggers:
+  - name: errors above 10%
+    signal: errors
+    threshold: {{above: 0.1}}
+steps:
+  - name: back out
+    run: {step}
+"""
+
+
+def fleet_plan(n: int, url: str, interval: str = "200ms", step: str = '["true"]') -> str:
+    """Deployment ``fleet-N``'s plan: its target's 5xx ratio above 10% backs it out."""
+    return PLAN.format(n=n, url=url, interval=interval, step=step)
 
 
 class TargetServer:

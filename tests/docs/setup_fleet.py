@@ -7,27 +7,7 @@ from __future__ import annotations
 import shutil
 
 from tests.docs.transcripts import IdMap, Session
-from tests.fleet_targets import TargetServer
-
-PLAN = """\
-plan: fleet-{n}
-service: fleet-{n}
-telemetry:
-  errors:
-    scrape:
-      url: {url}
-      ratio:
-        numerator: {{metric: http_requests_total, match: {{code: "5.."}}}}
-        denominator: {{metric: http_requests_total}}
-    interval: 200ms
-triggers:
-  - name: errors above 10%
-    signal: errors
-    threshold: {{above: 0.1}}
-steps:
-  - name: back out
-    run: ["true"]
-"""
+from tests.fleet_targets import TargetServer, fleet_plan
 
 
 def fleet_targets(session: Session) -> None:
@@ -38,5 +18,5 @@ def fleet_targets(session: Session) -> None:
     server = TargetServer(bad={1}).__enter__()
     session.cleanups.append(lambda: server.__exit__(None, None, None))
     for n in range(3):
-        text = PLAN.format(n=n, url=server.url(n))
+        text = fleet_plan(n, server.url(n))
         (target / "plans" / f"fleet-{n}.yaml").write_text(text, encoding="utf-8")

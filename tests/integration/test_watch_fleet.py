@@ -24,36 +24,18 @@ from backout.reports.schemas import output_schema
 from backout.settings import Settings
 from tests.callers import caller
 from tests.e2e import procs
-from tests.fleet_targets import TargetServer
+from tests.fleet_targets import TargetServer, fleet_plan
 from tests.services import free_port, wait_until
 
 DEADLINE = 60.0
-PLAN = """\
-plan: fleet-{n}
-service: fleet-{n}
-telemetry:
-  errors:
-    scrape:
-      url: {url}
-      ratio:
-        numerator: {{metric: http_requests_total, match: {{code: "5.."}}}}
-        denominator: {{metric: http_requests_total}}
-    interval: 200ms
-triggers:
-  - name: errors above 10%
-    signal: errors
-    threshold: {{above: 0.1}}
-steps:
-  - name: back out
-    run: [sh, -c, 'echo {n} >> ../marks']
-"""
 
 
 def write_plans(folder: Path, targets: TargetServer, count: int) -> Path:
     plans = folder / "plans"
     plans.mkdir()
     for n in range(count):
-        (plans / f"fleet-{n}.yaml").write_text(PLAN.format(n=n, url=targets.url(n)))
+        step = f"[sh, -c, 'echo {n} >> ../marks']"
+        (plans / f"fleet-{n}.yaml").write_text(fleet_plan(n, targets.url(n), step=step))
     return plans
 
 

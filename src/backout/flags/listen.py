@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import h11
 import uvicorn
@@ -268,7 +268,7 @@ def serve(
             server = make_server(
                 create_app(store, token=listener.token, limits=limits, traffic=traffic), limits
             )
-            with _signals_stop(server):
+            with signals_stop(server):
                 ready()
                 server.run(sockets=[listener.sock])
         finally:
@@ -276,12 +276,16 @@ def serve(
     return ServeStopped(server.stopped_by, traffic)
 
 
+class Stoppable(Protocol):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None: ...
+
+
 @contextmanager
-def _signals_stop(server: FlagServer) -> Iterator[None]:
-    """SIGTERM and SIGINT stop ``server`` from now on, also before uvicorn installs its own
-    handlers (it raises the signal again once it has stopped: that lands here too, instead
-    of killing the process or raising KeyboardInterrupt), so the caller can report the stop
-    and exit 128 + N itself."""
+def signals_stop(server: Stoppable) -> Iterator[None]:
+    """SIGTERM and SIGINT stop ``server`` (a uvicorn server) from now on, also before
+    uvicorn installs its own handlers (it raises the signal again once it has stopped: that
+    lands here too, instead of killing the process or raising KeyboardInterrupt), so the
+    caller can report the stop and exit 128 + N itself."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

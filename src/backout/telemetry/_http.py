@@ -40,10 +40,8 @@ def get(
 
     try:
         return client().get(url, headers=dict(headers or {}), params=params, timeout=timeout)
-    except httpx.TimeoutException:
-        return Failure("timeout", f"GET {url}: no answer within {timeout:g}s")
     except httpx.HTTPError as exc:
-        return Failure("error", f"GET {url}: {type(exc).__name__}: {exc}")
+        return _failure(url, timeout, exc)
 
 
 async def aget(
@@ -59,7 +57,13 @@ async def aget(
 
     try:
         return await client.get(url, headers=dict(headers or {}), params=params, timeout=timeout)
-    except httpx.TimeoutException:
-        return Failure("timeout", f"GET {url}: no answer within {timeout:g}s")
     except httpx.HTTPError as exc:
-        return Failure("error", f"GET {url}: {type(exc).__name__}: {exc}")
+        return _failure(url, timeout, exc)
+
+
+def _failure(url: str, timeout: float, exc: httpx.HTTPError) -> Failure:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure("timeout", f"GET {url}: no answer within {timeout:g}s")
+    return Failure("error", f"GET {url}: {type(exc).__name__}: {exc}")

@@ -101,8 +101,8 @@ def _matrix(result: list[dict[str, Any]], at: float, where: str) -> Reading:
     samples = tuple(point for point in points if not math.isnan(point))
     if not samples:
         return Reading.missing(at, "no_data", f"{where}: the range query returned no points")
-    points = "1 point" if len(samples) == 1 else f"{len(samples)} points"
-    detail = f"{where}: {points} from {len(result)} series"
+    counted = "1 point" if len(samples) == 1 else f"{len(samples)} points"
+    detail = f"{where}: {counted} from {len(result)} series"
     return Reading(
         at=at, status="ok", value=sum(samples) / len(samples), samples=samples, detail=detail
     )
