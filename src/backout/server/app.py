@@ -1,6 +1,7 @@
 """The API app: the routes of :mod:`backout.server.routes` behind token auth
 (:mod:`backout.server.auth`), every error as problem+json (:mod:`backout.server.problems`).
-OpenAPI at ``/api/v1/openapi.json``, interactive docs at ``/api/v1/docs``.
+OpenAPI at ``/api/v1/openapi.json``, interactive docs at ``/api/v1/docs``; the read-only
+dashboard (:mod:`backout.server.web`) at ``/``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 from backout import __version__
 from backout.commands.caller import Caller
 from backout.plans import notify_defaults
-from backout.server import problems, routes
+from backout.server import problems, routes, web
 from backout.server.auth import Gate
 from backout.server.events import Streams
 from backout.settings import Settings
@@ -51,4 +52,5 @@ def create_app(
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
         app.include_router(router(gate))
     app.include_router(routes.events(gate, streams or Streams()))
+    web.install(app, gate)
     return app

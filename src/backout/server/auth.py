@@ -5,6 +5,12 @@ then acts as the token's actor with its role. No token, or one that is unknown, 
 expired or malformed, is a 401 (one message for each). A role that does not grant what an
 endpoint needs is a 403 naming the role that would, and an ``api.denied`` audit record.
 
+The dashboard's sign-in (:mod:`.web`) keeps the token in the HttpOnly cookie ``COOKIE``;
+a GET (or HEAD) without an Authorization header presents that cookie instead, so a page's
+script reads the API (its live events) as the person signed in. Only reads take the
+cookie: a request that changes anything must carry the header, which a page of another
+site cannot make a browser send.
+
 An open server (``--open``, loopback only) lets a request without a token in as the actor
 ``anonymous`` with the role viewer: it reads, and is refused everything else. A request
 that does carry a token is still checked, and acts as the token says.
@@ -24,6 +30,8 @@ from backout.kernel.roles import Permission, Principal, Role, allows
 from backout.store import audit
 
 ANONYMOUS = "anonymous"
+COOKIE = "backout_token"
+_READS = frozenset({"GET", "HEAD"})
 DENIED = "api.denied"
 
 
@@ -36,6 +44,8 @@ class Gate:
 
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
+        if header is None and request.method in _READS and request.cookies.get(COOKIE):
+            return authenticate(self.caller, request.cookies[COOKIE])
         if header is None and self.open_access:
             return Principal(ANONYMOUS, Role.VIEWER)
         scheme, _, secret = (header or "").strip().partition(" ")

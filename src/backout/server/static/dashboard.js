@@ -1,0 +1,68 @@
+// The run page, live: append the journal's new events to the timeline, and keep the
+// status badge current, from the run's Server-Sent Events (the sign-in cookie
+// authenticates the stream). Without this script the page is complete as of its load.
+(function () {
+  "use strict";
+  var table = document.getElementById("timeline");
+  if (!table || !window.EventSource || table.dataset.over === "1") { return; }
+  var run = table.dataset.run;
+  var body = table.tBodies[0];
+  var badge = document.getElementById("run-status");
+  var result = document.getElementById("run-result");
+  var note = document.getElementById("live-note");
+  var last = parseInt(table.dataset.lastSeq, 10) || 0;
+  var base = "/api/v1/runs/" + encodeURIComponent(run);
+  var source = new EventSource(base + "/events?after=" + last);
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function utc(at) {
+    var d = new Date(at * 1000);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) +
+      " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds()) + " UTC";
+  }
+  function cell(row, text, code) {
+    var td = row.insertCell(-1);
+    var el = code ? td.appendChild(document.createElement("code")) : td;
+    el.textContent = text;  // text, never markup
+  }
+  function sorted(data) {
+    var out = {};
+    Object.keys(data || {}).sort().forEach(function (k) { out[k] = data[k]; });
+    return Object.keys(out).length ? JSON.stringify(out) : "";
+  }
+  function refresh() {
+    fetch(base, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (report) {
+        if (!report) { return; }
+        badge.textContent = report.status;
+        badge.className = "badge badge-" + report.status;
+        if (result) { result.textContent = report.result || ""; }
+        if (report.status === "succeeded" || report.status === "failed") {
+          source.close();
+          table.dataset.over = "1";
+          if (note) { note.textContent = "The run is over."; }
+        }
+      });
+  }
+  function add(message) {
+    var event = JSON.parse(message.data);
+    if (event.seq <= last) { return; }
+    last = event.seq;
+    table.dataset.lastSeq = String(last);
+    var row = body.insertRow(-1);
+    row.className = "event-row event-new";
+    row.dataset.seq = String(event.seq);
+    cell(row, String(event.seq));
+    cell(row, utc(event.at));
+    cell(row, event.kind);
+    cell(row, event.step === null ? "" : event.step + (event.attempt ? " · attempt " + event.attempt : ""));
+    cell(row, sorted(event.data), true);
+    refresh();
+  }
+  table.dataset.kinds.split(" ").forEach(function (kind) {
+    source.addEventListener(kind, add);
+  });
+  source.addEventListener("message", add);
+  source.onopen = function () { if (note) { note.textContent = "Live: new events appear as they are written."; } };
+})();
