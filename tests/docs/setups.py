@@ -246,6 +246,16 @@ def ops_plan(session: Session) -> None:
     )
 
 
+def ops_slow_first_step(session: Session) -> None:
+    """operations.md's payments plan whose first step takes a while (``sleep 30``)."""
+    ops_plan(session)
+    plan = session.cwd / "backout.yaml"
+    text = plan.read_text(encoding="utf-8")
+    old = "run: [echo, payment workers stopped]"
+    assert old in text, "operations.md: the payments plan no longer stops its workers so"
+    plan.write_text(text.replace(old, "run: [sleep, '30']"), encoding="utf-8")
+
+
 OPS_CRASHED = steps(ops_plan, crashed_in_step(2), claim_newest_run)
 OPS_MARKED_DONE = steps(
     ops_plan,
@@ -422,6 +432,93 @@ def drill_service(session: Session) -> None:
         time.sleep(0.05)
 
 
+def drill_port(session: Session) -> str:
+    """The staging server's port, as drill_service put it in backout.yaml."""
+    text = (session.cwd / "backout.yaml").read_text(encoding="utf-8")
+    found = re.search(r"http://127\.0\.0\.1:(\d+)/health", text)
+    assert found, "rehearsals.md: the drill-service setup comes first"
+    return found.group(1)
+
+
+def envs_plan(session: Session) -> None:
+    """rehearsals.md's ``envs.yaml``: backout.yaml with the doc's ``environments:`` and
+    telemetry, and ``{{ environment.url }}`` for staging's address everywhere else."""
+    port = drill_port(session)
+    url = f"http://127.0.0.1:{port}"
+    plan = (session.cwd / "backout.yaml").read_text(encoding="utf-8")
+    head, rest = plan.split("telemetry:\n", 1)
+    _, tail = rest.split("\ntriggers:", 1)
+    body = head + "triggers:" + tail.replace(url, "{{ environment.url }}")
+    extra = doc_block("docs/rehearsals.md", "yaml", "environments:")
+    extra = extra.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    body = body.replace("triggers:", extra + "\ntriggers:", 1)
+    (session.cwd / "envs.yaml").write_text(body, encoding="utf-8")
+
+
+def noidem_plan(session: Session) -> None:
+    """backout.yaml whose first backout step is not marked ``idempotent: true``."""
+    plan = (session.cwd / "backout.yaml").read_text(encoding="utf-8")
+    step = "  - name: point current at the last good release\n"
+    before, after = plan.split(step, 1)
+    after = after.replace("    idempotent: true\n", "", 1)
+    (session.cwd / "noidem.yaml").write_text(before + step + after, encoding="utf-8")
+
+
+def age_latest_drill(seconds: float) -> Setup:
+    """Every drill recorded earlier, the latest SECONDS ago: the reader waits, a setup
+    moves the drills' times back instead."""
+
+    def setup(session: Session) -> None:
+        path = session.cwd / ".backout" / "backout.db"
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db:
+            db.execute(
+                "UPDATE rehearsals SET at = at + ? - (SELECT max(at) FROM rehearsals)",
+                [time.time() - seconds],
+            )
+            db.commit()
+
+    return setup
+
+
+def without_sections(text: str, *keys: str) -> str:
+    """A plan's text without the top-level sections KEYS."""
+    out: list[str] = []
+    dropping = False
+    for line in text.splitlines(keepends=True):
+        if line[:1] not in (" ", "\n", "#", ""):
+            dropping = line.split(":", 1)[0] in keys
+        if not dropping:
+            out.append(line)
+    return "".join(out)
+
+
+def quick_snapshot(plan: str, options: str = "", store: str = "") -> Setup:
+    """``backout snapshot PLAN``, without the 5 s its telemetry takes to read: the
+    baseline of a copy of the plan without ``telemetry:`` (nor the ``triggers:`` reading
+    it). What the drills use, the baseline's values, is the same."""
+
+    def setup(session: Session) -> None:
+        text = (session.cwd / plan).read_text(encoding="utf-8")
+        copy = session.cwd / f".baseline-{plan}"
+        copy.write_text(without_sections(text, "telemetry", "triggers"), encoding="utf-8")
+        db = f"--db {store} " if store else ""
+        quietly(session, f"backout {db}snapshot {copy.name} {options} >/dev/null")
+        copy.unlink()
+
+    return setup
+
+
+DRILL_SNAPSHOT = steps(drill_service, quick_snapshot("backout.yaml"))
+POLICY_MAX_AGE = """\
+high:
+  verify: true
+  rto: true
+  approvals: 1
+  window: true
+  rehearsal: {max_age: 10s, fits_rto: true}
+"""
+
+
 # --- notifications.md: the README's shop, told through a signed webhook ------------------
 
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtZG9jcy1yZWNlaXZlcg=="  # base64 of a docs key
@@ -504,6 +601,133 @@ A_FAILED_RUN = steps(
     ),
     claim_newest_run,
 )
+
+
+def dead_receiver_run(session: Session) -> None:
+    """With the receiver down, a backout whose command is killed once its run has finished
+    (instead of its waiting 10 s for the notifications it queued): both are left queued,
+    as after any command that gave up on them."""
+    receiver_down(session)
+    quietly(session, "ln -sfn v2 releases/current")
+    name = "dead-receiver-run"
+    background("run backout.yaml", log_says(name, "succeeded: backout finished"), name)(session)
+    pid = int((session.cwd / f"{name}.pid").read_text())
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+RECOVERY_PLAN = """\
+plan: restore-from-backup
+service: shop-restore
+risk: low
+steps:
+  - name: restore from last night's backup
+    run: [echo, restored]
+    timeout: 10s
+    idempotent: true
+"""
+DISASTER_RECOVERY = """\
+disaster_recovery:
+  owner: dr-team
+  runbook: https://wiki.example.com/shop/disaster-recovery
+  plan: ../dr/restore-from-backup.yaml
+  auto: true
+  page: [feed]
+"""
+
+
+def handed_off_run(session: Session) -> None:
+    """notifications.md's failed run (its restart step exits 1) with a
+    ``disaster_recovery:`` that pages ``feed`` and starts a recovery plan (one step,
+    low risk: no drill is due)."""
+    dr = session.cwd.parent / "dr"
+    dr.mkdir(exist_ok=True)
+    (dr / "restore-from-backup.yaml").write_text(RECOVERY_PLAN, encoding="utf-8")
+    plan = (session.cwd / "failing.yaml").read_text(encoding="utf-8")
+    (session.cwd / "handoff.yaml").write_text(plan + DISASTER_RECOVERY, encoding="utf-8")
+    quietly(
+        session,
+        "ln -sfn v2 releases/current && backout run handoff.yaml >/dev/null 2>&1; test $? = 1",
+    )
+    result = session.script("backout runs --json --limit 2")
+    assert result.returncode == 0, result.stdout
+    runs = json.loads(result.stdout)
+    failed = [r["run_id"] for r in runs if r.get("plan") == "shop"]
+    assert failed, result.stdout
+    session.ids.unclaimed.append(str(failed[0]))
+
+
+PAGERDUTY_SECRET = "the secret PagerDuty showed at creation"  # as the doc exports it
+
+
+def pagerduty_webhook(run_id: str) -> bytes:
+    """PagerDuty's V3 webhook of an acknowledgement by Dana Oncall of the run's incident
+    (its ``incident_key`` is the run's ``dedup_key``, the run id)."""
+    return json.dumps(
+        {
+            "event": {
+                "id": "01DEN4HPBQAAAG05V5QQYBRZMF",
+                "event_type": "incident.acknowledged",
+                "resource_type": "incident",
+                "occurred_at": "2026-11-30T10:00:00.000Z",
+                "agent": {"id": "PLH1HKV", "summary": "Dana Oncall", "type": "user_reference"},
+                "client": {"name": "PagerDuty"},
+                "data": {
+                    "id": "PGR0VU2",
+                    "type": "incident",
+                    "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
+                    "status": "acknowledged",
+                    "incident_key": run_id,
+                    "title": "shop: backout failed",
+                },
+            }
+        }
+    ).encode()
+
+
+def pagerduty_acks(session: Session) -> None:
+    """A failed run of notifications.md's shop, and PagerDuty (played by a thread): once
+    something listens on the port the doc's 9096 stands for, Dana Oncall acknowledges the
+    run's incident there, and PagerDuty sends its signed webhook."""
+    from backout.notify.pagerduty_acks import sign
+
+    notify_shop(session)
+    quietly(session, "backout snapshot backout.yaml >/dev/null")
+    A_FAILED_RUN(session)
+    run_id = session.ids.unclaimed.pop()
+    port = free_port()
+    session.aliases["0.0.0.0:9096"] = f"0.0.0.0:{port}"
+    body = pagerduty_webhook(run_id)
+    stop = threading.Event()
+
+    def pagerduty() -> None:
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(
+                    f"http://127.0.0.1:{port}/pagerduty",
+                    content=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-PagerDuty-Signature": sign(body, PAGERDUTY_SECRET),
+                    },
+                    timeout=10,
+                ).raise_for_status()
+                return
+            stop.wait(0.1)
+
+    thread = threading.Thread(target=pagerduty, daemon=True)
+    thread.start()
+
+    def done() -> None:
+        stop.set()
+        thread.join(15)
+
+    session.cleanups.append(done)
+
+
 NOTIFY_BAD_PLANS = run(
     """sed 's/events: \\["\\*"\\]/events: [run.exploded]/' backout.yaml > bad.yaml && """
     "sed 's/      webhook:/      servicenow:/' backout.yaml > itsm.yaml"
@@ -915,6 +1139,7 @@ SETUPS: dict[str, Setup] = {
     "ops-crashed": OPS_CRASHED,
     "ops-marked-done": OPS_MARKED_DONE,
     "ops-busy": OPS_BUSY,
+    "ops-slow-first-step": ops_slow_first_step,
     "ops-hung-executor": OPS_HUNG,
     "ledger-stuck": LEDGER_STUCK,
     "config-file": config_file,
@@ -922,6 +1147,28 @@ SETUPS: dict[str, Setup] = {
     "drill-service": drill_service,
     "write-file-plugin": plugin("docs/actions.md", "backout_write_file", "backout.actions"),
     "detect-within-20s": run("sed -i 's/detect_within: 30s /detect_within: 20s /' backout.yaml"),
+    "drill-snapshot": DRILL_SNAPSHOT,
+    "drilled-version-aged-17s": steps(
+        run("sed -i 's/detect_within: 20s /detect_within: 30s /' backout.yaml"),
+        write("backout-policy.yaml", POLICY_MAX_AGE),
+        age_latest_drill(17),
+    ),
+    "drills-due": steps(
+        DRILL_SNAPSHOT,
+        envs_plan,
+        quick_snapshot("envs.yaml", "--env staging"),
+        run(
+            "backout rehearse backout.yaml --trigger manual >/dev/null 2>&1 && "
+            "backout rehearse envs.yaml --env staging --trigger manual >/dev/null 2>&1"
+        ),
+    ),
+    "slow-db-snapshot": quick_snapshot("backout.yaml", store="sqlite:///slow.db"),
+    "envs-plan": steps(
+        DRILL_SNAPSHOT,
+        run("backout rehearse backout.yaml --trigger manual >/dev/null 2>&1"),
+        envs_plan,
+    ),
+    "noidem-plan": noidem_plan,
     "fail-times-plugin": plugin("docs/rehearsals.md", "backout_fail_times", "backout.faults"),
     "flags-served": flags_served,
     "flags-cli": steps(folder("flags-cli"), env(BACKOUT_ACTOR="alice")),
@@ -929,6 +1176,12 @@ SETUPS: dict[str, Setup] = {
     "receiver-down": receiver_down,
     "receiver-up": receiver_up,
     "notify-bad-plans": NOTIFY_BAD_PLANS,
+    "dead-receiver-run": dead_receiver_run,
+    "notify-shop-dead-receiver-run": steps(
+        notify_shop, run("backout snapshot backout.yaml >/dev/null"), dead_receiver_run
+    ),
+    "handed-off-run": handed_off_run,
+    "pagerduty-acks": pagerduty_acks,
     "report-of-a-change": REPORT_OF_A_CHANGE,
     "a-failed-run": A_FAILED_RUN,
     "readme-backed-out": README_BACKED_OUT,

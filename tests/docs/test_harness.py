@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.docs.conftest import base_env
-from tests.docs.transcripts import Session, normalise, run_document
+from tests.docs.transcripts import Session, normalise, part_blocks, parts, run_document
 
 DOC = """\
 A server in one terminal:
@@ -88,3 +88,52 @@ def test_the_fork_server_reports_a_signal_death_as_one(
         f"BACKOUT_FAILPOINTS=step_started:1 backout run {plan} >/dev/null 2>&1; echo $?"
     )
     assert result.stdout.strip().splitlines()[-1] == "137", result.stdout
+
+
+PARTS = """\
+```text
+$ echo one > shared; echo one
+one
+```
+
+<!-- doctest: part=second -->
+```text
+$ cat shared 2>/dev/null || echo a folder of its own
+a folder of its own
+```
+"""
+
+
+def test_each_part_of_a_document_runs_on_its_own(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(PARTS)
+    assert parts(doc) == ["", "second"]
+    assert [b.line for b in part_blocks(doc, "second")] == [7]
+    second = tmp_path / "second"
+    second.mkdir()
+    (tmp_path / "shared").write_text("one\n")  # the first part's file, not in this folder
+    session = Session(second, base_env(tmp_path))
+    outcomes = list(run_document(doc, session, {}, "second"))
+    assert [(o.block.line, o.ok) for o in outcomes] == [(7, True)]
+
+
+INTERRUPTED = """\
+<!-- doctest: interrupt="ready" -->
+```text
+$ bash -c 'trap "echo stopped; exit 130" INT; echo ready; while :; do sleep 0.05; done'
+ready
+^C
+stopped
+$ echo $?
+130
+```
+"""
+
+
+def test_an_interrupt_is_a_ctrl_c_once_the_text_is_printed(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(INTERRUPTED)
+    session = Session(tmp_path, base_env(tmp_path))
+    session.timeout = 60
+    outcomes = list(run_document(doc, session, {}))
+    assert [o.ok for o in outcomes] == [True], outcomes[0].message

@@ -15,12 +15,26 @@ none of it)::
     <!-- doctest: run -->                      a ```sh block: run it as a script (exit 0)
     <!-- doctest: columns=120 -->              terminal width (default 100)
     <!-- doctest: background -->              "another terminal": see below
+    <!-- doctest: part=NAME setup=… -->        a part of its own: see below
+    <!-- doctest: interrupt="TEXT" -->         Ctrl-C once a command has printed TEXT
 
 A ``background`` transcript is a second terminal: its commands start in a shell of their
 own and the document goes on; its output is compared once the next transcript has run and
 it has ended (a deploy in one terminal, ``backout approve`` in the other while it waits).
 Its commands are written at once, so they can name no run id printed in the meantime, and
 its ``cd`` does not carry over.
+
+An ``interrupt`` transcript types Ctrl-C at the terminal once its command has printed
+TEXT: SIGINT to the block's process group (the shell and the command in the foreground),
+and ``^C`` in the output as a terminal echoes it. Its ``backout`` is the installed
+program, not the fork server's, so that the signal reaches the command.
+
+A ``part=NAME`` block starts a part of the document that runs on its own, from that
+block to the next ``part`` (the blocks before the first one are the part ``""``, and
+``part=`` alone goes back to it; a NAME used again goes on with that part): in a session
+of its own (a folder, store and environment of its own), so that the parts of a long
+document run side by side. Its setups must prepare all it needs: the blocks of the
+other parts do not run first.
 
 Output is compared after normalising what changes from run to run: run ids (the
 document's ids are paired with the real ones in order of appearance, and commands that
@@ -46,6 +60,7 @@ import select
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -84,6 +99,8 @@ RULES: list[tuple[re.Pattern[str], str]] = [
         "<N> readings evaluated; lag <LAG>",
     ),
     (re.compile(r"\(\d+ of \d+\)"), "(<N> of <N>)"),  # requests in a time window
+    # how much slower the latest drill was than the ones before it
+    (re.compile(r"\b\d+% more than the median\b"), "<N>% more than the median"),
     # what a real service's traffic decides: the reading a trigger judged (`errors 0.31 has
     # been above 0.02`), a sequential test's counts and odds, the numbers of its evidence
     (re.compile(rf"\b(\w+) {NUMBER} (?=(?:has been|is|is not) (?:above|below) )"), r"\1 <VALUE> "),
@@ -101,6 +118,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     ),
     # tries of a receiver that is down: as many as the retry delays (with jitter) allow
     (re.compile(r"\battempts[ =]\d+(?=,? +(?:error=)?ConnectError)"), "attempts <N>"),
+    (re.compile(r"\bfailed attempts \d+(?=, still pending)"), "failed attempts <N>"),
     (re.compile(r"^( +)\d+(  <TIMESTAMP>  .*outbox\.delivered .*attempts=)\d+"), r"\1<N>\2<N>"),
     (re.compile(r"\bowner=[^,\s]+"), "owner=<OWNER>"),
     (re.compile(r"\bowner [\w.-]+:\d+:[0-9a-f]+"), "owner <OWNER>"),
@@ -170,6 +188,23 @@ def parse_options(text: str, where: str) -> dict[str, str]:
     if "skip" in options and not options.get("reason"):
         raise ValueError(f'{where}: `doctest: skip` needs reason="why it cannot run here"')
     return options
+
+
+def parts(doc: Path) -> list[str]:
+    """The names of the document's parts in order, ``""`` (the blocks before the first
+    ``part``) first when it has blocks."""
+    found = [b.options["part"] for b in blocks(doc) if "part" in b.options]
+    return list(dict.fromkeys(["", *found]))
+
+
+def part_blocks(doc: Path, part: str) -> list[Block]:
+    """The blocks of one part of the document (see :func:`parts`)."""
+    current, out = "", []
+    for block in blocks(doc):
+        current = block.options.get("part", current)
+        if current == part:
+            out.append(block)
+    return out
 
 
 def blocks(doc: Path) -> list[Block]:
@@ -354,6 +389,9 @@ class Session:
         work): each command's output. After each command the ids it printed are paired
         with the doc's, so the next command can name a run the previous one made."""
         env = {**self.env, "COLUMNS": block.options.get("columns", "100")}
+        interrupt = block.options.get("interrupt")
+        if interrupt:  # the real program: a signal to the fork server's shim stops there
+            env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         outputs: list[str] = []
         with subprocess.Popen(
             ["bash", "--noprofile", "--norc"],
@@ -377,7 +415,9 @@ class Session:
                         f"; ( exit $__st )\n".encode()
                     )
                     shell.stdin.flush()
-                    output = self._read_until_mark(fd)
+                    output = self._read_until_mark(fd, interrupt=(shell.pid, interrupt))
+                    if interrupt and "^C\n" in output:
+                        interrupt = None  # one Ctrl-C per block
                     outputs.append(output)
                     self.ids.pair("\n".join(expected), output)
                     if output.endswith(f"[doctest: killed after {self.timeout:g}s]"):
@@ -415,7 +455,12 @@ class Session:
         self.cleanups.append(running.kill)
         return running
 
-    def _read_until_mark(self, fd: int, final: bool = False) -> str:
+    def _read_until_mark(
+        self, fd: int, final: bool = False, interrupt: tuple[int, str | None] = (0, None)
+    ) -> str:
+        """The output up to the mark a command's end prints; with ``interrupt`` (a process
+        group, a text), SIGINT to the group once the output holds the text."""
+        group, text = interrupt
         data = b""
         deadline = time.monotonic() + self.timeout
         end = f"\n{MARK}{MARK}\n".encode()
@@ -430,6 +475,10 @@ class Session:
             if not chunk:
                 break
             data += chunk
+            if text and text in data.decode(errors="replace"):
+                os.killpg(group, signal.SIGINT)
+                data += b"^C\n"  # what the terminal echoes
+                text = None
         text = data.decode(errors="replace")
         return text[: -len(end)] if text.endswith(end.decode()) else text
 
@@ -558,10 +607,14 @@ def updating() -> bool:
 Setup = Callable[[Session], None]
 
 
-def run_document(doc: Path, session: Session, setups: dict[str, Setup]) -> Iterator[Outcome]:
-    """Run every block of a document in order; yield each compared or checked block."""
+def run_document(
+    doc: Path, session: Session, setups: dict[str, Setup], part: str | None = None
+) -> Iterator[Outcome]:
+    """Run every block of a document (or of one of its parts) in order; yield each
+    compared or checked block."""
     running: Background | None = None
-    for outcome in _run_blocks(doc, session, setups):
+    chosen = blocks(doc) if part is None else part_blocks(doc, part)
+    for outcome in _run_blocks(chosen, session, setups):
         if isinstance(outcome, Background):
             if running is not None:
                 message = f"{outcome.block.where}: {running.block.where} still runs in background"
@@ -578,9 +631,9 @@ def run_document(doc: Path, session: Session, setups: dict[str, Setup]) -> Itera
 
 
 def _run_blocks(
-    doc: Path, session: Session, setups: dict[str, Setup]
+    chosen: list[Block], session: Session, setups: dict[str, Setup]
 ) -> Iterator[Outcome | Background]:
-    for block in blocks(doc):
+    for block in chosen:
         if block.skip_reason is not None:
             continue
         for name in filter(None, block.options.get("setup", "").split(",")):
