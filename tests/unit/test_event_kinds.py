@@ -28,7 +28,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 NO_LONGER_WRITTEN: frozenset[str] = frozenset()
 # Where an Event is made from a kind passed on, not named: the journal's own append (its
 # `kind` is typed EventKind, which mypy checks at every caller) and the store reading rows.
-PASSED_ON = {("src/backout/engine/journal.py", "kind"), ("src/backout/store/repo.py", "r.kind")}
+PASSED_ON = {("src/backout/engine/journal.py", "kind"), ("src/backout/store/repo.py", "row.kind")}
 
 
 def test_every_kind_has_a_description() -> None:

@@ -35,7 +35,6 @@ import anyio.to_thread
 from sqlalchemy import func, select
 
 from backout.errors import UsageError
-from backout.kernel.events import Event
 from backout.kernel.states import RUN_TERMINAL
 from backout.render import journal_json
 from backout.store import notices, repo
@@ -123,7 +122,7 @@ class AllFeed:
             if postgres and row.id != self.after + 1 and time.time() - row.at < GAP_WAIT_S:
                 break  # an id before it may still commit: hold here (see the module's doc)
             self.after = row.id
-            event = Event(row.run_id, row.seq, row.at, row.kind, row.step, row.attempt, row.data)
+            event = repo.event_of(row)
             data = {"run_id": row.run_id, **journal_json(event)}
             sent.append(message(row.id, row.kind, data))
         return sent, False

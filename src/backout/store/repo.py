@@ -64,7 +64,12 @@ def load_events(session: Session, run_id: str, after: int = 0) -> list[Event]:
     """The run's events in order; those after sequence number ``after`` (to follow a run)."""
     query = select(EventRow).where(EventRow.run_id == run_id, EventRow.seq > after)
     rows = session.scalars(query.order_by(EventRow.seq))
-    return [Event(r.run_id, r.seq, r.at, r.kind, r.step, r.attempt, dict(r.data)) for r in rows]
+    return [event_of(row) for row in rows]
+
+
+def event_of(row: EventRow) -> Event:
+    """A journal row as the event it records (its kind as stored)."""
+    return Event(row.run_id, row.seq, row.at, row.kind, row.step, row.attempt, dict(row.data))
 
 
 def append_event(
