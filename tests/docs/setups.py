@@ -35,6 +35,7 @@ from backout.actions.nginx import NginxAction, NginxOptions
 from tests.alertmanager import Alertmanager, start_alertmanager
 from tests.docs.setup_fleet import fleet_targets
 from tests.docs.transcripts import IdMap, Session, Setup, blocks
+from tests.integration.test_pagerduty_acks import webhook
 from tests.services import (
     Backend,
     Nginx,
@@ -665,26 +666,7 @@ PAGERDUTY_SECRET = "the secret PagerDuty showed at creation"  # as the doc expor
 def pagerduty_webhook(run_id: str) -> bytes:
     """PagerDuty's V3 webhook of an acknowledgement by Dana Oncall of the run's incident
     (its ``incident_key`` is the run's ``dedup_key``, the run id)."""
-    return json.dumps(
-        {
-            "event": {
-                "id": "01DEN4HPBQAAAG05V5QQYBRZMF",
-                "event_type": "incident.acknowledged",
-                "resource_type": "incident",
-                "occurred_at": "2026-11-30T10:00:00.000Z",
-                "agent": {"id": "PLH1HKV", "summary": "Dana Oncall", "type": "user_reference"},
-                "client": {"name": "PagerDuty"},
-                "data": {
-                    "id": "PGR0VU2",
-                    "type": "incident",
-                    "html_url": "https://acme.pagerduty.com/incidents/PGR0VU2",
-                    "status": "acknowledged",
-                    "incident_key": run_id,
-                    "title": "shop: backout failed",
-                },
-            }
-        }
-    ).encode()
+    return webhook(run_id, "01DEN4HPBQAAAG05V5QQYBRZMF")
 
 
 def pagerduty_acks(session: Session) -> None:
