@@ -404,3 +404,24 @@ def prometheus(
     prometheus_factory: Callable[..., Prometheus], prometheus_targets: list[str]
 ) -> Prometheus:
     return prometheus_factory(prometheus_targets)
+
+
+def wait_for_line(
+    process: subprocess.Popen[bytes], log: Path, pattern: re.Pattern[str], what: str
+) -> re.Match[str]:
+    """Wait until ``process`` writes a line matching ``pattern`` to ``log`` (a server's
+    "serving on …"); stop it and raise if it exits or says nothing in time."""
+    try:
+        wait_until(
+            lambda: process.poll() is not None or pattern.search(log.read_text()) is not None,
+            30.0,  # generous: a loaded machine takes seconds just to import the CLI
+            f"{what} to say it is serving",
+        )
+    except TimeoutError:
+        stop_process(process)
+        raise
+    found = pattern.search(log.read_text())
+    if found is None:
+        stop_process(process)
+        raise RuntimeError(f"{what} exited with {process.returncode}:\n{log.read_text()}")
+    return found

@@ -18,7 +18,7 @@ from backout.flags import listen
 from backout.flags.guard import Limits, ServedTraffic
 from backout.flags.server import create_app
 from backout.store.db import open_store
-from tests.services import stop_process, wait_until
+from tests.services import wait_for_line, wait_until
 
 START_TIMEOUT_S = 30.0  # generous: a loaded machine takes seconds just to import the CLI
 SERVING = re.compile(r"serving flags from \S+ on (http://\S+) \(")
@@ -75,18 +75,6 @@ def start_serve(
     with log.open("wb") as out:
         process = subprocess.Popen([*argv, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
     serve = ServeProcess(process, log)
-    try:
-        wait_until(
-            lambda: process.poll() is not None or SERVING.search(log.read_text()) is not None,
-            START_TIMEOUT_S,
-            "flags serve to say it is serving",
-        )
-    except TimeoutError:
-        stop_process(process)
-        raise
-    found = SERVING.search(log.read_text())
-    if found is None:
-        stop_process(process)
-        raise RuntimeError(f"flags serve exited with {process.returncode}:\n{log.read_text()}")
+    found = wait_for_line(process, log, SERVING, "flags serve")
     serve.url = found.group(1)
     return serve

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services import stop_process, wait_until
+from tests.services import stop_process, wait_for_line
 
 START_TIMEOUT_S = 30.0  # generous: a loaded machine takes seconds just to import the CLI
 SERVING = re.compile(r"serving the API from \S+ on (http://\S+) \((.*?)\)")
@@ -35,19 +35,7 @@ def start(
             stderr=out,
             env={**os.environ, **(env or {})},
         )
-    try:
-        wait_until(
-            lambda: process.poll() is not None or SERVING.search(log.read_text()) is not None,
-            START_TIMEOUT_S,
-            "backout server to say it is serving",
-        )
-    except TimeoutError:
-        stop_process(process)
-        raise
-    found = SERVING.search(log.read_text())
-    if found is None:
-        stop_process(process)
-        raise RuntimeError(f"backout server exited with {process.returncode}:\n{log.read_text()}")
+    found = wait_for_line(process, log, SERVING, "backout server")
     return process, found.group(1), found.group(2)
 
 
