@@ -27,8 +27,15 @@ from backout.store.dialect import hide_password
     is_flag=True,
     help="Let requests without a token read, as `anonymous` (role viewer); loopback only.",
 )
+@click.option(
+    "--plans",
+    "plans_dir",
+    envvar="BACKOUT_SERVER_PLANS",
+    metavar="DIR",
+    help="The folder of plans (*.yaml) the API may start runs of, by file name; none if unset.",
+)
 @click.pass_context
-def server(ctx: click.Context, address: str, open_access: bool) -> None:
+def server(ctx: click.Context, address: str, open_access: bool, plans_dir: str | None) -> None:
     """Serve the REST API: runs, live events, trigger, approve, resume, abandon; API tokens.
 
     Every request needs `Authorization: Bearer <token>` (`backout token create`), unless
@@ -36,8 +43,10 @@ def server(ctx: click.Context, address: str, open_access: bool) -> None:
     SIGTERM or Ctrl-C: in-flight requests finish, then it exits 143 (SIGTERM) or 130
     (SIGINT)."""
     from backout.server import listen
+    from backout.server.plan_folder import PlanFolder
 
     settings = settings_of(ctx)
+    plans = PlanFolder.of(plans_dir)
     listener = listen.listen(address, open_access=open_access)
     auth = "open: reads need no token" if open_access else "bearer token required"
 
@@ -50,7 +59,7 @@ def server(ctx: click.Context, address: str, open_access: bool) -> None:
             highlight=False,
         )
 
-    stopped = listen.serve(settings, listener, open_access=open_access, ready=ready)
+    stopped = listen.serve(settings, listener, open_access=open_access, plans=plans, ready=ready)
     if stopped is not None:
         err.print(f"server stopped on {signal.Signals(stopped).name}", highlight=False)
         exit_with(128 + stopped)

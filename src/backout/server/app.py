@@ -14,6 +14,7 @@ from backout.plans import notify_defaults
 from backout.server import problems, routes, web
 from backout.server.auth import Gate
 from backout.server.events import Streams
+from backout.server.plan_folder import PlanFolder
 from backout.settings import Settings
 from backout.store.db import Store
 
@@ -30,16 +31,19 @@ def create_app(
     *,
     open_access: bool = False,
     streams: Streams | None = None,
+    plans: PlanFolder | None = None,
 ) -> FastAPI:
     """The app over ``store`` (the caller owns it and disposes of it). ``open_access``: a
     request without a token reads as ``anonymous`` (viewer); the CLI allows it on loopback
     addresses only. ``streams``: its live event streams, for the server to end them when it
-    stops (``streams.stop()``)."""
+    stops (``streams.stop()``). ``plans``: the plans the API may start runs of
+    (``--plans DIR``); none by default."""
     defaults = None
     if settings.notify_defaults is not None:
         defaults = notify_defaults(settings.notify_defaults, settings.config_file or "")
     base = Caller(store, settings.actor, settings.lease_ttl, defaults, settings.heartbeat)
     gate = Gate(base, open_access)
+    folder = plans or PlanFolder()
     app = FastAPI(
         title="backout",
         version=__version__,
@@ -48,6 +52,7 @@ def create_app(
         docs_url=f"{routes.API}/docs",
         redoc_url=None,
     )
+    app.state.plans = folder
     problems.install(app)
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
         app.include_router(router(gate))

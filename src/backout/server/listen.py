@@ -26,6 +26,7 @@ from backout.flags import listen as flag_listen
 from backout.flags.guard import Limits
 from backout.server.app import create_app
 from backout.server.events import Streams
+from backout.server.plan_folder import PlanFolder
 from backout.settings import Settings
 from backout.store.db import open_store
 
@@ -84,6 +85,7 @@ def serve(
     listener: flag_listen.FlagListener,
     *,
     open_access: bool,
+    plans: PlanFolder | None = None,
     ready: Callable[[], None] = lambda: None,
 ) -> int | None:
     """Serve the API on ``listener`` until SIGTERM or SIGINT; the signal that stopped it.
@@ -94,7 +96,7 @@ def serve(
         store = open_store(settings.database_url)
         try:
             streams = Streams()
-            app = create_app(store, settings, open_access=open_access, streams=streams)
+            app = create_app(store, settings, open_access=open_access, streams=streams, plans=plans)
             server = ApiServer(flag_listen.make_server(app, Limits()).config, streams)
             with flag_listen.signals_stop(server):
                 ready()
