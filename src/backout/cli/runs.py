@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -27,6 +29,7 @@ from backout.cli.base import (
 from backout.cli.rehearsals import print_drill
 from backout.engine.runner import Decision
 from backout.kernel.durations import parse_duration
+from backout.kernel.events import Event
 from backout.kernel.states import RunStatus
 from backout.render import (
     Progress,
@@ -265,14 +268,29 @@ def resume(
     help="Then print each new event as it is journalled, until the run ends or needs "
     "attention (with --json: one object per line); Ctrl-C stops following, not the run.",
 )
+@click.option(
+    "--server",
+    envvar="BACKOUT_SERVER_URL",
+    metavar="URL",
+    help="Read it from `backout server` at URL instead of the store (the token in "
+    "BACKOUT_TOKEN); --follow then streams its live events.",
+)
 @json_option
 @click.pass_context
-def journal(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
+def journal(
+    ctx: click.Context, run_id: str, follow: bool, server: str | None, as_json: bool
+) -> None:
     """Print a run's journal: every event, in order."""
+    if server:
+        _remote(server, run_id, follow, as_json)
+        return
     if follow:
         _follow(caller_of(ctx, create=False), run_id, as_json)
         return
-    events = commands.journal(caller_of(ctx, create=False), run_id)
+    _print_journal(commands.journal(caller_of(ctx, create=False), run_id), as_json)
+
+
+def _print_journal(events: list[Event], as_json: bool) -> None:
     if as_json:
         print_json(out, [journal_json(e) for e in events])
         return
@@ -281,12 +299,27 @@ def journal(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> Non
 
 
 def _follow(caller: commands.Caller, run_id: str, as_json: bool) -> None:
-    for event in commands.follow(caller, run_id):
+    _print_live(commands.follow(caller, run_id), as_json)
+
+
+def _print_live(events: Iterable[Event], as_json: bool) -> None:
+    for event in events:
         if as_json:  # JSON Lines: a reader can act on each event as it comes
             out.file.write(json.dumps(journal_json(event), default=str) + "\n")
             out.file.flush()
         else:
             out.print(journal_lines([event])[0], soft_wrap=True)
+
+
+def _remote(server: str, run_id: str, follow: bool, as_json: bool) -> None:
+    """The journal from a server's API; followed through its event stream."""
+    from backout.client import TOKEN_ENV, ApiClient
+
+    client = ApiClient.of(server, os.environ.get(TOKEN_ENV))
+    if follow:
+        _print_live(client.follow(run_id), as_json)
+        return
+    _print_journal(client.journal(run_id), as_json)
 
 
 @click.command()
