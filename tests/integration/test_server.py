@@ -30,6 +30,7 @@ from backout.flags.guard import Limits
 from backout.render import journal_json
 from backout.server.app import create_app
 from backout.server.listen import listen
+from backout.server.plan_folder import PlanFolder
 from backout.settings import Settings
 from backout.store import audit
 from backout.store.db import HEAD_REVISION, Store
@@ -95,17 +96,19 @@ def with_password(url: str) -> str:
 
 @pytest.fixture
 def serve(store_url: str) -> Iterator[Any]:
-    """``serve(open_access=False)``: start the API on a free loopback port; stopped after."""
+    """``serve(open_access=False, plans=None)``: start the API on a free loopback port (with
+    ``plans``, a folder of plans, as ``--plans``); stopped after."""
     started: list[tuple[Any, threading.Thread, Any, Store, httpx.Client]] = []
 
-    def start(*, open_access: bool = False) -> Api:
+    def start(*, open_access: bool = False, plans: Path | None = None) -> Api:
         url = with_password(store_url)
         store = Store(url)
         store.open()
         settings = Settings(database_url=url, actor="server")
         listener = listen("127.0.0.1:0", open_access=open_access)
         server = flag_listen.make_server(
-            create_app(store, settings, open_access=open_access), Limits()
+            create_app(store, settings, open_access=open_access, plans=PlanFolder.of(plans)),
+            Limits(),
         )
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [listener.sock]}, daemon=True

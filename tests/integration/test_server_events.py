@@ -414,3 +414,20 @@ def test_sigterm_ends_open_streams_cleanly_and_the_server_exits(tmp_path: Path) 
     assert "server stopped on SIGTERM" in said
     assert "graceful shutdown exceeded" not in said
     assert "Traceback" not in said
+
+
+def test_a_new_runs_first_event_rings_the_journal_doorbell(store_url: str, tmp_path: Path) -> None:
+    """A run created for a worker writes only ``run_created``: its ring wakes the streams
+    (the global one shows new runs at once, not at its next look at the table)."""
+    from backout.store.db import Store
+
+    store = Store(store_url)
+    store.open()
+    try:
+        with notices.doorbell(store.engine, notices.JOURNAL) as bell:
+            bell.wait(0)  # a (re)connection's own ring, if any
+            pending = commands.enqueue(_caller(store), _plan(tmp_path, "queued"), "a test")
+            assert pending.status == "pending"
+            assert bell.wait(0)
+    finally:
+        store.dispose()

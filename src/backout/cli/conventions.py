@@ -168,6 +168,8 @@ ENVIRONMENT: Mapping[str, str] = MappingProxyType(
         "BACKOUT_OUTBOX_TOKEN": "the ITSM tool's API token",
         "BACKOUT_FLAGS_TOKEN": "the bearer token apps must send (as --token-file's content)",
         "BACKOUT_SERVER_LISTEN": "the address `backout server` serves on (as --listen)",
+        "BACKOUT_SERVER_URL": "the `backout server` to read from (as --server)",
+        "BACKOUT_TOKEN": "the API token sent to --server (`backout token create`)",
         "BACKOUT_PAGERDUTY_WEBHOOK_SECRET": "the secret PagerDuty signs its webhooks with",
     }
 )
@@ -180,7 +182,7 @@ GLOBAL_ENVIRONMENT = (
 )
 # read by a command without an option naming it
 EXTRA_ENVIRONMENT: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"outbox send": ("BACKOUT_OUTBOX_TOKEN",)}
+    {"outbox send": ("BACKOUT_OUTBOX_TOKEN",), "journal": ("BACKOUT_TOKEN",)}
 )
 _NAMED = re.compile(r"\bBACKOUT_[A-Z][A-Z_]*[A-Z]\b")
 _MARK = "Exit codes:"

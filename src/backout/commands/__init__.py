@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from backout.commands.audit import audit_checkpoint, audit_log, audit_verify
     from backout.commands.baseline import snapshot
     from backout.commands.caller import Caller
+    from backout.commands.enqueue import enqueue
     from backout.commands.follow import follow, follow_progress
     from backout.commands.incidents import incident_update, incidents, status_page_build
     from backout.commands.interventions import abandon, approve, trigger
@@ -63,6 +64,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "drill_of": ("backout.commands.rehearsals", "drill_of"),
     "drills_due": ("backout.commands.rehearsals", "drills_due"),
     "dry_run": ("backout.commands.plans", "dry_run"),
+    "enqueue": ("backout.commands.enqueue", "enqueue"),
     "explain_run": ("backout.commands.runs", "explain_run"),
     "flags": ("backout.commands.flags", None),
     "follow": ("backout.commands.follow", "follow"),
@@ -151,6 +153,7 @@ __all__ = [
     "drill_of",
     "drills_due",
     "dry_run",
+    "enqueue",
     "explain_run",
     "flags",
     "follow",

@@ -18,7 +18,7 @@ from backout.kernel.states import RunStatus
 from backout.spec.loader import LoadedPlan
 from backout.spec.secrets import resolve_secrets
 from backout.spec.templating import references, walk_strings
-from backout.store import audit, repo
+from backout.store import audit, leases, notices, repo
 from backout.store import changes as change_repo
 from backout.store.db import Store
 from backout.store.models import RunRow, SnapshotRow
@@ -81,7 +81,12 @@ def create_run(
     lease_ttl: float,
     change_id: int | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    for_worker: bool = False,
 ) -> RunRow:
+    """Create the run, its service claimed for ``owner``. ``for_worker``: the claim is
+    handed back in the same transaction, so the pending run waits for a worker (its
+    doorbell rings at commit); a refused run leaves nothing behind either way."""
     plan = loaded.plan
     resolve_secrets(plan, loaded.base_dir)  # refuse now rather than fail mid-backout
     now = time.time()
@@ -122,6 +127,8 @@ def create_run(
             "actor": actor,
             "change_id": change_id,
         }
+        if (extra or {}).get("reason"):
+            data["reason"] = (extra or {})["reason"]
         repo.append_event(
             session,
             Event(run_id, 1, now, EventKind.RUN_CREATED, data=data),
@@ -129,7 +136,10 @@ def create_run(
             "",
             None,
         )
+        notices.notify(session, notices.JOURNAL, run_id)  # live event streams look at once
         audit.append(session, actor, "run.started", f"run:{run_id}", data)
+        if for_worker:
+            leases.release(session, service, owner)
     return row
 
 

@@ -1,7 +1,7 @@
 """The API app: the routes of :mod:`backout.server.routes` behind token auth
 (:mod:`backout.server.auth`), every error as problem+json (:mod:`backout.server.problems`).
-OpenAPI at ``/api/v1/openapi.json``, interactive docs at ``/api/v1/docs``; the read-only
-dashboard (:mod:`backout.server.web`) at ``/``.
+OpenAPI at ``/api/v1/openapi.json``, interactive docs at ``/api/v1/docs``; the dashboard
+(:mod:`backout.server.web`, :mod:`.web_actions`, :mod:`.web_pages`) at ``/``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from fastapi import FastAPI
 from backout import __version__
 from backout.commands.caller import Caller
 from backout.plans import notify_defaults
-from backout.server import problems, routes, web
+from backout.server import (
+    api_alerts,
+    api_changes,
+    api_plans,
+    api_records,
+    api_start,
+    problems,
+    routes,
+    web,
+    web_actions,
+    web_pages,
+)
+from backout.server.access import AccessLog
 from backout.server.auth import Gate
 from backout.server.events import Streams
 from backout.server.plan_folder import PlanFolder
@@ -53,9 +65,17 @@ def create_app(
         redoc_url=None,
     )
     app.state.plans = folder
+    app.add_middleware(AccessLog)
     problems.install(app)
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
         app.include_router(router(gate))
     app.include_router(routes.events(gate, streams or Streams()))
+    app.include_router(api_alerts.alerts(gate))
+    app.include_router(api_start.start(gate, folder))
+    for with_plans in (api_changes.changes, api_changes.rehearsals, api_plans.plans):
+        app.include_router(with_plans(gate, folder))
+    api_records.install(app, gate, folder)
     web.install(app, gate)
+    web_actions.install(app, gate)
+    web_pages.install(app, gate)
     return app

@@ -7,9 +7,12 @@ endpoint needs is a 403 naming the role that would, and an ``api.denied`` audit 
 
 The dashboard's sign-in (:mod:`.web`) keeps the token in the HttpOnly cookie ``COOKIE``;
 a GET (or HEAD) without an Authorization header presents that cookie instead, so a page's
-script reads the API (its live events) as the person signed in. Only reads take the
-cookie: a request that changes anything must carry the header, which a page of another
-site cannot make a browser send.
+script reads the API (its live events) as the person signed in. The API's reads take the
+cookie: a request to the API that changes anything must carry the header, which a page of
+another site cannot make a browser send. The dashboard's own forms (:mod:`.web_actions`)
+post with the cookie and a CSRF token (:meth:`Gate.csrf_for`), an HMAC of the cookie's
+token with a key each server draws when it starts; a form without it, or with another, is
+refused before anything is done (:meth:`Gate.form_principal`).
 
 An open server (``--open``, loopback only) lets a request without a token in as the actor
 ``anonymous`` with the role viewer: it reads, and is refused everything else. A request
@@ -18,8 +21,12 @@ that does carry a token is still checked, and acts as the token says.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from fastapi import Request
 
@@ -27,12 +34,15 @@ from backout.commands.caller import Caller
 from backout.commands.tokens import authenticate
 from backout.errors import Forbidden, Unauthenticated
 from backout.kernel.roles import Permission, Principal, Role, allows
+from backout.server.access import ACTOR_KEY
 from backout.store import audit
 
 ANONYMOUS = "anonymous"
 COOKIE = "backout_token"
 _READS = frozenset({"GET", "HEAD"})
 DENIED = "api.denied"
+CSRF_FIELD = "csrf"
+log = logging.getLogger("backout.server")
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class Gate:
 
     caller: Caller
     open_access: bool
+    # signs the dashboard's CSRF tokens; new at each start, so a restart voids open forms
+    csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
@@ -56,6 +68,39 @@ class Gate:
                 hint="make a token with `backout token create --role R --actor NAME`",
             )
         return authenticate(self.caller, secret)
+
+    def csrf_for(self, request: Request) -> str:
+        """The CSRF token the dashboard's forms carry for this request's sign-in: an HMAC of
+        the cookie's token (of the bearer token, for a page read with the header); empty
+        without either (an open server's anonymous viewer, who may do nothing)."""
+        header = request.headers.get("authorization")
+        secret = header.strip().partition(" ")[2] if header else request.cookies.get(COOKIE, "")
+        if not secret:
+            return ""
+        return hmac.new(self.csrf_key, f"csrf:{secret}".encode(), hashlib.sha256).hexdigest()
+
+    def form_principal(self, request: Request, csrf: str | None) -> Principal:
+        """Who posts a dashboard form. The cookie counts only with the form's CSRF token
+        (a page of another site can make a browser post, but cannot read the token); a
+        bearer header needs none (no other site's page can send one); without either, as
+        :meth:`principal` says (an open server's anonymous viewer, or 401)."""
+        cookie = request.cookies.get(COOKIE)
+        if request.headers.get("authorization") is not None or not cookie:
+            return self.principal(request)
+        principal = authenticate(self.caller, cookie)
+        expected = self.csrf_for(request).encode()
+        if not hmac.compare_digest((csrf or "").encode(), expected):
+            log.warning(
+                "refused %s %s: the form's CSRF token is %s",
+                request.method,
+                request.url.path,
+                "missing" if not csrf else "wrong",
+            )
+            raise Forbidden(
+                "the form did not come from this dashboard's page, or the page is out of date",
+                hint="reload the page and submit the form again",
+            )
+        return principal
 
     def caller_for(self, principal: Principal) -> Caller:
         """The caller a verb takes for this request: the server's store, the token's actor."""
@@ -86,6 +131,7 @@ def needs(gate: Gate, permission: Permission) -> Callable[[Request], Caller]:
 
     def dependency(request: Request) -> Caller:
         principal = gate.principal(request)
+        request.scope.setdefault("state", {})[ACTOR_KEY] = principal.actor  # the access log's
         if not principal.may(permission):
             gate.deny(request, principal, permission)
         return gate.caller_for(principal)

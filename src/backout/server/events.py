@@ -10,9 +10,9 @@ global stream at the next event written.
 
 No tight polling: a stream waits on the ``backout_journal`` doorbell (rung by every journal
 append, at once in this process, by PostgreSQL's NOTIFY from others) and looks at the table
-at least every ``POLL_S`` anyway (SQLite has no NOTIFY; and a run's first event is written
-with the run, without a ring). A ``: keep-alive`` comment goes out after ``HEARTBEAT_S``
-of quiet, so proxies keep the connection. A run's stream ends once the run is over
+at least every ``POLL_S`` anyway (SQLite has no NOTIFY for other processes' writes). A
+``: keep-alive`` comment goes out after ``HEARTBEAT_S`` of quiet, so proxies keep the
+connection. A run's stream ends once the run is over
 (succeeded or failed) and its last event is sent; every stream ends when the server stops.
 
 On PostgreSQL, journal row ids are handed out when a row is inserted, not when it commits:

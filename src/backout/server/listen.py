@@ -27,6 +27,7 @@ from backout.flags.guard import Limits
 from backout.server.app import create_app
 from backout.server.events import Streams
 from backout.server.plan_folder import PlanFolder
+from backout.server.workers import DEFAULT_DRAIN, Workers, worker_caller
 from backout.settings import Settings
 from backout.store.db import open_store
 
@@ -69,13 +70,19 @@ def listen(address: str, *, open_access: bool) -> flag_listen.FlagListener:
 
 class ApiServer(flag_listen.FlagServer):
     """The flag server's uvicorn setup; a stop signal also ends the live event streams,
-    which would otherwise hold the graceful stop until its timeout."""
+    which would otherwise hold the graceful stop until its timeout, and drains the
+    workers (``--workers``): the first signal, and any once uvicorn has stopped (uvicorn
+    raises the signals it caught again as it stops: those are not news)."""
 
-    def __init__(self, config: uvicorn.Config, streams: Streams) -> None:
+    def __init__(self, config: uvicorn.Config, streams: Streams, workers: Workers) -> None:
         super().__init__(config)
         self.streams = streams
+        self.workers = workers
+        self.draining = False  # uvicorn has stopped; the workers are draining
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stopped_by is None or self.draining:
+            self.workers.signal(sig)
         self.streams.stop()
         super().handle_exit(sig, frame)
 
@@ -87,20 +94,30 @@ def serve(
     open_access: bool,
     plans: PlanFolder | None = None,
     ready: Callable[[], None] = lambda: None,
+    workers: int = 0,
+    drain: float = DEFAULT_DRAIN,
 ) -> int | None:
     """Serve the API on ``listener`` until SIGTERM or SIGINT; the signal that stopped it.
-    ``ready`` runs once the store is open (at the current schema) and the signals stop the
-    server gracefully."""
+    ``ready`` runs once the store is open (at the current schema), ``workers`` worker
+    threads run (:mod:`backout.server.workers`) and the signals stop the server
+    gracefully; the workers then drain (the step in flight may go on for ``drain``
+    seconds) before this returns."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with listener.sock:
         store = open_store(settings.database_url)
         try:
             streams = Streams()
             app = create_app(store, settings, open_access=open_access, streams=streams, plans=plans)
-            server = ApiServer(flag_listen.make_server(app, Limits()).config, streams)
+            crew = Workers(worker_caller(store, settings), workers, drain=drain)
+            server = ApiServer(flag_listen.make_server(app, Limits()).config, streams, crew)
             with flag_listen.signals_stop(server):
-                ready()
-                server.run(sockets=[listener.sock])
+                crew.start()
+                try:
+                    ready()
+                    server.run(sockets=[listener.sock])
+                finally:
+                    server.draining = True
+                    crew.stop(server.stopped_by or signal.SIGTERM)
         finally:
             store.dispose()
     return server.stopped_by

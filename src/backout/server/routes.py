@@ -27,6 +27,7 @@ from backout.render import journal_json
 from backout.server import events as live
 from backout.server import pages
 from backout.server.auth import Gate, needs
+from backout.server.live_metrics import LiveCollector
 from backout.store.db import HEAD_REVISION
 
 API = "/api/v1"
@@ -239,6 +240,7 @@ def metrics(gate: Gate) -> APIRouter:
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector(load))
+        registry.register(LiveCollector(caller.store))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

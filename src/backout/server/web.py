@@ -1,28 +1,27 @@
-"""The dashboard: read-only HTML pages over the same store and roles as the API.
+"""The dashboard: HTML pages over the same store and roles as the API.
 
 - ``GET /login`` a form taking an API token; ``POST /login`` checks it and keeps it in an
   HttpOnly, SameSite=Strict cookie (Secure over https); ``POST /logout`` drops it;
 - ``GET /`` the runs, newest first, filtered and paged as ``GET /api/v1/runs``;
-- ``GET /runs/{id}`` a run: summary, steps, checks, the trigger's evidence, the
-  explanation, the report's charts and the journal as a timeline, which the page's script
-  keeps up to date from ``/api/v1/runs/{id}/events`` (the cookie authenticates it).
+- the run page and its forms (approve, resume, abandon) are in :mod:`.web_actions`; the
+  changes, the audit trail, the flags and the status page in :mod:`.web_pages`.
 
 A page without a valid token (cookie or bearer header) redirects to the sign-in, unless
 the server is open (``--open``). Templates are Jinja2 with autoescape on; the script and
-stylesheet are served from ``/static``, nothing is fetched from elsewhere.
+stylesheet are served from ``/static``, nothing is fetched from elsewhere. A page that
+acts says so in a flash message after the redirect that follows its form (:func:`flash`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
 from backout.commands.caller import Caller
 from backout.commands.tokens import authenticate
@@ -33,7 +32,8 @@ from backout.server import pages, web_views
 from backout.server.auth import COOKIE, Gate
 
 STATIC = Path(__file__).parent / "static"
-FORM_MAX = 16_384  # bytes of a sign-in form: a token is 43
+FORM_MAX = 16_384  # bytes of a form: a token is 43, a comment or reason at most 2000 chars
+FLASH = "backout_flash"  # what a form did, shown once by the page it redirects to
 # pages are drawn here; scripts, styles and streams come from this server alone
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -73,8 +73,10 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
-def _to_login(request: Request) -> RedirectResponse:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+def to_login(request: Request, here: str | None = None) -> RedirectResponse:
+    """To the sign-in, which comes back to ``here`` (default: the page asked for)."""
+    if here is None:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
 
 
@@ -86,22 +88,44 @@ def _who(gate: Gate, request: Request) -> Principal | None:
         return None
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
+    """A form's fields (the first value of each), from at most ``FORM_MAX`` bytes."""
     body = await request.body()
     fields = parse_qs(body[:FORM_MAX].decode(errors="replace"), keep_blank_values=True)
     return {key: values[0] for key, values in fields.items() if values}
 
 
+def reader(gate: Gate, request: Request) -> tuple[Principal, Caller] | Response:
+    """The page's viewer and caller, or the response that refuses them (to the sign-in;
+    403 for a role that may not read)."""
+    principal = _who(gate, request)
+    if principal is None:
+        return to_login(request)
+    if not principal.may(Permission.READ):
+        return render("error.html", 403, who=principal, message="your role may not read")
+    return principal, gate.caller_for(principal)
+
+
+def flash(response: Response, said: str) -> Response:
+    """Keep ``said`` for the next page this browser shows (it shows it once)."""
+    response.set_cookie(FLASH, quote(said), max_age=300, httponly=True, samesite="strict")
+    return response
+
+
+def take_flash(request: Request) -> str | None:
+    """The message a form left for this page; drop it with :func:`shown_flash`."""
+    kept = request.cookies.get(FLASH)
+    return unquote(kept)[:500] if kept else None
+
+
+def shown_flash(response: Response, request: Request) -> Response:
+    if request.cookies.get(FLASH):
+        response.delete_cookie(FLASH, httponly=True, samesite="strict")
+    return response
+
+
 def router(gate: Gate) -> APIRouter:
     web = APIRouter(include_in_schema=False)
-
-    def page(request: Request) -> tuple[Principal, Caller] | Response:
-        principal = _who(gate, request)
-        if principal is None:
-            return _to_login(request)
-        if not principal.may(Permission.READ):
-            return render("error.html", 403, who=principal, message="your role may not read")
-        return principal, gate.caller_for(principal)
 
     @web.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str | None = None) -> Response:
@@ -109,7 +133,7 @@ def router(gate: Gate) -> APIRouter:
 
     @web.post("/login", response_class=HTMLResponse)
     async def login(request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         target = _safe_next(form.get("next"))
         token = form.get("token", "").strip()
         try:
@@ -151,13 +175,14 @@ def router(gate: Gate) -> APIRouter:
         cursor: str | None = None,
         limit: int = pages.DEFAULT_LIMIT,
     ) -> Response:
-        allowed = page(request)
+        allowed = reader(gate, request)
         if isinstance(allowed, Response):
             return allowed
         who, caller = allowed
         chosen = {"service": service or "", "status": status or "", "mode": mode or ""}
         context: dict[str, Any] = {
             "who": who,
+            "csrf": gate.csrf_for(request),
             "chosen": chosen,
             "statuses": [s.value for s in RunStatus],
             "modes": pages.MODES,
@@ -170,7 +195,7 @@ def router(gate: Gate) -> APIRouter:
             filters = pages.Filters.parse(service or None, status or None, mode or None, None)
             found = web_views.runs_page(caller, filters, limit, cursor or None)
         except BackoutError as exc:
-            context["error"] = _message(exc)
+            context["error"] = message(exc)
             return render("runs.html", exc.http_status, **context)
         kept = {key: value for key, value in chosen.items() if value}
         if limit != pages.DEFAULT_LIMIT:
@@ -182,29 +207,8 @@ def router(gate: Gate) -> APIRouter:
         context["lines"] = found.lines
         return render("runs.html", **context)
 
-    @web.get("/runs/{run_id}", response_class=HTMLResponse)
-    def run(request: Request, run_id: str) -> Response:
-        allowed = page(request)
-        if isinstance(allowed, Response):
-            return allowed
-        who, caller = allowed
-        try:
-            shown = web_views.run_page(caller, run_id)
-        except BackoutError as exc:
-            return render("error.html", exc.http_status, who=who, message=_message(exc))
-        return render(
-            "run.html",
-            who=who,
-            run=shown,
-            report=shown.report,
-            kinds=" ".join(web_views.KINDS),
-            # the charts are SVG the report module drew, every text in them escaped
-            signal_svg=Markup(shown.signal_svg) if shown.signal_svg else None,  # noqa: S704
-            steps_svg=Markup(shown.steps_svg) if shown.steps_svg else None,  # noqa: S704
-        )
-
     return web
 
 
-def _message(exc: BackoutError) -> str:
+def message(exc: BackoutError) -> str:
     return exc.message + (f" ({exc.hint})" if exc.hint else "")

@@ -14,11 +14,12 @@ import time
 
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from backout.errors import BackoutError
 from backout.store import inbox
 from backout.store.db import Store
-from backout.triggers.alerts import WebhookPayload
+from backout.triggers.alerts import Alert, WebhookPayload
 
 KIND = "alertmanager"  # the inbox kind and actor of a queued alert
 REJECTED = "rejected"  # the inbox kind of a refused request
@@ -38,8 +39,21 @@ def queue_alerts(store: Store, service: str, payload: WebhookPayload, run_id: st
     SQLAlchemyError if the store cannot take them."""
     with store.session() as session:  # all of a webhook's alerts, or none
         for alert in payload.alerts:
-            data = alert.entry(payload)
-            inbox.put(session, service, KIND, alert.name, KIND, data, run_id)
+            put_alert(session, service, alert, payload, run_id)
+
+
+def put_alert(
+    session: Session,
+    service: str,
+    alert: Alert,
+    payload: WebhookPayload,
+    run_id: str | None,
+    actor: str = KIND,
+) -> inbox.InboxRow:
+    """One alert of ``payload`` in the inbox for ``service`` (and its run ``run_id``), as the
+    run's watcher reads it; rings the service's doorbell once the session commits. The
+    listener and the API server's alert endpoints both store alerts through this."""
+    return inbox.put(session, service, KIND, alert.name, actor, alert.entry(payload), run_id)
 
 
 def queue_rejection(

@@ -1,6 +1,8 @@
 // The run page, live: append the journal's new events to the timeline, and keep the
 // status badge current, from the run's Server-Sent Events (the sign-in cookie
 // authenticates the stream). Without this script the page is complete as of its load.
+// A checkpoint's approve form goes once the deploy moves past it; a run that comes to
+// need attention says to reload the page for its forms (they are drawn by the server).
 (function () {
   "use strict";
   var table = document.getElementById("timeline");
@@ -12,6 +14,7 @@
   var note = document.getElementById("live-note");
   var last = parseInt(table.dataset.lastSeq, 10) || 0;
   var base = "/api/v1/runs/" + encodeURIComponent(run);
+  var MOVED_ON = ["checkpoint_passed", "backout_started", "run_finished"];
   var source = new EventSource(base + "/events?after=" + last);
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
@@ -38,6 +41,9 @@
         badge.textContent = report.status;
         badge.className = "badge badge-" + report.status;
         if (result) { result.textContent = report.result || ""; }
+        if (report.status === "needs_attention" && !document.getElementById("attention") && note) {
+          note.textContent = "The run needs attention: reload the page to resume or abandon it.";
+        }
         if (report.status === "succeeded" || report.status === "failed") {
           source.close();
           table.dataset.over = "1";
@@ -58,6 +64,10 @@
     cell(row, event.kind);
     cell(row, event.step === null ? "" : event.step + (event.attempt ? " · attempt " + event.attempt : ""));
     cell(row, sorted(event.data), true);
+    if (MOVED_ON.indexOf(event.kind) >= 0) {
+      var checkpoint = document.getElementById("checkpoint");
+      if (checkpoint) { checkpoint.hidden = true; }
+    }
     refresh();
   }
   table.dataset.kinds.split(" ").forEach(function (kind) {
