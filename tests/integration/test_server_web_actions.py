@@ -404,9 +404,17 @@ def test_the_audit_page_pages_newest_first_and_says_whether_the_chain_holds(serv
         found = re.search(r'<a href="([^"]+)" rel="next">', response.text)
         path = found.group(1).replace("&amp;", "&") if found else None
     assert seen == every
+    # and back to the newest by the "Newer" links, a page at a time
+    back: list[int] = []
+    while path is None or path:
+        response = get(api, path or "/audit?limit=2&before=2", viewer)
+        back += [int(s) for s in re.findall(r'data-seq="(\d+)"', response.text)]
+        found = re.search(r'<a href="([^"]+)" rel="prev">', response.text)
+        path = found.group(1).replace("&amp;", "&") if found else ""
+    assert sorted(back, reverse=True) == every
     only = get(api, "/audit?action=test.step1", viewer).text
     assert re.findall(r"<td>(thing:\d)</td>", only) == ["thing:3", "thing:1"]
-    assert get(api, "/audit?page=0", viewer).status_code == 400
+    assert get(api, "/audit?before=0", viewer).status_code == 400
 
     with api.store.session() as session:
         session.execute(text("UPDATE audit SET actor = 'mallory' WHERE seq = 2"))

@@ -15,8 +15,12 @@ def audit_log(
     actor: str | None = None,
     since: float | None = None,
     limit: int = 100,
+    *,
+    before: int | None = None,
+    after: int | None = None,
 ) -> list[AuditEntry]:
-    """Audit records, filtered, oldest first."""
+    """Audit records, filtered, oldest first: the newest ``limit``, or a page of them by
+    seq: older than ``before``, or the oldest ``limit`` newer than ``after``."""
     with caller.store.session() as session:
         return [
             AuditEntry(
@@ -29,7 +33,7 @@ def audit_log(
                 row.prev_hash,
                 row.hash,
             )
-            for row in audit.log(session, action, subject, actor, since, limit)
+            for row in audit.log(session, action, subject, actor, since, limit, before, after)
         ]
 
 

@@ -58,10 +58,26 @@ def audit(gate: Gate) -> APIRouter:
         limit: Annotated[
             int, Query(ge=1, le=AUDIT_LIMIT, description="At most this many (the newest)")
         ] = 100,
+        before: Annotated[
+            int | None,
+            Query(ge=1, description="The page older than this seq: the first seq of the last page"),
+        ] = None,
+        after: Annotated[
+            int | None, Query(ge=0, description="The oldest records newer than this seq")
+        ] = None,
     ) -> list[dict[str, Any]]:
+        if before is not None and after is not None:
+            raise UsageError("give before or after, not both", hint="one page at a time")
         moment = None if since is None else parse_bound(since, time.time(), "since")
         rows = commands.audit_log(
-            caller, action or None, subject or None, by or None, moment, limit
+            caller,
+            action or None,
+            subject or None,
+            by or None,
+            moment,
+            limit,
+            before=before,
+            after=after,
         )
         return [row.to_json() for row in rows]
 

@@ -42,7 +42,6 @@ from backout.server.web import (
 from backout.server.web_actions import TEXT_MAX, allowed_to
 
 AUDIT_LIMIT = 50
-AUDIT_DEPTH = 100_000  # records back from the newest a page may reach; older: the CLI
 APPROVABLE = frozenset({ChangeStatus.PLANNED.value, ChangeStatus.APPROVED.value})
 
 
@@ -101,7 +100,8 @@ def router(gate: Gate) -> APIRouter:
         action: str | None = None,
         actor: str | None = None,
         subject: str | None = None,
-        page: int = 1,
+        before: int | None = None,
+        after: int | None = None,
         limit: int = AUDIT_LIMIT,
     ) -> Response:
         allowed = reader(gate, request)
@@ -111,31 +111,38 @@ def router(gate: Gate) -> APIRouter:
         chosen = {"action": action or "", "actor": actor or "", "subject": subject or ""}
         context: dict[str, Any] = {"who": who, "chosen": chosen, "entries": [], "error": None}
         context["csrf"] = gate.csrf_for(request)
-        context |= {"verification": commands.audit_verify(caller), "page": page}
+        context |= {"verification": commands.audit_verify(caller)}
         context |= {"next_url": None, "previous_url": None}
         try:
             _check_limit(limit)
-            if page < 1 or page * limit > AUDIT_DEPTH:
-                raise UsageError(
-                    f"page {page} is out of reach: pages go {AUDIT_DEPTH} records back",
-                    hint="older records: `backout audit log --since DATE --json`",
-                )
-            # the verb gives the newest records, oldest first: enough for this page, and one
+            if (before is not None and before < 1) or (after is not None and after < 0):
+                raise UsageError("before and after are record numbers (seq), 1 and up")
+            # a page by its keys, and one record more: whether there is another page that way
             entries = commands.audit_log(
-                caller, action or None, subject or None, actor or None, None, page * limit + 1
+                caller,
+                action or None,
+                subject or None,
+                actor or None,
+                None,
+                limit + 1,
+                before=before if after is None else None,
+                after=after,
             )
         except BackoutError as exc:
             context["error"] = message(exc)
             return render("audit.html", exc.http_status, **context)
-        newest = entries[::-1]
-        context["entries"] = newest[(page - 1) * limit : page * limit]
+        more = len(entries) > limit
+        # going newer, the extra record is the newest one; else the oldest
+        entries = entries[:limit] if after is not None else entries[-limit:]
+        shown = entries[::-1]  # newest first
+        context["entries"] = shown
         kept = {key: value for key, value in chosen.items() if value}
         if limit != AUDIT_LIMIT:
             kept["limit"] = str(limit)
-        if len(newest) > page * limit:
-            context["next_url"] = "/audit?" + urlencode({**kept, "page": page + 1})
-        if page > 1:
-            context["previous_url"] = "/audit?" + urlencode({**kept, "page": page - 1})
+        if shown and (more if after is None else True):
+            context["next_url"] = "/audit?" + urlencode({**kept, "before": shown[-1].seq})
+        if shown and (before is not None or (after is not None and more)):
+            context["previous_url"] = "/audit?" + urlencode({**kept, "after": shown[0].seq})
         return render("audit.html", **context)
 
     @web.get("/flags", response_class=HTMLResponse)

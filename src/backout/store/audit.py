@@ -182,8 +182,18 @@ def log(
     actor: str | None = None,
     since: float | None = None,
     limit: int = 100,
+    before: int | None = None,
+    after: int | None = None,
 ) -> list[AuditRow]:
-    query = select(AuditRow).order_by(AuditRow.seq.desc()).limit(limit)
+    """The newest ``limit`` records that match, oldest first; a page of a long trail by its
+    keys: ``before`` (records older than that seq) or ``after`` (the oldest ``limit`` newer
+    than it), each one index range read however deep the page."""
+    order = AuditRow.seq.asc() if after is not None else AuditRow.seq.desc()
+    query = select(AuditRow).order_by(order).limit(limit)
+    if before is not None:
+        query = query.where(AuditRow.seq < before)
+    if after is not None:
+        query = query.where(AuditRow.seq > after)
     if action:
         query = query.where(AuditRow.action.startswith(action, autoescape=True))
     if subject:
@@ -192,4 +202,5 @@ def log(
         query = query.where(AuditRow.actor == actor)
     if since is not None:
         query = query.where(AuditRow.at >= since)
-    return list(reversed(list(session.scalars(query))))
+    rows = list(session.scalars(query))
+    return rows if after is not None else rows[::-1]
