@@ -158,6 +158,16 @@ def test_the_audit_log_filters_and_verify_finds_a_broken_link(serve: Any) -> Non
     assert bad["hint"]
     for limit in ("0", "1001", "many"):
         assert_problem(api.get("/api/v1/audit", viewer, params={"limit": limit}), 422)
+    # keyset pages: older than the first record of a page, newer than its last
+    seqs = [r["seq"] for r in everything]
+    page = [r["seq"] for r in api.get("/api/v1/audit", viewer, params={"limit": 2}).json()]
+    assert page == seqs[-2:]
+    older = api.get("/api/v1/audit", viewer, params={"limit": 2, "before": page[0]}).json()
+    assert [r["seq"] for r in older] == seqs[-4:-2]
+    newer = api.get("/api/v1/audit", viewer, params={"limit": 1, "after": seqs[0]}).json()
+    assert [r["seq"] for r in newer] == seqs[1:2]
+    both = api.get("/api/v1/audit", viewer, params={"before": 3, "after": 1})
+    assert "not both" in assert_problem(both, 400)["detail"]
 
     intact = api.get("/api/v1/audit/verify", viewer).json()
     head = commands.audit_checkpoint(api.caller)
