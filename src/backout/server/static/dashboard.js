@@ -16,6 +16,7 @@
   var base = "/api/v1/runs/" + encodeURIComponent(run);
   var MOVED_ON = ["checkpoint_passed", "backout_started", "run_finished"];
   var source = new EventSource(base + "/events?after=" + last);
+  var over = false;
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   function utc(at) {
@@ -45,7 +46,9 @@
           note.textContent = "The run needs attention: reload the page to resume or abandon it.";
         }
         if (report.status === "succeeded" || report.status === "failed") {
-          source.close();
+          // the stream ends by itself once it has sent the run's last event: its end (an
+          // error to the EventSource) closes it then, so no event on its way is dropped
+          over = true;
           table.dataset.over = "1";
           if (note) { note.textContent = "The run is over."; }
         }
@@ -74,5 +77,6 @@
     source.addEventListener(kind, add);
   });
   source.addEventListener("message", add);
-  source.onopen = function () { if (note) { note.textContent = "Live: new events appear as they are written."; } };
+  source.onerror = function () { if (over) { source.close(); } };
+  source.onopen = function () { if (note && !over) { note.textContent = "Live: new events appear as they are written."; } };
 })();
