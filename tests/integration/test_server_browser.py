@@ -162,9 +162,18 @@ def test_a_deploys_run_page_follows_the_trigger_and_the_backout_live(
     shoot(browser, tmp_path, "live-3-backed-out")
     assert process.wait(DEADLINE_S) == 4  # backed out, and verified
 
-    # the evidence: the signal's chart against its limit, as drawn for the finished run
-    browser.refresh()
-    assert browser.execute_script("return window.__marker;") is None  # this one did reload
+    # the sections drawn from the whole run follow too, still without a reload: the summary,
+    # the steps, and the evidence: the signal's chart against its limit
+    wait(
+        browser,
+        lambda d: (
+            "yes" in d.find_element(By.ID, "summary").text.split("verified", 1)[1][:8]
+            and d.find_elements(By.CSS_SELECTOR, "#charts svg.chart-signal")
+        ),
+        "the summary and the charts to be drawn again",
+    )
+    assert browser.execute_script("return window.__marker;") == 1  # still never reloaded
+    assert "not finished" not in browser.find_element(By.ID, "summary").text
     chart = browser.find_element(By.CSS_SELECTOR, "#charts svg.chart-signal")
     assert chart.find_elements(By.CSS_SELECTOR, "g.signal-line polyline")
     assert "limit:" in chart.find_element(By.CSS_SELECTOR, "g.limit-line text").text

@@ -1,8 +1,11 @@
 // The run page, live: append the journal's new events to the timeline, and keep the
 // status badge current, from the run's Server-Sent Events (the sign-in cookie
 // authenticates the stream). Without this script the page is complete as of its load.
-// A checkpoint's approve form goes once the deploy moves past it; a run that comes to
-// need attention says to reload the page for its forms (they are drawn by the server).
+// The sections the server draws from the whole run (the summary, the trigger and its
+// evidence, the charts, the steps, the checks, the explanation, the forms of a run that
+// needs attention) are drawn again from the page itself, at most every REDRAW_MS while
+// events come: one request for a burst of events, never one an event. A checkpoint's
+// approve form goes once the deploy moves past it.
 (function () {
   "use strict";
   var table = document.getElementById("timeline");
@@ -10,13 +13,16 @@
   var run = table.dataset.run;
   var body = table.tBodies[0];
   var badge = document.getElementById("run-status");
-  var result = document.getElementById("run-result");
   var note = document.getElementById("live-note");
   var last = parseInt(table.dataset.lastSeq, 10) || 0;
   var base = "/api/v1/runs/" + encodeURIComponent(run);
   var MOVED_ON = ["checkpoint_passed", "backout_started", "run_finished"];
   var source = new EventSource(base + "/events?after=" + last);
   var over = false;
+  var REDRAW_MS = 400;
+  var SECTIONS = ["summary", "trigger", "charts", "steps", "checks", "explain", "attention"];
+  var redrawing = null;
+  var journal = document.getElementById("journal");
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   function utc(at) {
@@ -41,10 +47,8 @@
         if (!report) { return; }
         badge.textContent = report.status;
         badge.className = "badge badge-" + report.status;
+        var result = document.getElementById("run-result");  // the summary is redrawn
         if (result) { result.textContent = report.result || ""; }
-        if (report.status === "needs_attention" && !document.getElementById("attention") && note) {
-          note.textContent = "The run needs attention: reload the page to resume or abandon it.";
-        }
         if (report.status === "succeeded" || report.status === "failed") {
           // the stream ends by itself once it has sent the run's last event: its end (an
           // error to the EventSource) closes it then, so no event on its way is dropped
@@ -53,6 +57,35 @@
           if (note) { note.textContent = "The run is over."; }
         }
       });
+  }
+  function typing() {  // never redraw a form under someone's hands
+    var active = document.activeElement;
+    return active && active.form && document.getElementById("attention") &&
+      document.getElementById("attention").contains(active);
+  }
+  function redraw() {
+    redrawing = null;
+    if (typing()) { later(); return; }
+    fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var page = new DOMParser().parseFromString(html, "text/html");
+        SECTIONS.forEach(function (id) {
+          var fresh = page.getElementById(id);
+          var shown = document.getElementById(id);
+          if (fresh && shown) {
+            shown.replaceWith(document.importNode(fresh, true));
+          } else if (fresh && journal) {
+            journal.parentNode.insertBefore(document.importNode(fresh, true), journal);
+          } else if (shown && id === "attention") {
+            shown.remove();  // resumed or abandoned meanwhile
+          }
+        });
+      });
+  }
+  function later() {
+    if (redrawing === null) { redrawing = setTimeout(redraw, REDRAW_MS); }
   }
   function add(message) {
     var event = JSON.parse(message.data);
@@ -72,6 +105,7 @@
       if (checkpoint) { checkpoint.hidden = true; }
     }
     refresh();
+    later();
   }
   table.dataset.kinds.split(" ").forEach(function (kind) {
     source.addEventListener(kind, add);
