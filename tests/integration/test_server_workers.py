@@ -68,6 +68,33 @@ steps:
     run: [sh, -c, 'echo third >> effects']
     idempotent: true
 """
+# a watch backed out by an alert posted to the server
+WATCHED = """plan: watched
+service: watched
+triggers:
+  - name: paged
+    alertmanager: {match: {service: watched}}
+steps:
+  - name: back out
+    run: [sh, -c, 'echo backout >> effects']
+"""
+# a deploy whose one stage waits for an approval posted to the server
+ROLLED = """plan: rolled
+service: rolled
+deploy:
+  strategy: canary
+  stages:
+    - name: stage 1
+      steps:
+        - name: shift
+          run: [sh, -c, 'echo shift >> effects']
+          undo: {run: [sh, -c, 'echo undo >> effects']}
+      hold: 100ms
+      approve: true
+steps:
+  - name: back out
+    run: [sh, -c, 'echo backout >> effects']
+"""
 INVALID = """plan: invalid
 steps:
   - name: nothing to do
@@ -107,6 +134,8 @@ def folder(tmp_path: Path) -> Path:
         ("once", SLOW.format(name="once", idempotent="false")),
         ("invalid", INVALID),
         ("pinned", NEEDS_BASELINE),
+        ("watched", WATCHED),
+        ("rolled", ROLLED),
     ]:
         (plans / f"{name}.yaml").write_text(text)
     return tmp_path
@@ -227,6 +256,68 @@ def test_a_run_started_through_the_api_is_executed_by_the_servers_worker(
     assert "Traceback" not in said
 
 
+def test_a_watch_and_a_deploy_started_through_the_api_back_out_and_promote_through_it(
+    store_url: str, folder: Path, servers: list[Server]
+) -> None:
+    """The team's whole loop over HTTP: an operator starts a watch, Alertmanager's alert
+    (as the generic form) backs it out; an operator starts a deploy, an approver lets its
+    checkpoint pass; the server's worker executes both."""
+    server = start_server(servers, store_url, folder, "--workers", "2")
+    operator, approver = token(store_url, "operator"), token(store_url, "approver")
+    headers = {"Authorization": f"Bearer {operator}"}
+
+    watching = start_run(server, operator, "watched", mode="watch", **{"for": "10m"})
+    assert watching.status_code == 202, watching.text
+    watch_id = watching.json()["run_id"]
+    wait_until(
+        lambda: first_event(store_url, watch_id, "watch_started") is not None,
+        WAIT_S,
+        "the worker to start the watch",
+    )
+    alert = {"service": "watched", "alertname": "CheckoutDown", "reason": "503s"}
+    posted = httpx.post(f"{server.url}/api/v1/alerts", json=alert, headers=headers, timeout=WAIT_S)
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["rung"] == [{"service": "watched", "run_id": watch_id}]
+    wait_for_status(server, operator, watch_id, "succeeded")
+    report = commands.status(caller(Settings(database_url=store_url)), watch_id)
+    assert report.result == "backed_out"
+    assert lines(at(folder, "effects")) == ["backout"]
+
+    deploying = start_run(server, operator, "rolled", mode="deploy", release="v2")
+    assert deploying.status_code == 202, deploying.text
+    deploy_id = deploying.json()["run_id"]
+    wait_until(
+        lambda: first_event(store_url, deploy_id, "checkpoint_started") is not None,
+        WAIT_S,
+        "the deploy to wait at its checkpoint",
+    )
+    approve = {"Authorization": f"Bearer {approver}"}
+    approved = httpx.post(
+        f"{server.url}/api/v1/runs/{deploy_id}/approve",
+        json={"comment": "canary looks fine"},
+        headers=approve,
+        timeout=WAIT_S,
+    )
+    assert approved.status_code == 202, approved.text
+    wait_for_status(server, operator, deploy_id, "succeeded")
+    report = commands.status(caller(Settings(database_url=store_url)), deploy_id)
+    assert report.result == "promoted"
+    assert lines(at(folder, "effects")) == ["backout", "shift"]
+
+    # what each mode needs is checked before anything is made
+    for extra, detail in (
+        ({"mode": "deploy"}, "has no `deploy:` block"),
+        ({"mode": "watch"}, "how long to watch"),
+        ({"release": "v3"}, "takes no release"),
+    ):
+        refused = assert_problem(start_run(server, operator, "shop", **extra), 400)
+        assert detail in refused["detail"]
+    bad_time = assert_problem(
+        start_run(server, operator, "watched", mode="watch", **{"for": "soon"}), 422
+    )
+    assert "duration" in bad_time["detail"]
+
+
 def test_only_an_operator_starts_runs_and_a_refused_run_leaves_nothing_behind(
     store_url: str, folder: Path, servers: list[Server]
 ) -> None:
@@ -237,7 +328,7 @@ def test_only_an_operator_starts_runs_and_a_refused_run_leaves_nothing_behind(
     assert operation["tags"] == ["runs"]
     assert "202" in operation["responses"]
     fields = spec["components"]["schemas"]["StartRequest"]["properties"]
-    assert set(fields) == {"plan", "reason", "environment", "change"}
+    assert set(fields) == {"plan", "reason", "environment", "change", "mode", "release", "for"}
     assert all(field.get("description") for field in fields.values())
     for role in ("viewer", "approver"):
         denied = assert_problem(start_run(server, token(store_url, role), "shop"), 403)
