@@ -1,6 +1,9 @@
 """Migration 0010 on SQLite and PostgreSQL: a run's mode becomes a column, filled from the
 runs' stored plan documents (a document without a mode, or with one this version does not
-know, is a plain backout), and goes down again; new runs get theirs at creation."""
+know, is a plain backout), and goes down again; new runs get theirs at creation.
+
+Migration 0013: the runs list's filters get indexes in time order, which the model declares
+too, and a filtered page on SQLite reads one of them in order, with no sort."""
 
 from __future__ import annotations
 
@@ -9,10 +12,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from backout import commands
+from backout.server.pages import Filters
 from backout.settings import Settings
 from backout.store.db import HEAD_REVISION, Store, _alembic_config
+from backout.store.models import Base
 from tests.callers import caller
 
 DOCS = {
@@ -57,7 +64,7 @@ def test_the_mode_column_is_filled_from_the_plan_documents(store_url: str, tmp_p
             "r-odd": "backout",
         }
         indexes = {i["name"] for i in sa.inspect(store.engine).get_indexes("runs")}
-        assert {"ix_runs_mode", "ix_runs_created_at"} <= indexes
+        assert {"ix_runs_mode_created", "ix_runs_created_at"} <= indexes  # 0013's, at head
     finally:
         store.dispose()
 
@@ -72,3 +79,38 @@ def test_the_mode_column_is_filled_from_the_plan_documents(store_url: str, tmp_p
             ).scalar_one()
             == "backout"
         )
+
+
+def test_the_run_lists_filters_have_indexes_in_time_order(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        store.open()
+        config = _alembic_config()
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0012")
+        before = {i["name"] for i in sa.inspect(store.engine).get_indexes("runs")}
+        assert {"ix_runs_service", "ix_runs_status", "ix_runs_mode"} <= before
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+        found = {i["name"]: i["column_names"] for i in sa.inspect(store.engine).get_indexes("runs")}
+        for column in ("service", "status", "mode"):
+            assert found[f"ix_runs_{column}_created"] == [column, "created_at", "id"]
+            assert f"ix_runs_{column}" not in found
+        with store.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert [d for d in diff if "runs" in repr(d) and "ix_runs" in repr(d)] == []
+        if store.is_sqlite:
+            from backout.server import pages
+
+            query = pages.page_query(Filters.parse(None, None, "watch", None), 50, None)
+            sql = str(query.compile(store.engine, compile_kwargs={"literal_binds": True}))
+            with store.engine.connect() as conn:
+                plan = " ".join(
+                    str(row[-1]) for row in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {sql}"))
+                )
+            assert "ix_runs_mode_created" in plan
+            assert "TEMP B-TREE" not in plan  # read in order: no sort of every match
+    finally:
+        store.dispose()

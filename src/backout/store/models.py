@@ -28,18 +28,21 @@ class RunRow(Base):
     """A run. ``status`` is a projection of the journal, updated in the same transaction."""
 
     __tablename__ = "runs"
+    # the runs list, filtered by one of these, newest first: one index range read a page
+    __table_args__ = tuple(
+        Index(f"ix_runs_{column}_created", column, "created_at", "id")
+        for column in ("service", "status", "mode")
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     plan: Mapped[str] = mapped_column(String(200))
-    service: Mapped[str] = mapped_column(String(200), index=True)
+    service: Mapped[str] = mapped_column(String(200))
     plan_file: Mapped[str] = mapped_column(Text)
     plan_version: Mapped[str] = mapped_column(String(64))
     plan_doc: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(32))
     # backout | deploy | watch | rehearsal: set at creation, as plan_doc["mode"] says
-    mode: Mapped[str] = mapped_column(
-        String(16), index=True, default="backout", server_default="backout"
-    )
+    mode: Mapped[str] = mapped_column(String(16), default="backout", server_default="backout")
     actor: Mapped[str] = mapped_column(String(200))
     snapshot_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, index=True)
