@@ -243,3 +243,24 @@ def test_a_checkpoint_is_approved_from_the_run_page(
     assert record.actor == "approver-bot"
     assert record.details == {"stage": 1, "comment": "canary looks fine"}
     shoot(browser, tmp_path, "approve-3-promoted")
+
+    # the runs list follows every run live: a run made meanwhile appears, with its outcome
+    browser.get(f"{api.url}/")
+    wait(browser, lambda d: d.find_element(By.ID, "live-note").text.startswith("Live"), "live")
+    browser.execute_script("window.__marker = 1;")
+    other = tmp_path / "other.yaml"
+    other.write_text("plan: other\nsteps:\n  - name: back\n    run: ['true']\n")
+    made = commands.run(api.caller, other)
+    wait(
+        browser,
+        lambda d: (
+            [
+                row.find_element(By.CSS_SELECTOR, ".badge").text
+                for row in d.find_elements(By.CSS_SELECTOR, f'tr.run-row[data-run="{made.run_id}"]')
+            ]
+            == ["succeeded"]
+        ),
+        "the new run in the list",
+    )
+    assert browser.execute_script("return window.__marker;") == 1  # never reloaded
+    shoot(browser, tmp_path, "approve-4-runs-live")

@@ -205,6 +205,9 @@ def router(gate: Gate) -> APIRouter:
         if cursor:
             context["first_url"] = "/?" + urlencode(kept) if kept else "/"
         context["lines"] = found.lines
+        # the newest page follows every run's events; an older one stays as it was read
+        context["live"] = not cursor
+        context["kinds"] = " ".join(web_views.KINDS)
         return render("runs.html", **context)
 
     return web
