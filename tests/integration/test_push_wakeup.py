@@ -4,8 +4,9 @@ intervals set to an hour), so only a ring can make the waiter see the row in tim
 tables stay the truth (store/notices.py).
 
 * in one process (SQLite and PostgreSQL): the Alertmanager listener wakes the watch;
-* across processes (PostgreSQL's LISTEN/NOTIFY): `backout trigger` in another process wakes
-  a watch, and a run stopped by SIGTERM in another process wakes a sleeping `backout worker`.
+* across processes (PostgreSQL's LISTEN/NOTIFY; on SQLite, another connection's commit seen
+  by ``PRAGMA data_version``): `backout trigger` in another process wakes a watch, and a
+  run stopped by SIGTERM in another process wakes a sleeping `backout worker`.
 """
 
 from __future__ import annotations
@@ -148,17 +149,17 @@ def test_the_listener_wakes_the_watch_in_its_process(
 
 
 @pytest.mark.usefixtures("no_polls")
-def test_a_trigger_from_another_process_wakes_the_watch_through_notify(
-    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_trigger_from_another_process_wakes_the_watch(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "plan.yaml").write_text(PLAN)
     monkeypatch.chdir(tmp_path)
-    me = caller(settings(postgres_url))
+    me = caller(settings(store_url))
     thread, box = in_thread(lambda: commands.watch(me, "plan.yaml", HOUR, listen=None))
-    wait_until(lambda: watching(postgres_url) is not None or not thread.is_alive(), 60, "the watch")
+    wait_until(lambda: watching(store_url) is not None or not thread.is_alive(), 60, "the watch")
     other = subprocess.run(
         [sys.executable, "-m", "backout", "trigger", "pushed", "--reason", "pager went off"],
-        env={**os.environ, "BACKOUT_DATABASE_URL": postgres_url, "BACKOUT_ACTOR": "oncall"},
+        env={**os.environ, "BACKOUT_DATABASE_URL": store_url, "BACKOUT_ACTOR": "oncall"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -170,19 +171,18 @@ def test_a_trigger_from_another_process_wakes_the_watch_through_notify(
     assert report.trigger["trigger"] == "manual"
 
 
-def test_notices_reach_other_processes_only_on_postgresql(store_url: str) -> None:
-    """SQLite has no NOTIFY: a doorbell there says so (its waiter keeps polling); on
-    PostgreSQL an entry written by another process rings it."""
+def test_notices_reach_other_processes_on_both_stores(store_url: str) -> None:
+    """An entry written by another process rings the doorbell: PostgreSQL's NOTIFY, or on
+    SQLite the watching connection seeing another's commit (``PRAGMA data_version``)."""
     store = open_store(store_url)
     try:
         with notices.doorbell(store.engine, notices.INBOX, "pushed") as bell:
-            if store.is_sqlite:
-                assert not bell.pushed
-                with store.session() as session:  # this process still rings at once
-                    inbox.put(session, "pushed", "manual", "here", "tester")
-                assert bell.wait(30)
-                return
-            assert bell.pushed
+            wait_until(lambda: bell.pushed, 30, "the store to be listened to")
+            with store.session() as session:  # this process rings at once
+                inbox.put(session, "pushed", "manual", "here", "tester")
+            assert bell.wait(30)
+            bell.wait(0.3)  # SQLite: the watcher's own ring for that commit, if not yet
+            bell.reasons()
             code = (
                 "from backout.store.db import open_store; from backout.store import inbox\n"
                 f"s = open_store({store_url!r})\n"
@@ -191,6 +191,7 @@ def test_notices_reach_other_processes_only_on_postgresql(store_url: str) -> Non
             )
             subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
             assert bell.wait(30), "no notice from the other process"
+            assert notices.NOTICE in bell.reasons()
     finally:
         store.dispose()
 
@@ -320,3 +321,32 @@ def _holds_a_pidfd(pid: int) -> bool:
         except OSError:  # closed meanwhile
             continue
     return "anon_inode:[pidfd]" in links
+
+
+def test_a_lease_taken_and_given_back_in_another_process_rings_its_service(
+    store_url: str, tmp_path: Path
+) -> None:
+    """What wakes a worker: another process's run claims its service's lease and releases
+    it; the LEASES doorbell of that service rings (a NOTIFY, or SQLite's watch of the file),
+    and one of another service does not."""
+    store = open_store(store_url)
+    (tmp_path / "plan.yaml").write_text("plan: leased\nsteps:\n  - name: one\n    run: ['true']\n")
+    try:
+        with (
+            notices.doorbell(store.engine, notices.LEASES, "leased") as bell,
+            notices.doorbell(store.engine, notices.LEASES, "elsewhere") as other,
+        ):
+            wait_until(lambda: bell.pushed, 30, "the store to be listened to")
+            bell.wait(0.3)  # the (re)connection's own ring
+            other.wait(0.3)
+            done = subprocess.run(
+                [sys.executable, "-m", "backout", "--db", store_url, "run", "plan.yaml"],
+                cwd=tmp_path,
+                capture_output=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert bell.wait(30), "no notice of the lease from the other process"
+            assert not other.wait(0.5)
+    finally:
+        store.dispose()

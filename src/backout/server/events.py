@@ -9,8 +9,9 @@ event, nothing twice. Without a position, a run's stream starts at its first eve
 global stream at the next event written.
 
 No tight polling: a stream waits on the ``backout_journal`` doorbell (rung by every journal
-append, at once in this process, by PostgreSQL's NOTIFY from others) and looks at the table
-at least every ``POLL_S`` anyway (SQLite has no NOTIFY for other processes' writes). A
+append, at once in this process, by PostgreSQL's NOTIFY from others, on SQLite by the
+process's watch of the file's commits) and looks at the table at least every ``POLL_S``
+anyway, in case a notice was lost. A
 ``: keep-alive`` comment goes out after ``HEARTBEAT_S`` of quiet, so proxies keep the
 connection. A run's stream ends once the run is over
 (succeeded or failed) and its last event is sent; every stream ends when the server stops.

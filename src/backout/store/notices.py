@@ -8,10 +8,18 @@ dropped on rollback), which rings the doorbells of every other process that list
 
 A process listens on one dedicated connection per store (``LISTEN``, read with psycopg's
 ``notifies()``), opened when its first doorbell on that store is made. While it is
-connected, :attr:`Doorbell.pushed` is True and a waiter may poll rarely; SQLite has no
-NOTIFY, so there (and while the connection is down) ``pushed`` is False and waiters keep
-polling. Each (re)connection rings every doorbell once: a notice sent while nobody
-listened is caught up by one look at the table.
+connected, :attr:`Doorbell.pushed` is True and a waiter may poll rarely; while it is down,
+``pushed`` is False and waiters keep polling. Each (re)connection rings every doorbell
+once: a notice sent while nobody listened is caught up by one look at the table.
+
+SQLite has no NOTIFY, but it tells a connection whether anyone else committed since it
+last asked (``PRAGMA data_version``). One thread per SQLite file asks every ``WATCH_S`` on
+a connection of its own; when another connection (another process, or this one's pool)
+has committed, it reads what the notices would have said from the tables themselves
+(:class:`_Changes`: the journal and inbox rows past the last it saw, the leases whose
+holder changed) and rings those doorbells only, as a NOTIFY would. A commit of another
+process so reaches the waiters of this one within ``WATCH_S``, and ``pushed`` is True
+there too while the thread runs.
 
 Channels:
 
@@ -22,8 +30,11 @@ Channels:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +57,7 @@ KEEPALIVES = {
     "keepalives_count": 3,
 }
 LINGER_S = 5.0  # a connection nobody has listened on for this long is closed
+WATCH_S = 0.05  # SQLite: how often the watching connection asks whether anyone committed
 ROUND_S = 1.0  # how long the listening thread waits for notices between two looks around
 READY_WAIT_S = 5.0  # how long a new doorbell waits for the listening connection
 ANY = ""  # a doorbell key that rings for every key of its channel
@@ -169,17 +181,34 @@ def notify(session: Session, channel: str, key: str) -> None:
 
 # --- the listening connection (PostgreSQL) ---------------------------------------------------
 def _join(engine: Engine) -> _Listener | None:
-    """The store's listening connection (started if need be), counted as used once more."""
-    if engine.dialect.name != "postgresql":
+    """The store's listening connection (started if need be), counted as used once more;
+    None for a store nobody else can write to (an in-memory SQLite database)."""
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if not path or path == ":memory:" or path.startswith("file::memory:"):
+            return None
+        kind: type[_Listener] = _SqliteWatcher
+        connect = _sqlite_connector(path)
+    elif engine.dialect.name == "postgresql":
+        kind, connect = _Listener, _connector(engine)
+    else:
         return None
     url = engine.url.render_as_string(hide_password=False)
     with _LOCK:
         listener = _LISTENERS.get(url)
         if listener is None:
-            listener = _LISTENERS[url] = _Listener(url, _connector(engine))
+            listener = _LISTENERS[url] = kind(url, connect)
             listener.thread.start()
         listener.users += 1
     return listener
+
+
+def _sqlite_connector(path: str) -> Callable[[], Any]:
+    """A connection of its own to the file, which it never writes (nor creates)."""
+    import sqlite3
+
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=rw"
+    return lambda: sqlite3.connect(uri, uri=True, timeout=10, check_same_thread=False)
 
 
 def _connector(engine: Engine) -> Callable[[], Any]:
@@ -245,3 +274,87 @@ class _Listener:
             for notice in conn.notifies(timeout=ROUND_S):
                 ring(notice.channel, notice.payload)
         self.ready.clear()
+
+
+class _SqliteWatcher(_Listener):
+    """One thread per SQLite file: when another connection committed (``PRAGMA
+    data_version`` moved), rings the doorbells its new rows concern; asks every
+    ``WATCH_S``."""
+
+    def _run(self) -> None:
+        import sqlite3
+
+        while not self._done():
+            try:
+                with contextlib.closing(self.connect()) as conn:
+                    self._watch(conn)
+                    return
+            except sqlite3.Error:
+                pass
+            self.ready.clear()
+            _ring_all()  # waiters poll until the file can be watched again
+            time.sleep(RECONNECT_S)
+
+    def _watch(self, conn: Any) -> None:
+        def version() -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        seen = version()
+        changes = _Changes(conn)
+        self.ready.set()
+        _ring_all()  # catch up on what was committed before
+        while not self._done():
+            time.sleep(WATCH_S)
+            now = version()
+            if now != seen:
+                seen = now
+                for channel, key in changes.since():
+                    ring(channel, key)
+
+
+class _Changes:
+    """What a NOTIFY would have said since the last look, read from the tables: a journal
+    event (JOURNAL, its run), an inbox entry (INBOX, its service), a lease claimed or
+    released (LEASES, its service; a renewal is not news). SQLite writes one transaction
+    at a time, so rows past the highest id seen are exactly the new ones."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.journal = self._top("journal")
+        self.inbox = self._top("trigger_inbox")
+        self.leases = self._holders()
+
+    def _top(self, table: str) -> int:
+        # the table names are this module's constants: no text from outside reaches the SQL
+        return int(self.conn.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def _holders(self) -> dict[str, tuple[str, int]]:
+        rows = self.conn.execute("SELECT service, owner, token FROM leases").fetchall()
+        return {str(service): (str(owner), int(token)) for service, owner, token in rows}
+
+    def since(self) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for table, channel, column in (
+            ("journal", JOURNAL, "run_id"),
+            ("trigger_inbox", INBOX, "service"),
+        ):
+            last = self.journal if table == "journal" else self.inbox
+            rows = self.conn.execute(
+                f"SELECT id, {column} FROM {table} WHERE id > ? ORDER BY id",  # noqa: S608
+                (last,),
+            ).fetchall()
+            if rows:
+                keys = dict.fromkeys(str(key) for _, key in rows)
+                found += [(channel, key) for key in keys]
+                if table == "journal":
+                    self.journal = int(rows[-1][0])
+                else:
+                    self.inbox = int(rows[-1][0])
+        holders = self._holders()
+        found += [
+            (LEASES, service)
+            for service in {*holders, *self.leases}
+            if holders.get(service) != self.leases.get(service)
+        ]
+        self.leases = holders
+        return found

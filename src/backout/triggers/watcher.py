@@ -2,9 +2,10 @@
 to back out — with the evidence. Manual triggers, Alertmanager alerts and approvals arrive
 through the store's trigger inbox. Whoever writes an entry rings the service's doorbell
 (store/notices.py): a listener in this process at once, another process through
-PostgreSQL's NOTIFY; the watch then reads the inbox without waiting for its next tick.
-Without notices from other processes (SQLite) the inbox is also read every tick
-(``TICK_S``); with them, every ``POLL_PUSHED_S`` as a fallback.
+PostgreSQL's NOTIFY (on SQLite, the process's watch of the file's commits); the watch then
+reads the inbox without waiting for its next tick. Without notices from other processes
+(an in-memory store, a lost connection) the inbox is also read every tick (``TICK_S``);
+with them, every ``POLL_PUSHED_S`` as a fallback.
 
 In a process watching many deployments (``backout watch`` with several plans), the signals
 are not read here but subscribed to the process's :class:`~backout.telemetry.hub.TelemetryHub`,
