@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -225,7 +226,14 @@ def test_openapi_and_docs_are_served_under_api_v1(serve: Any) -> None:
     )
     docs = api.get("/api/v1/docs")
     assert docs.status_code == 200
-    assert "/api/v1/openapi.json" in docs.text
+    assert "Content-Security-Policy" in docs.headers
+    # every asset from this server: no CDN, so the docs work offline
+    assert re.findall(r'(?:src|href)="(?!/api/v1/docs/)', docs.text) == []
+    start = api.get("/api/v1/docs/start.js")
+    assert start.headers["content-type"].startswith("text/javascript")
+    assert "/api/v1/openapi.json" in start.text
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', docs.text):
+        assert api.get(asset).status_code == 200, asset
     body = assert_problem(api.get("/api/v1/nothing-here"), 404)
     assert body["detail"] == "no endpoint /api/v1/nothing-here"
 

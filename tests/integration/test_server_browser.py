@@ -264,3 +264,19 @@ def test_a_checkpoint_is_approved_from_the_run_page(
     )
     assert browser.execute_script("return window.__marker;") == 1  # never reloaded
     shoot(browser, tmp_path, "approve-4-runs-live")
+
+
+def test_the_api_docs_render_offline(serve: Any, browser: WebDriver, tmp_path: Path) -> None:
+    """The interactive API docs draw every operation from files of this server alone (the
+    browser resolves no other host)."""
+    api = serve()
+    browser.get(f"{api.url}/api/v1/docs")
+    wait(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) > 20,
+        "Swagger UI to draw the operations",
+    )
+    paths = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
+    assert "/api/v1/runs" in paths
+    assert "/api/v1/alerts/alertmanager" in paths
+    shoot(browser, tmp_path, "api-docs")

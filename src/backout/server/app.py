@@ -14,6 +14,7 @@ from backout.plans import notify_defaults
 from backout.server import (
     api_alerts,
     api_changes,
+    api_docs,
     api_plans,
     api_records,
     api_start,
@@ -61,11 +62,12 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url=f"{routes.API}/openapi.json",
-        docs_url=f"{routes.API}/docs",
+        docs_url=None,  # api_docs serves them, with no asset from elsewhere
         redoc_url=None,
     )
     app.state.plans = folder
     app.add_middleware(AccessLog)
+    api_docs.install(app, f"{routes.API}/docs", f"{routes.API}/openapi.json")
     problems.install(app)
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
         app.include_router(router(gate))
