@@ -204,3 +204,31 @@ def test_a_refused_or_failed_append_leaves_the_view_as_it_was(
         journal.append(EventKind.WARNING, message="not written")
     assert journal.view == before
     assert len(from_scratch(store_url, report.run_id)[1]) == len(events)
+
+
+def test_events_appended_together_are_written_all_or_none(store_url: str, tmp_path: Path) -> None:
+    """A trigger's verdict and the backout it starts go in one transaction: a failure while
+    writing the second leaves neither; written, they follow each other with one time."""
+    report = commands.run(caller(settings(store_url)), write(tmp_path, PLANS["succeeds"]))
+    store = caller(settings(store_url)).store
+    empty, events = from_scratch(store_url, report.run_id)
+
+    def fails_on_the_second(session: Session, event: Event, view: Any) -> None:
+        if event.data.get("n") == 2:
+            raise RuntimeError("the second failed")
+
+    journal = Journal.open(store, empty, Redactor(), hooks=[fails_on_the_second])
+    before = copy.deepcopy(journal.view)
+    with pytest.raises(RuntimeError, match="the second failed"):
+        journal.append_together((EventKind.WARNING, {"n": 1}), (EventKind.WARNING, {"n": 2}))
+    assert journal.view == before
+    assert len(from_scratch(store_url, report.run_id)[1]) == len(events)  # not even the first
+
+    first, second = journal.append_together(
+        (EventKind.WARNING, {"n": 1}), (EventKind.WARNING, {"n": 3})
+    )
+    assert (first.seq, second.seq) == (events[-1].seq + 1, events[-1].seq + 2)
+    assert first.at == second.at
+    fresh, written = from_scratch(store_url, report.run_id)
+    assert [e.data for e in written[-2:]] == [{"n": 1}, {"n": 3}]
+    assert journal.view == fold(fresh, written)

@@ -12,7 +12,7 @@ Each flow reads where it is from the journal, so a resumed run continues where i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from backout.actions import ACTIONS
@@ -37,6 +37,8 @@ class Flow:
     watcher: Callable[[], Watcher]
     watch_for: float = 0.0
     promote: Callable[[], dict[str, Any]] | None = None
+    # where the trigger fired, journalled with it (a deploy's stage)
+    _fired_at: dict[str, Any] = field(default_factory=dict)
 
     @property
     def view(self) -> RunView:
@@ -52,7 +54,12 @@ class Flow:
             if fired is None:
                 self._done()
                 return
-            self.runner.journal.append(EventKind.BACKOUT_STARTED, **fired.to_json())
+            # the verdict and the backout it starts, in one transaction: one disk flush
+            # between an alert and the first backout step, and never one without the other
+            self.runner.journal.append_together(
+                (EventKind.TRIGGER_FIRED, {**self._fired_at, **fired.to_json()}),
+                (EventKind.BACKOUT_STARTED, fired.to_json()),
+            )
         if self.mode == "deploy" and not self._reverse():
             return
         self._backout()
@@ -75,10 +82,7 @@ class Flow:
     # --- watch ---------------------------------------------------------------------------
     def _watch(self) -> Fired | None:
         self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
-        fired = self.watcher().watch(self.watch_for)
-        if fired:
-            self.runner.journal.append(EventKind.TRIGGER_FIRED, **fired.to_json())
-        return fired
+        return self.watcher().watch(self.watch_for)
 
     # --- deploy --------------------------------------------------------------------------
     def _forward(self) -> Fired | None:
@@ -98,7 +102,6 @@ class Flow:
                         f"forward step {unit.name!r} failed: {summary}",
                         {"stage": s + 1},
                     )
-                    self.runner.journal.append(EventKind.TRIGGER_FIRED, **failure.to_json())
                     return failure
             checkpoint = self._checkpoint(s, stage)
             if checkpoint:
@@ -118,7 +121,7 @@ class Flow:
         approval = (lambda: watcher.approved(s)) if stage.approve else None
         fired = watcher.watch(stage.hold, approval)
         if fired:
-            journal.append(EventKind.TRIGGER_FIRED, stage=s, **fired.to_json())
+            self._fired_at = {"stage": s}  # journalled with it, in run()
             return fired
         journal.append(
             EventKind.CHECKPOINT_PASSED, stage=s, name=stage.name, verdicts=watcher.summaries()

@@ -78,41 +78,48 @@ class Journal:
         self, kind: EventKind, step: int | None = None, attempt: int | None = None, **data: Any
     ) -> Event:
         with self._lock:
-            return self._append(kind, step, attempt, data)
+            return self._append([(kind, step, attempt, data)])[0]
 
-    def _append(self, kind: EventKind, step: int | None, attempt: int | None, data: Any) -> Event:
-        event = Event(
-            self.view.run_id,
-            self.view.last_seq + 1,
-            time.time(),
-            kind,
-            step,
-            attempt,
-            self.redactor.value(data),
-        )
-        draft = trial(self.view, event)
-        apply(draft, event)  # raises TransitionError before anything is written
-        finished = event.at if draft.status in RUN_TERMINAL else None
+    def append_together(self, *entries: tuple[EventKind, dict[str, Any]]) -> list[Event]:
+        """Several run-level events (no step) in one transaction: all are written or none,
+        with one disk flush (a trigger's verdict and the backout it starts)."""
+        with self._lock:
+            return self._append([(kind, None, None, data) for kind, data in entries])
+
+    def _append(self, entries: list[tuple[EventKind, int | None, int | None, Any]]) -> list[Event]:
+        written: list[tuple[Event, RunView]] = []
+        draft = self.view
+        at = time.time()
+        for kind, step, attempt, data in entries:
+            seq = draft.last_seq + 1
+            event = Event(self.view.run_id, seq, at, kind, step, attempt, self.redactor.value(data))
+            draft = trial(draft, event)
+            apply(draft, event)  # raises TransitionError before anything is written
+            written.append((event, draft))
+        synced = any(event.kind not in UNSYNCED for event, _ in written)
         try:
-            with self.store.session(synced=kind not in UNSYNCED) as session:
+            with self.store.session(synced=synced) as session:
                 if self.fence is not None:
                     self.fence(session)
-                repo.append_event(session, event, draft.status, draft.message, finished)
+                for event, state in written:
+                    finished = event.at if state.status in RUN_TERMINAL else None
+                    repo.append_event(session, event, state.status, state.message, finished)
+                    for hook in self.hooks:
+                        hook(session, event, state)
                 # live followers (the API's event streams) look at once, not at their next poll
-                notices.notify(session, notices.JOURNAL, event.run_id)
-                for hook in self.hooks:
-                    hook(session, event, draft)
+                notices.notify(session, notices.JOURNAL, self.view.run_id)
         except IntegrityError as exc:
             raise StoreError(
                 "another process wrote to this run's journal",
                 run_id=self.view.run_id,
                 hint="two workers ran the same run; check `backout journal`",
             ) from exc
-        apply(self.view, event)
-        if self.observer is not None:
-            try:
-                self.observer(event, self.view)
-            except Exception:
-                # Progress display must never stop a backout: the event is already committed.
-                self.observer = None
-        return event
+        for event, _ in written:
+            apply(self.view, event)
+            if self.observer is not None:
+                try:
+                    self.observer(event, self.view)
+                except Exception:
+                    # Progress display must never stop a backout: the event is committed.
+                    self.observer = None
+        return [event for event, _ in written]
