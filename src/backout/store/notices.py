@@ -127,6 +127,23 @@ _BELLS: dict[tuple[str, str], set[Doorbell]] = {}
 _LISTENERS: dict[str, _Listener] = {}  # store URL -> its listening connection
 
 
+def _forked() -> None:
+    """In a child made by fork(): the listening threads did not come along (and one may
+    have held the lock at that moment), so start afresh: a new lock, no listener; the
+    doorbells the child inherited poll until a new doorbell starts listening again."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _LISTENERS.clear()
+    for bells in _BELLS.values():
+        for bell in bells:  # their locks too may have been held by a thread left behind
+            bell._listener = None
+            bell._why_lock = threading.Lock()
+            bell._rung = threading.Event()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
 def doorbell(
     engine: Engine, channel: str, key: str = ANY, on_ring: Callable[[], None] | None = None
 ) -> Doorbell:
