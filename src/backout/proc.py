@@ -18,6 +18,14 @@ A spare runs nothing until then; if this process dies first, it reads EOF and ex
 one not claimed within ``SPARE_IDLE_S`` exits on its own (the executor claims a spare
 before it journals it, so a journalled shim never goes away by itself).
 
+While a run executes (:func:`shim_zygote`), shims — spares included — come from a
+*zygote* instead: one small Python process, started with the run, that forks a shim on
+request (a fork takes about a millisecond, a Python start-up 15-30 ms of CPU): the same
+shim, in a session of its own, waiting for the same claim and go. The zygote is the shim's
+parent: it tells this process the shim's pid, then its exit code, on a socket of that
+shim's own, whose end also wakes the wait. When the zygote is gone, steps start their
+shims (and spares) as new Pythons again.
+
 The executor waits for a step's end on a pidfd (Linux 5.3+): the kernel wakes it the
 moment the shim exits, where ``Popen.wait`` with a timeout polls in sleeps of up to 50 ms.
 A stop needs no wake-up of its own: it kills the step's group, which ends the shim.
@@ -39,13 +47,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 from backout.errors import ActionError
+from backout.stepshim import MESSAGE_BYTES, NEVER_STARTED
 from backout.stop import STOP, Stopped
 
 TAIL_BYTES = 4096
@@ -53,6 +62,7 @@ SHIM = str(Path(__file__).with_name("stepshim.py"))
 TERM_GRACE_S = 2.0  # on a graceful stop: SIGTERM to a step's group, then SIGKILL after this
 BACKSTOP_S = 2.0  # the shim kills its group this long after the step's timeout, on its own
 SPARE_IDLE_S = 5.0  # a spare shim nobody claimed by then exits
+ZYGOTE_ANSWER_S = 10.0  # a zygote that forks no shim within this is given up on
 
 
 @dataclass(frozen=True)
@@ -157,19 +167,115 @@ def _resolve(program: str, cwd: Path, env: Mapping[str, str]) -> None:
         raise ActionError(f"not executable: {program}", hint=f"chmod +x {program}")
 
 
+class _Forked:
+    """A shim the zygote forks: its pid once the zygote says it (asked for ahead of its
+    step, a spare's fork overlaps the step before), and its exit code when the zygote
+    tells it on the step's channel (the shim is the zygote's child). Until
+    :meth:`release`, the zygote does not reap it: its pid cannot go to another process
+    while this one may signal it."""
+
+    def __init__(self, channel: socket.socket, zygote: _Zygote) -> None:
+        self.channel = channel
+        self.zygote = zygote
+        self._pid: int | None = None
+        self.failed = False  # the zygote forked nothing (gone, or it did not answer)
+        self.returncode: int | None = None
+        self.orphaned = False  # the zygote died first: the exit code is unknown
+
+    def started(self) -> bool:
+        """Wait for the zygote's fork; False when it forked nothing (it is given up on)."""
+        if self._pid is None and not self.failed:
+            message = b""
+            if _readable(self.channel.fileno(), ZYGOTE_ANSWER_S):
+                message = _receive(self.channel, MESSAGE_BYTES)
+            if len(message) == MESSAGE_BYTES:
+                self._pid = int(message)
+            else:
+                self.failed = self.zygote.broken = True
+        return self._pid is not None
+
+    @property
+    def pid(self) -> int:
+        if not self.started():
+            raise BrokenPipeError("the shim zygote forked no shim")
+        assert self._pid is not None
+        return self._pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is not None:
+            return self.returncode
+        if not self.started():
+            self.returncode = NEVER_STARTED
+            return self.returncode
+        if timeout is not None and not _readable(self.channel.fileno(), timeout):
+            raise subprocess.TimeoutExpired(["stepshim"], timeout)
+        message = _receive(self.channel, MESSAGE_BYTES)
+        if len(message) == MESSAGE_BYTES:
+            self.returncode = int(message)
+        else:  # the zygote is gone: the shim has no parent left to tell its end
+            self.orphaned = True
+            _kill_group(self.pid)
+            _wait_gone(self.pid)
+            self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def release(self) -> None:
+        """Done with the shim: the zygote may reap it."""
+        self.channel.close()
+
+
+Shim: TypeAlias = subprocess.Popen[bytes] | _Forked
+
+
+def _readable(fd: int, seconds: float) -> bool:
+    """``poll``, not ``select``: descriptors above 1024 in a busy server."""
+    waiter = select.poll()
+    waiter.register(fd, select.POLLIN)
+    deadline = time.monotonic() + seconds
+    while True:  # poll takes milliseconds, and a signal's handler may end it early
+        left = deadline - time.monotonic()
+        if waiter.poll(max(0, math.ceil(left * 1000))):
+            return True
+        if left <= 0:
+            return False
+
+
+def _receive(channel: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = channel.recv(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _wait_gone(pid: int) -> None:
+    """Wait for a process that is not this one's child to end (its group was killed)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        _readable(fd, 30.0)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class _Shim:
     """A shim waiting for its go, with the files its step's output will go to."""
 
-    proc: subprocess.Popen[bytes]
+    proc: Shim
     gate: int  # the write end: "go" (and the step), or EOF when this process dies
     output: IO[bytes]
     errors: IO[bytes]
 
     def discard(self) -> None:
         """Kill a shim that never got its go (nothing of a step runs in it) and reap it."""
-        _kill_group(self.proc.pid)
-        self.proc.wait()
+        if _forked(self):
+            _kill_group(self.proc.pid)
+            self.proc.wait()
         self.close()
 
     def close(self) -> None:
@@ -177,6 +283,144 @@ class _Shim:
             os.close(self.gate)
         self.output.close()
         self.errors.close()
+        if isinstance(self.proc, _Forked):
+            self.proc.release()
+
+
+class _Zygote:
+    """The fork server of this process's shims (see :mod:`backout.stepshim`)."""
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", SHIM, "zygote", str(theirs.fileno())],
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # no terminal's signals, no group of this process
+                pass_fds=(theirs.fileno(),),
+            )
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.socket = mine
+        self.lock = threading.Lock()
+        self.broken = False
+
+    def fork(self, idle: float | None = None) -> _Shim:
+        """Ask for a new shim, waiting for its go (a spare, waiting for its claim first, for
+        up to ``idle`` seconds); its pid comes when asked for (:meth:`_Forked.started`).
+        OSError when the zygote is gone."""
+        output = tempfile.TemporaryFile()  # noqa: SIM115 (the shim's; closed with it)
+        errors = tempfile.TemporaryFile()  # noqa: SIM115
+        gate_read, gate_write = os.pipe()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        request = b"f" if idle is None else b"s%g" % idle
+        try:
+            fds = [gate_read, output.fileno(), errors.fileno(), theirs.fileno()]
+            with self.lock:
+                if self.broken:
+                    raise BrokenPipeError("the shim zygote is gone")
+                socket.send_fds(self.socket, [request], fds)
+        except BaseException:
+            self.broken = True
+            os.close(gate_write)
+            mine.close()
+            output.close()
+            errors.close()
+            raise
+        finally:  # the zygote has its copies (or none): the shim's only
+            theirs.close()
+            os.close(gate_read)
+        return _Shim(_Forked(mine, self), gate_write, output, errors)
+
+    def close(self) -> None:
+        """Let the zygote go: it exits once no shim of its is still held."""
+        with self.lock:
+            self.broken = True
+            self.socket.close()
+        if _exited_within(self.proc, 5.0):  # woken at its exit, not polled for
+            self.proc.wait()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's zygote stays the parent's."""
+        self.socket.close()
+
+
+_ZYGOTE: list[_Zygote] = []  # at most one, while at least one run executes here
+_ZYGOTE_USERS = [0]
+_ZYGOTE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def shim_zygote() -> Iterator[None]:
+    """Fork the shims of steps run meanwhile from a zygote, started when the first of them
+    needs a shim (a run without processes starts none), shared by the runs executing in
+    this process at the same time; it goes with the last of them."""
+    with _ZYGOTE_LOCK:
+        _ZYGOTE_USERS[0] += 1
+    try:
+        yield
+    finally:
+        with _ZYGOTE_LOCK:
+            _ZYGOTE_USERS[0] -= 1
+            done = list(_ZYGOTE) if _ZYGOTE_USERS[0] == 0 else []
+            if done:
+                _ZYGOTE.clear()
+        for zygote in done:
+            zygote.close()
+
+
+def _pidfds_work() -> bool:
+    """The zygote waits for its shims on pidfds (Linux 5.3+)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def _working_zygote() -> _Zygote | None:
+    """The zygote, started now if a run executes here and none was yet."""
+    with _ZYGOTE_LOCK:
+        if not _ZYGOTE and _ZYGOTE_USERS[0] > 0 and _pidfds_work():
+            try:
+                _ZYGOTE.append(_Zygote())
+            except OSError:  # none: this step starts its shim as before
+                return None
+        return _ZYGOTE[0] if _ZYGOTE and not _ZYGOTE[0].broken else None
+
+
+def _zygote_shim() -> _Shim | None:
+    """A shim from the zygote, if there is a working one."""
+    zygote = _working_zygote()
+    if zygote is None:
+        return None
+    try:
+        shim = zygote.fork()
+    except OSError:  # gone (killed?): this step and the next start their own shims
+        return None
+    if not _forked(shim):
+        shim.close()
+        return None
+    return shim
+
+
+def _forked(shim: _Shim) -> bool:
+    """Is the shim there (a fork the zygote made, not one it failed to make)?"""
+    return not isinstance(shim.proc, _Forked) or shim.proc.started()
+
+
+def _forget_zygote_in_child() -> None:
+    for zygote in _ZYGOTE:
+        with contextlib.suppress(OSError):
+            zygote.forget()
+    _ZYGOTE.clear()
+    _ZYGOTE_USERS[0] = 0
 
 
 _SPARE: list[_Shim] = []  # at most one shim started ahead of the next step
@@ -210,13 +454,17 @@ def _start_shim() -> _Shim:
 
 
 def _take_shim(program: str) -> _Shim:
-    """The spare shim, claimed, if one is still there; else a new one."""
+    """The spare shim (forked by the zygote, or a Python of its own), claimed, if one is
+    still there; else one the zygote forks now; else a new one."""
     with _SPARE_LOCK:
         spare = _SPARE.pop() if _SPARE else None
-    if spare is not None and _claimed(spare):
+    if spare is not None and _forked(spare) and _claimed(spare):
         return spare
     if spare is not None:  # it went away idle (or was killed): it ran nothing
         spare.discard()
+    forked = _zygote_shim()
+    if forked is not None:
+        return forked
     try:
         shim = _start_shim()
     except OSError as exc:
@@ -239,11 +487,13 @@ def _start_spare() -> None:
     """Start the next step's shim now, so that its start-up overlaps this step."""
     if STOP.requested:
         return
+    zygote = _working_zygote()
     with _SPARE_LOCK:
         if _SPARE:
             return
         with contextlib.suppress(OSError):  # no spare: the next step starts its own
-            _SPARE.append(_start_shim())
+            # forked by the zygote while this step runs; else a Python of its own
+            _SPARE.append(zygote.fork(SPARE_IDLE_S) if zygote else _start_shim())
 
 
 def drop_spare() -> None:
@@ -285,7 +535,7 @@ def _read_tail(output: IO[bytes]) -> str:
     return tail(output.read().decode(errors="replace"))
 
 
-def _announce(proc: subprocess.Popen[bytes]) -> None:
+def _announce(proc: Shim) -> None:
     """Journal the group (through the step's hook) before the program may start."""
     hook = SPAWN_HOOK.get()
     if hook is not None:
@@ -328,6 +578,10 @@ def run_process(
             _untrack(proc.pid)
         if live.stopped:
             raise Stopped(STOP.signum)
+        if isinstance(proc, _Forked) and proc.orphaned:
+            raise ActionError(
+                "lost the step's process: its shim zygote died, and its group was killed"
+            )
         return ProcResult(
             None if timed_out else proc.returncode,
             _read_tail(shim.output),
@@ -337,6 +591,8 @@ def run_process(
     finally:
         shim.output.close()
         shim.errors.close()
+        if isinstance(proc, _Forked):
+            proc.release()  # after the group is untracked: a stop no longer signals it
 
 
 def _go(gate_write: int, live: _Live, message: bytes = b"g") -> None:
@@ -352,7 +608,7 @@ def _go(gate_write: int, live: _Live, message: bytes = b"g") -> None:
         raise ActionError("the step's process was killed before its program started") from None
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+def _wait(proc: Shim, timeout: float) -> bool:
     """Wait for the process; on timeout kill its group. True when it timed out."""
     if _exited_within(proc, timeout):
         proc.wait()
@@ -362,10 +618,13 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
     return True
 
 
-def _exited_within(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+def _exited_within(proc: Shim, timeout: float) -> bool:
     """Woken by the kernel the moment the process exits (a pidfd), where Popen.wait with a
     timeout polls with growing sleeps and wakes up to 50 ms late, every step. ``poll``, not
-    ``select``: a process with a thousand files open (a server) has pidfds above 1024."""
+    ``select``: a process with a thousand files open (a server) has pidfds above 1024. A
+    shim from the zygote: woken by its exit code on the step's channel."""
+    if isinstance(proc, _Forked):
+        return _readable(proc.channel.fileno(), timeout)
     try:
         fd = os.pidfd_open(proc.pid)
     except (AttributeError, OSError):
@@ -375,15 +634,7 @@ def _exited_within(proc: subprocess.Popen[bytes], timeout: float) -> bool:
             return False
         return True
     try:
-        waiter = select.poll()
-        waiter.register(fd, select.POLLIN)
-        deadline = time.monotonic() + timeout
-        while True:  # poll takes milliseconds, and a signal's handler may end it early
-            left = deadline - time.monotonic()
-            if waiter.poll(max(0, math.ceil(left * 1000))):
-                return True
-            if left <= 0:
-                return False
+        return _readable(fd, timeout)
     finally:
         os.close(fd)
 
@@ -468,3 +719,4 @@ def kill_orphan(spawned: Spawned, timeout: float = 10.0) -> bool:
 STOP.on_kill(stop_all)
 atexit.register(drop_spare)
 os.register_at_fork(after_in_child=_forget_spare_in_child)
+os.register_at_fork(after_in_child=_forget_zygote_in_child)

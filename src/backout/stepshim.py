@@ -25,8 +25,23 @@ in, the argument count, the arguments, and the environment as ``KEY=VALUE``. It:
 4. exits as the program did (the same code, or the same signal), so callers see the
    program's own result.
 
+Started as ``stepshim.py zygote SOCKET_FD``, it is a *zygote* (a fork server): one per
+executor, started once, it starts no program itself. For each request on its Unix socket
+(``f``, or ``s`` and IDLE_S for a spare, with four descriptors passed along: the gate's read
+end, the files for stdout and stderr, and a *channel* socket for this shim alone) it forks
+a shim, which makes itself the leader of a new session and group, takes the descriptors as
+its gate, stdout and stderr, closes every other, and goes on as a spare does (from its
+claim for a spare, from its go otherwise).
+A fork of this small process takes a millisecond where a new Python takes 15 to 30. The
+zygote writes the shim's pid on the channel once the shim leads its session, and its exit
+code (as ``Popen.returncode`` gives it: negative for a signal) once it ended; it reaps the
+shim only after the executor closed the channel, so the pid the executor may still signal
+is never reused under it. It exits once its socket reads EOF (the executor is done with
+it, or died) and no channel is open — when the executor dies, all close at once. It kills
+nothing: each shim watches its own gate.
+
 Standard library only, and nothing at import time but ``os``, ``select``, ``signal``,
-``sys`` and ``time``: it starts in about 15 ms.
+``sys`` and ``time`` (the zygote also ``socket``): it starts in about 15 ms.
 """
 
 from __future__ import annotations
@@ -150,7 +165,126 @@ def _survive_term(signum: int, frame: object) -> None:
     """SIGTERM to the group is for the program; the shim keeps watching it."""
 
 
+MESSAGE_BYTES = 12  # a pid, then an exit code, on a forked shim's channel: b"%011d\n"
+
+
+def _forked(gate: int, out: int, err: int, devnull: int, ready: int, idle: float) -> None:
+    """In the zygote's child: become a shim for one step (never returns); a spare when
+    ``idle`` is not negative."""
+    try:
+        os.setsid()  # a new session and group, led by this process
+        os.close(ready)  # the zygote may now name this pid: killpg(pid) reaches the group
+        os.dup2(devnull, 0)
+        os.dup2(out, 1)
+        os.dup2(err, 2)
+        if gate != 3:
+            os.dup2(gate, 3)
+        os.closerange(4, max(os.sysconf("SC_OPEN_MAX"), 4))  # the zygote's, other steps'
+        os.set_inheritable(3, False)
+        signal.signal(signal.SIGTERM, _survive_term)
+        if idle >= 0:
+            _wait_claim(3, idle)
+        _wait_go(3)
+        seconds, argv = _read_step(3)
+        _exit_like(_watch(3, _spawn(argv), time.monotonic() + seconds))
+    finally:
+        os._exit(NEVER_STARTED)
+
+
+def _fork(gate: int, out: int, err: int, devnull: int, idle: float) -> int:
+    """A shim for one step, leading its session once this returns its pid."""
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_read)
+        _forked(gate, out, err, devnull, ready_write, idle)
+    os.close(ready_write)
+    os.read(ready_read, 1)  # EOF once the child called setsid (or died)
+    os.close(ready_read)
+    return pid
+
+
+def _send(channel: int, number: int) -> bool:
+    try:
+        return os.write(channel, b"%011d\n" % number) == MESSAGE_BYTES
+    except OSError:  # the executor closed it (or died): nobody to tell
+        return False
+
+
+def _exit_code(pid: int) -> int:
+    """The exit code of an exited child, which stays a zombie (its pid stays taken)."""
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if info is None:
+        return NEVER_STARTED
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status
+
+
+def zygote(control: int) -> None:
+    """Fork a shim per request until the executor is done (see the module's docstring)."""
+    import socket
+
+    server = socket.socket(fileno=control)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    poller = select.poll()
+    poller.register(control, select.POLLIN)
+    exits: dict[int, int] = {}  # pidfd -> pid of a shim running now
+    channels: dict[int, int] = {}  # channel -> pid, while the executor holds it open
+    channel_of: dict[int, int] = {}  # pid -> its channel, while open
+    ended: set[int] = set()  # shims that exited, whose executor has not let go yet
+    listening = True
+    while listening or channels:
+        for fd, _ in poller.poll():
+            if fd == control:
+                try:
+                    message, fds, _, _ = socket.recv_fds(server, 16, 4)
+                except OSError:
+                    message, fds = b"", []
+                if len(fds) != 4:  # EOF (done, or the executor died), or a bad request
+                    for stray in fds:
+                        os.close(stray)
+                    if not message:
+                        poller.unregister(control)
+                        listening = False
+                    continue
+                gate, out, err, channel = fds
+                try:  # b"f": a shim for a step now; b"s" and seconds: a spare
+                    idle = float(message[1:]) if message[:1] == b"s" else -1.0
+                except ValueError:
+                    idle = 0.0
+                pid = _fork(gate, out, err, devnull, idle)
+                for used in (gate, out, err):
+                    os.close(used)
+                pidfd = os.pidfd_open(pid)
+                exits[pidfd] = pid
+                channels[channel], channel_of[pid] = pid, channel
+                poller.register(pidfd, select.POLLIN)
+                poller.register(channel, select.POLLIN)  # readable only at EOF
+                _send(channel, pid)
+            elif fd in exits:  # a shim exited: tell its executor; reap it once let go
+                pid = exits.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                code = _exit_code(pid)
+                if pid in channel_of:
+                    _send(channel_of[pid], code)
+                    ended.add(pid)
+                else:
+                    os.waitpid(pid, 0)
+            elif fd in channels:  # the executor let go of this shim (or died)
+                pid = channels.pop(fd)
+                del channel_of[pid]
+                poller.unregister(fd)
+                os.close(fd)
+                if pid in ended:
+                    ended.discard(pid)
+                    os.waitpid(pid, 0)
+    # whatever still runs carries on under its own gate; init reaps it
+
+
 def main() -> None:
+    if sys.argv[1] == "zygote":
+        zygote(int(sys.argv[2]))
+        return
     gate = int(sys.argv[1])
     os.set_inheritable(gate, False)  # the program need not hold the executor's pipe
     signal.signal(signal.SIGTERM, _survive_term)  # a handler, unlike SIG_IGN, is not inherited

@@ -25,7 +25,7 @@ from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.notify import facts_of, notify_hook, sending_context
-from backout.proc import drop_spare, stop_all
+from backout.proc import drop_spare, shim_zygote, stop_all
 from backout.settings import DEFAULT_HEARTBEAT
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
@@ -121,6 +121,11 @@ def execute(ex: Execution) -> RunView:
     still run one of its steps, and :class:`~backout.stop.Stopped` after a graceful stop
     (journalled as ``run_stopped``, the interrupted step left for ``resume``).
     """
+    with shim_zygote():  # the run's shims are forked by a zygote; it goes with the run
+        return _execute(ex)
+
+
+def _execute(ex: Execution) -> RunView:
     plan, base_dir = plan_of(ex.row)
     env = environment(ex.store, ex.row, plan, base_dir)
     hooks = run_hooks(ex)
