@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import errno
 import math
 import os
@@ -87,6 +88,14 @@ SPAWN_HOOK: ContextVar[Callable[[Spawned], None] | None] = ContextVar(
 @dataclass
 class _Live:
     stopped: bool = False
+    owner: str | None = None  # STEP_OWNER when the step started: the run it belongs to
+
+
+# the run a step belongs to, set by its executor (several run in one server process): a
+# graceful stop of one run ends that run's steps, not those of runs still draining
+STEP_OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "backout_step_owner", default=None
+)
 
 
 _LIVE: dict[int, _Live] = {}  # process groups of steps running now
@@ -641,7 +650,7 @@ def _exited_within(proc: Shim, timeout: float) -> bool:
 
 def _track(pgid: int) -> _Live:
     with _LIVE_LOCK:
-        live = _LIVE[pgid] = _Live()
+        live = _LIVE[pgid] = _Live(owner=STEP_OWNER.get())
     return live
 
 
@@ -687,12 +696,14 @@ def _wait_groups_gone(groups: Sequence[int], seconds: float) -> list[int]:
     return left
 
 
-def stop_all(grace: float | None = None) -> bool:
-    """Stop every step running now: SIGTERM to each group, SIGKILL to what is left after
-    ``grace`` seconds. The steps' callers see :class:`~backout.stop.Stopped`, not a
-    failure. True when every group is gone."""
+def stop_all(grace: float | None = None, owner: str | None = None) -> bool:
+    """Stop every step running now (``owner``: only those of that run): SIGTERM to each
+    group, SIGKILL to what is left after ``grace`` seconds. The steps' callers see
+    :class:`~backout.stop.Stopped`, not a failure. True when every group is gone."""
     with _LIVE_LOCK:
-        groups = list(_LIVE.items())
+        groups = [
+            (pgid, live) for pgid, live in _LIVE.items() if owner is None or live.owner == owner
+        ]
         for _, live in groups:
             live.stopped = True
     pgids = [pgid for pgid, _ in groups]

@@ -375,3 +375,36 @@ def _group_size(pgid: int) -> int:
                 continue
             count += fields[2] == str(pgid) and fields[0] != "Z"
     return count
+
+
+def test_a_stop_of_one_run_ends_its_steps_and_not_another_runs(tmp_path: Path) -> None:
+    """Two runs' executors in one process (a server's workers): one reaches its safe point
+    and stops what is left of its steps; the other's step, still draining, runs on."""
+    outcome: dict[str, BaseException | proc.ProcResult] = {}
+
+    def step(owner: str, argv: list[str]) -> None:
+        proc.STEP_OWNER.set(owner)  # a thread starts with an empty context
+        try:
+            outcome[owner] = proc.run_process(argv, cwd=tmp_path, timeout=120)
+        except BaseException as exc:
+            outcome[owner] = exc
+
+    go = tmp_path / "go"
+    stopped = threading.Thread(target=step, args=("run-a", ["sleep", "60"]))
+    draining = threading.Thread(
+        target=step,
+        args=("run-b", ["sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; echo done"]),
+    )
+    stopped.start()
+    draining.start()
+    wait_until(lambda: len(proc._LIVE) == 2, 30, "both steps to start")
+    assert proc.stop_all(grace=5, owner="run-a")
+    stopped.join(30)
+    assert isinstance(outcome["run-a"], Stopped)
+    assert draining.is_alive()  # run-b's step was not touched
+    assert [live.owner for live in proc._LIVE.values()] == ["run-b"]
+    go.touch()
+    draining.join(30)
+    result = outcome["run-b"]
+    assert isinstance(result, proc.ProcResult)
+    assert result.output == "done\n"

@@ -25,7 +25,7 @@ from backout.errors import Conflict, StoreError, UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RUN_TERMINAL, RunStatus, StepStatus
 from backout.notify import facts_of, notify_hook, sending_context
-from backout.proc import drop_spare, shim_zygote, stop_all
+from backout.proc import STEP_OWNER, drop_spare, shim_zygote, stop_all
 from backout.settings import DEFAULT_HEARTBEAT
 from backout.spec.environments import environment_values
 from backout.spec.models import Plan
@@ -121,8 +121,12 @@ def execute(ex: Execution) -> RunView:
     still run one of its steps, and :class:`~backout.stop.Stopped` after a graceful stop
     (journalled as ``run_stopped``, the interrupted step left for ``resume``).
     """
-    with shim_zygote():  # the run's shims are forked by a zygote; it goes with the run
-        return _execute(ex)
+    owner = STEP_OWNER.set(ex.row.id)  # its steps are this run's (a stop ends only those)
+    try:
+        with shim_zygote():  # the run's shims are forked by a zygote; it goes with the run
+            return _execute(ex)
+    finally:
+        STEP_OWNER.reset(owner)
 
 
 def _execute(ex: Execution) -> RunView:
@@ -218,7 +222,9 @@ def _stopped(journal: Journal, stop: Stopped) -> None:
     """Journal a graceful stop: which step was interrupted, and whether its processes are
     known to be gone (a taker-over need not wait out its timeout then). If the store is
     gone too, the stop stands: resume treats the run as after a crash."""
-    groups_gone = stop_all()  # what still runs of a step (a drained stop reached a safe point)
+    # what still runs of this run's step (a drained stop reached a safe point); the steps
+    # of other runs in this process (a server's other workers) drain on
+    groups_gone = stop_all(owner=journal.view.run_id)
     stop.abandoned = stop.abandoned or not groups_gone
     running = [s for s in journal.view.steps if s.status is StepStatus.RUNNING]
     stop.run_id = journal.view.run_id
