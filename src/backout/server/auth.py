@@ -10,9 +10,11 @@ a GET (or HEAD) without an Authorization header presents that cookie instead, so
 script reads the API (its live events) as the person signed in. The API's reads take the
 cookie: a request to the API that changes anything must carry the header, which a page of
 another site cannot make a browser send. The dashboard's own forms (:mod:`.web_actions`)
-post with the cookie and a CSRF token (:meth:`Gate.csrf_for`), an HMAC of the cookie's
-token with a key each server draws when it starts; a form without it, or with another, is
-refused before anything is done (:meth:`Gate.form_principal`).
+post with the cookie and a CSRF token (:meth:`Gate.csrf_for`), an HMAC keyed with the
+cookie's token itself: a page of another site cannot compute it (the cookie is HttpOnly,
+the HMAC one-way), and every server behind a load balancer checks it alike, across
+restarts; a form without it, or with another, is refused before anything is done
+(:meth:`Gate.form_principal`).
 
 An open server (``--open``, loopback only) lets a request without a token in as the actor
 ``anonymous`` with the role viewer: it reads, and is refused everything else. A request
@@ -24,9 +26,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from fastapi import Request
 
@@ -42,6 +43,7 @@ COOKIE = "backout_token"
 _READS = frozenset({"GET", "HEAD"})
 DENIED = "api.denied"
 CSRF_FIELD = "csrf"
+CSRF_PURPOSE = b"backout dashboard form"  # what the sign-in's token signs for a form
 log = logging.getLogger("backout.server")
 
 
@@ -51,8 +53,6 @@ class Gate:
 
     caller: Caller
     open_access: bool
-    # signs the dashboard's CSRF tokens; new at each start, so a restart voids open forms
-    csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
@@ -77,7 +77,7 @@ class Gate:
         secret = header.strip().partition(" ")[2] if header else request.cookies.get(COOKIE, "")
         if not secret:
             return ""
-        return hmac.new(self.csrf_key, f"csrf:{secret}".encode(), hashlib.sha256).hexdigest()
+        return hmac.new(secret.encode(), CSRF_PURPOSE, hashlib.sha256).hexdigest()
 
     def form_principal(self, request: Request, csrf: str | None) -> Principal:
         """Who posts a dashboard form. The cookie counts only with the form's CSRF token
