@@ -67,6 +67,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.e2e.procs import default_sigint
+
 DIRECTIVE = re.compile(r"^\s*<!--\s*doctest:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(`{3,})([\w+-]*)\s*$")
 WILDCARD = {"…", "..."}
@@ -400,6 +402,9 @@ class Session:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            # as at a terminal: a suite run in the background (`make test &`, nohup) hands
+            # its children an ignored SIGINT, which a Ctrl-C block must not inherit
+            preexec_fn=default_sigint,
         ) as shell:
             assert shell.stdin is not None
             assert shell.stdout is not None
