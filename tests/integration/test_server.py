@@ -30,6 +30,7 @@ from backout.flags import listen as flag_listen
 from backout.flags.guard import Limits
 from backout.render import journal_json
 from backout.server.app import create_app
+from backout.server.events import Streams
 from backout.server.listen import listen
 from backout.server.plan_folder import PlanFolder
 from backout.settings import Settings
@@ -99,7 +100,7 @@ def with_password(url: str) -> str:
 def serve(store_url: str) -> Iterator[Any]:
     """``serve(open_access=False, plans=None)``: start the API on a free loopback port (with
     ``plans``, a folder of plans, as ``--plans``); stopped after."""
-    started: list[tuple[Any, threading.Thread, Any, Store, httpx.Client]] = []
+    started: list[tuple[Any, threading.Thread, Any, Store, httpx.Client, Streams]] = []
 
     def start(*, open_access: bool = False, plans: Path | None = None) -> Api:
         url = with_password(store_url)
@@ -107,16 +108,17 @@ def serve(store_url: str) -> Iterator[Any]:
         store.open()
         settings = Settings(database_url=url, actor="server")
         listener = listen("127.0.0.1:0", open_access=open_access)
-        server = flag_listen.make_server(
-            create_app(store, settings, open_access=open_access, plans=PlanFolder.of(plans)),
-            Limits(),
+        streams = Streams()
+        app = create_app(
+            store, settings, open_access=open_access, streams=streams, plans=PlanFolder.of(plans)
         )
+        server = flag_listen.make_server(app, Limits())
         thread = threading.Thread(
             target=server.run, kwargs={"sockets": [listener.sock]}, daemon=True
         )
         thread.start()
         client = httpx.Client(timeout=30)
-        started.append((server, thread, listener, store, client))
+        started.append((server, thread, listener, store, client, streams))
         wait_until(lambda: server.started, START_TIMEOUT_S, "the API server to start")
         api = Api(listener.url, store, Caller(store, "admin"), client)
         if PASSWORD in url:
@@ -124,8 +126,9 @@ def serve(store_url: str) -> Iterator[Any]:
         return api
 
     yield start
-    for server, thread, listener, store, client in started:
+    for server, thread, listener, store, client, streams in started:
         client.close()
+        streams.stop()  # as the server's stop signal does: an open stream would hold the stop
         server.should_exit = True
         thread.join(START_TIMEOUT_S)
         listener.sock.close()

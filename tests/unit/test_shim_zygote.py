@@ -32,6 +32,7 @@ def _zygote() -> Iterator[None]:
         assert proc._ZYGOTE == []  # started when a step first needs a shim
         assert proc._working_zygote() is not None, "no zygote started"
         yield
+        proc.drop_spare()  # as a run does: the zygote waits for its shims still held
     proc.drop_spare()
 
 
