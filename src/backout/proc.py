@@ -404,6 +404,13 @@ def _working_zygote() -> _Zygote | None:
         return _ZYGOTE[0] if _ZYGOTE and not _ZYGOTE[0].broken else None
 
 
+def ready_zygote() -> None:
+    """Start the zygote now, if a run executes here and has none yet: a run about to wait
+    for a trigger (a watch, a deploy's checkpoint) calls this, so the first backout step
+    forks its shim in a millisecond instead of waiting for a Python to start."""
+    _working_zygote()
+
+
 def _zygote_shim() -> _Shim | None:
     """A shim from the zygote, if there is a working one."""
     zygote = _working_zygote()

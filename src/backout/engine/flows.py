@@ -82,7 +82,9 @@ class Flow:
     # --- watch ---------------------------------------------------------------------------
     def _watch(self) -> Fired | None:
         self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
-        return self.watcher().watch(self.watch_for)
+        watcher = self.watcher()
+        self.runner.ready(self.units)  # an alert's backout starts at once: nothing to load
+        return watcher.watch(self.watch_for)
 
     # --- deploy --------------------------------------------------------------------------
     def _forward(self) -> Fired | None:
@@ -118,6 +120,7 @@ class Flow:
             approve=stage.approve,
         )
         watcher = self.watcher()
+        self.runner.ready(self.units)
         approval = (lambda: watcher.approved(s)) if stage.approve else None
         fired = watcher.watch(stage.hold, approval)
         if fired:

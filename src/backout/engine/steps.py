@@ -28,7 +28,7 @@ from backout.faults import FaultContext
 from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
 from backout.probes import CHECKS, Verdict
-from backout.proc import SPAWN_HOOK, Spawned, kill_orphan
+from backout.proc import SPAWN_HOOK, Spawned, kill_orphan, ready_zygote
 from backout.spec.fields import MAX_RETRY_DELAY
 from backout.spec.models import Plan, VerifyCheck
 from backout.stop import STOP, Stopped
@@ -62,6 +62,20 @@ class StepRunner:
             self._attempts(unit, first=state.attempts + 1)
         final = self.journal.view.steps[unit.index].status
         return "failed" if final is StepStatus.FAILED and unit.step.on_failure == "stop" else "ok"
+
+    def ready(self, units: list[Unit]) -> None:
+        """Before waiting for a trigger: load each unit's kind now and, if one starts
+        programs, the run's shim zygote, so the time from an alert to the first backout
+        step's program is not spent importing or starting a Python."""
+        kinds = {self._kind(unit) for unit in units if unit.role != "forward"}
+        actions = [ACTIONS.get(kind) for kind in kinds if kind in ACTIONS]
+        if any(not action.in_process for action in actions):
+            ready_zygote()
+
+    @staticmethod
+    def _kind(unit: Unit) -> str:
+        undo = getattr(unit.step, "undo", None) if unit.role == "reverse" else None
+        return next(iter(undo)) if undo else unit.step.kind
 
     def skip(self, unit: Unit, reason: str) -> None:
         if self.journal.view.steps[unit.index].status is StepStatus.PENDING:

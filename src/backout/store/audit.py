@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from backout.redact import MASK
@@ -32,6 +32,7 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _LOCK_KEY = 7244302
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
+_AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -88,25 +89,32 @@ def head(session: Session) -> AuditRow | None:
     return session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
 
 
+def _last_link(session: Session) -> tuple[int, str] | None:
+    """The newest record's (seq, hash): all an append needs, read without the ORM."""
+    query = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+    found = session.connection().execute(query).first()
+    return (int(found[0]), str(found[1])) if found is not None else None
+
+
 def append(
     session: Session, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
 ) -> AuditRow:
     """Add a record in the caller's transaction (so it commits with the mutation it audits)."""
     lock(session)
-    last = head(session)
+    last = _last_link(session)
     record = {
-        "seq": (last.seq + 1) if last else 1,
+        "seq": (last[0] + 1) if last else 1,
         "at": time.time(),
         "actor": actor,
         "action": action,
         "subject": subject,
         "details": clean_details(details),
     }
-    prev = last.hash if last else GENESIS
-    row = AuditRow(**record, prev_hash=prev, hash=link_hash(prev, record))
-    session.add(row)
-    session.flush()
-    return row
+    prev = last[1] if last else GENESIS
+    values = {**record, "prev_hash": prev, "hash": link_hash(prev, record)}
+    # one plain INSERT (no unit of work): it is on the path from an alert to the backout
+    inserted = session.connection().execute(insert(_AUDIT).returning(_AUDIT.c.id), values)
+    return AuditRow(id=inserted.scalar_one(), **values)  # a copy of the row, not tracked
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, UniqueConstraint, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    JSON,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from backout.errors import StoreError
 from backout.store import notices
 from backout.store.models import Base
 
@@ -37,6 +49,9 @@ class InboxRow(Base):
     consumed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+_INBOX: Table = InboxRow.__table__  # type: ignore[assignment]
+
+
 def put(
     session: Session,
     service: str,
@@ -46,20 +61,20 @@ def put(
     data: dict[str, Any] | None = None,
     run_id: str | None = None,
 ) -> InboxRow:
-    row = InboxRow(
-        service=service,
-        run_id=run_id,
-        kind=kind,
-        reason=reason,
-        data=data or {},
-        actor=actor,
-        received_at=time.time(),
-        consumed_at=None,
-    )
-    session.add(row)
-    session.flush()
+    values = {
+        "service": service,
+        "run_id": run_id,
+        "kind": kind,
+        "reason": reason,
+        "data": data or {},
+        "actor": actor,
+        "received_at": time.time(),
+        "consumed_at": None,
+    }
+    # one plain INSERT (no unit of work): it is on the path from an alert to the backout
+    inserted = session.connection().execute(insert(_INBOX).returning(_INBOX.c.id), values)
     notices.notify(session, notices.INBOX, service)  # the service's watch reads it at once
-    return row
+    return InboxRow(id=inserted.scalar_one(), **values)  # a copy of the row, not tracked
 
 
 def _unconsumed(service: str, since: float) -> Any:
@@ -133,24 +148,32 @@ def claim_alert(
     session: Session, service: str, key: tuple[str, str], alert: str, run_id: str
 ) -> AlertActionRow:
     """Record that ``run_id`` backs out because of this alert; if another run got there first,
-    its record is returned instead (compare ``run_id`` to tell)."""
-    earlier = acted_on(session, service, key)
-    if earlier is not None:
-        return earlier
-    row = AlertActionRow(
-        service=service,
-        fingerprint=key[0],
-        starts_at=key[1],
-        alert=alert[:200],
-        run_id=run_id,
-        acted_at=time.time(),
-    )
-    try:
-        with session.begin_nested():  # a lost race rolls back only this insert
-            session.add(row)
-    except IntegrityError:
-        winner = acted_on(session, service, key)
-        if winner is None:
-            raise
-        return winner
-    return row
+    its record is returned instead (compare ``run_id`` to tell). One INSERT … ON CONFLICT DO
+    NOTHING: of two claims at once, the second waits for the first to commit, inserts
+    nothing, and reads the winner's record."""
+    values = {
+        "service": service,
+        "fingerprint": key[0],
+        "starts_at": key[1],
+        "alert": alert[:200],
+        "run_id": run_id,
+        "acted_at": time.time(),
+    }
+    claim = _insert_new(session)(_ACTIONS).values(values).on_conflict_do_nothing()
+    inserted = session.connection().execute(claim.returning(_ACTIONS.c.id)).first()
+    if inserted is not None:
+        return AlertActionRow(id=inserted[0], **values)  # a copy of the row, not tracked
+    winner = acted_on(session, service, key)
+    if winner is None:  # the conflicting row is gone again: nothing deletes these
+        raise StoreError(f"alert {alert!r} was claimed and its claim is gone")
+    return winner
+
+
+def _insert_new(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
+
+
+_ACTIONS: Table = AlertActionRow.__table__  # type: ignore[assignment]
