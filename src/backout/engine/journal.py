@@ -86,6 +86,12 @@ class Journal:
         with self._lock:
             return self._append([(kind, None, None, data) for kind, data in entries])
 
+    def append_steps(self, *entries: tuple[EventKind, int, int | None, dict[str, Any]]) -> None:
+        """Several events of steps — (kind, step, attempt, data) — in one transaction: a
+        step's start and the process it starts, with one disk flush."""
+        with self._lock:
+            self._append(list(entries))
+
     def _append(self, entries: list[tuple[EventKind, int | None, int | None, Any]]) -> list[Event]:
         written: list[tuple[Event, RunView]] = []
         draft = self.view

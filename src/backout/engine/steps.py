@@ -7,6 +7,7 @@ finished is re-run only when its step is ``idempotent``; otherwise the run stops
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,18 @@ from backout.stop import STOP, Stopped
 
 Decision = Literal["retry", "done", "skip"]
 Result = Literal["ok", "failed", "attention"]
+
+
+@dataclass
+class _Start:
+    """One attempt of a step, and whether its ``step_started`` is journalled yet. The
+    action's thread (journalling a process) and the step's (journalling its end, or a
+    timeout's) look and write under ``lock``: the start is written once."""
+
+    step: int
+    attempt: int
+    written: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -133,34 +146,60 @@ class StepRunner:
             )
             return
         last = first + step.retries  # a re-run after a crash gets a fresh retry budget
+        deferred = self._defers_start(unit)
         for attempt in range(first, last + 1):
             started = time.monotonic()
-            self.journal.append(EventKind.STEP_STARTED, step=index, attempt=attempt)
-            failpoints.hit("step_started", index + 1)
-            outcome = self._faulted(unit, attempt) or self._call(unit, attempt, call)
+            start = _Start(index, attempt)
+            if not deferred:
+                self._start(start)
+            outcome = self._faulted(unit, attempt) or self._call(unit, attempt, call, start)
             failpoints.hit("action_done", index + 1)
             data = _data(outcome, time.monotonic() - started)
             if outcome.ok or attempt == last:
-                self.journal.append(
+                self._after(
+                    start,
                     EventKind.STEP_FINISHED,
-                    step=index,
-                    attempt=attempt,
                     outcome="succeeded" if outcome.ok else "failed",
                     **data,
                 )
                 failpoints.hit("step_finished", index + 1)
                 return
             delay = min(step.retry_delay * 2 ** (attempt - first), MAX_RETRY_DELAY)
-            self.journal.append(
+            self._after(
+                start,
                 EventKind.STEP_RETRYING,
-                step=index,
-                attempt=attempt,
                 delay_s=delay,
                 last_attempt=last,  # so the retry line can say "attempt 2 of 3"
                 **data,
             )
             if STOP.wait(delay):
                 raise Stopped(STOP.signum)
+
+    def _defers_start(self, unit: Unit) -> bool:
+        """Whether the step's start may be journalled with the first process it starts, in
+        one transaction: its kind acts only through the programs it starts (each held until
+        the journal has it), and no rehearsal fault acts on it."""
+        if self.faults is not NO_FAULTS:
+            return False
+        kind = self._kind(unit)
+        return kind in ACTIONS and not ACTIONS.get(kind).in_process
+
+    def _start(
+        self, start: _Start, *more: tuple[EventKind, int, int | None, dict[str, Any]]
+    ) -> None:
+        """Journal the attempt's start (with ``more`` events, in one transaction)."""
+        self.journal.append_steps((EventKind.STEP_STARTED, start.step, start.attempt, {}), *more)
+        start.written = True
+        failpoints.hit("step_started", start.step + 1)
+
+    def _after(self, start: _Start, kind: EventKind, **data: Any) -> None:
+        """Journal how the attempt ended; with its start, if no process journalled that."""
+        event = (kind, start.step, start.attempt, data)
+        with start.lock:
+            if start.written:
+                self.journal.append_steps(event)
+            else:  # it started no program: nothing ran before this
+                self._start(start, event)
 
     def _prepare(self, unit: Unit) -> Callable[[], Outcome | None] | Outcome:
         """Render the options and bind the action; an Outcome when that already failed
@@ -194,11 +233,14 @@ class StepRunner:
         self.faults.before(unit.step.name, unit.index, attempt, where)
         return self.faults.outcome(unit.step.name, unit.index, attempt)
 
-    def _call(self, unit: Unit, attempt: int, call: Callable[[], Outcome | None]) -> Outcome:
+    def _call(
+        self, unit: Unit, attempt: int, call: Callable[[], Outcome | None], start: _Start
+    ) -> Outcome:
         """Run the action with a hard deadline; each process group it starts is journalled
-        before its program may run (so a taker-over can find it)."""
+        before its program may run (so a taker-over can find it), the first with the
+        attempt's start if that is not journalled yet."""
         redactor = self.journal.redactor
-        groups = _Groups(lambda group: self._journal_group(unit, attempt, group))
+        groups = _Groups(lambda group: self._journal_group(start, group))
         token = SPAWN_HOOK.set(groups.spawned)
         hold = self.faults.delay(unit.step.name, unit.index) if unit.role == "backout" else 0.0
         if hold:
@@ -210,10 +252,13 @@ class StepRunner:
             groups.close()
         return outcome or Outcome(False, f"{unit.step.kind} has no reverse")
 
-    def _journal_group(self, unit: Unit, attempt: int, group: Spawned) -> None:
-        self.journal.append(
-            EventKind.STEP_PROCESS, step=unit.index, attempt=attempt, **group.to_json()
-        )
+    def _journal_group(self, start: _Start, group: Spawned) -> None:
+        event = (EventKind.STEP_PROCESS, start.step, start.attempt, group.to_json())
+        with start.lock:
+            if start.written:
+                self.journal.append_steps(event)
+            else:
+                self._start(start, event)
 
     # --- verification --------------------------------------------------------------------
     def verify(self, finish: bool = True) -> bool:
