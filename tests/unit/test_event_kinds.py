@@ -104,11 +104,27 @@ def test_the_docs_list_every_kind_once() -> None:
 # --- the source --------------------------------------------------------------------------
 
 
+def _kind_arguments(call: ast.Call) -> list[ast.expr]:
+    """The expressions a call passes as events' kinds, if it is a journal write: one (see
+    :func:`_kind_argument`), or each first item of the ``(kind, …)`` tuples given to the
+    journal's ``append_together`` and ``append_steps`` (several events, one transaction)."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr in ("append_together", "append_steps"):
+        # a tuple made elsewhere (a name, a starred list) is passed on: its kind is named,
+        # and counted, where it is made (a step runner's ``_after``)
+        return [arg.elts[0] for arg in call.args if isinstance(arg, ast.Tuple) and arg.elts]
+    argument = _kind_argument(call)
+    return [] if argument is None else [argument]
+
+
 def _kind_argument(call: ast.Call) -> ast.expr | None:
     """The expression a call passes as an event's kind, if it is a journal write: the
     journal's ``append``, a watcher's ``note`` or the fault injector's ``_note`` (the same
-    append), or an ``Event(...)``."""
+    append), a step runner's ``_after`` (an event of a step's attempt), or an
+    ``Event(...)``."""
     func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "_after":
+        return call.args[1] if len(call.args) > 1 else None
     if isinstance(func, ast.Attribute) and (
         (func.attr == "append" and "journal" in ast.unparse(func.value))
         or (func.attr == "note" and "ctx" in ast.unparse(func.value))
@@ -170,14 +186,12 @@ def found() -> Found:
         for node in ast.walk(tree):
             where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
             if isinstance(node, ast.Call):
-                argument = _kind_argument(node)
-                if argument is None:
-                    continue
-                kind = found.kind(where, argument)
-                if kind is None:
-                    found.opaque.append((str(path.relative_to(ROOT)), ast.unparse(argument)))
-                else:
-                    found.written.add(kind)
+                for argument in _kind_arguments(node):
+                    kind = found.kind(where, argument)
+                    if kind is None:
+                        found.opaque.append((str(path.relative_to(ROOT)), ast.unparse(argument)))
+                    else:
+                        found.written.add(kind)
             elif isinstance(node, ast.Compare):
                 sides = [node.left, *node.comparators]
                 if any(_is_event_kind(side) for side in sides):

@@ -192,13 +192,14 @@ class StepRunner:
         start.written = True
         failpoints.hit("step_started", start.step + 1)
 
-    def _after(self, start: _Start, kind: EventKind, **data: Any) -> None:
-        """Journal how the attempt ended; with its start, if no process journalled that."""
+    def _after(self, start: _Start, kind: EventKind, /, **data: Any) -> None:
+        """Journal an event of the attempt (its process, its end), with the attempt's start
+        if that is not journalled yet: a process's start, or an end that started none."""
         event = (kind, start.step, start.attempt, data)
         with start.lock:
             if start.written:
                 self.journal.append_steps(event)
-            else:  # it started no program: nothing ran before this
+            else:
                 self._start(start, event)
 
     def _prepare(self, unit: Unit) -> Callable[[], Outcome | None] | Outcome:
@@ -253,12 +254,7 @@ class StepRunner:
         return outcome or Outcome(False, f"{unit.step.kind} has no reverse")
 
     def _journal_group(self, start: _Start, group: Spawned) -> None:
-        event = (EventKind.STEP_PROCESS, start.step, start.attempt, group.to_json())
-        with start.lock:
-            if start.written:
-                self.journal.append_steps(event)
-            else:
-                self._start(start, event)
+        self._after(start, EventKind.STEP_PROCESS, **group.to_json())
 
     # --- verification --------------------------------------------------------------------
     def verify(self, finish: bool = True) -> bool:
