@@ -5,7 +5,8 @@ a release (one run each); once it journalled ``watch_started``, one Alertmanager
 (the real payload format, with the listener's bearer token) is POSTed to it. The latency is
 the journal's ``step_started`` time of the first backout step minus the moment just before
 the POST was sent (one clock: everything runs on this machine). p50/p99/max are printed per
-store.
+store, and again to the step's ``step_process`` (``-> program``): the journal has the
+program's process group then, and its program starts at once.
 
     .venv/bin/python bench/alert_latency.py [--runs 100] [--store sqlite|postgres|both]
         [--baseline SRC]
@@ -128,8 +129,16 @@ def watching(url: str, known: set[str]) -> str | None:
     return None
 
 
-def one(url: str, folder: Path, n: int, known: set[str], src: str | None = None) -> float:
-    """One watch, one alert: seconds from just before the POST to the step's start."""
+def one(
+    url: str,
+    folder: Path,
+    n: int,
+    known: set[str],
+    src: str | None = None,
+    program: list[float] | None = None,
+) -> float:
+    """One watch, one alert: seconds from just before the POST to the step's start (and,
+    appended to ``program``, to its program's ``step_process``: the go follows it)."""
     port = free_port()
     env = {**os.environ, "BACKOUT_DATABASE_URL": url, "BACKOUT_LISTEN_TOKEN": TOKEN}
     if src:
@@ -163,23 +172,31 @@ def one(url: str, folder: Path, n: int, known: set[str], src: str | None = None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    started = [at for _, kind, at, step in journal(url, run_id) if kind == "step_started"]
+    events = journal(url, run_id)
+    started = [at for _, kind, at, step in events if kind == "step_started"]
     if not started:
         raise SystemExit(f"run {run_id} never started its backout step")
+    if program is not None:
+        process = [at for _, kind, at, step in events if kind == "step_process"]
+        program.append(float(process[0]) - sent)
     return float(started[0]) - sent
 
 
-def measure(urls: list[str], runs: int, srcs: list[str | None]) -> list[list[float]]:
-    """Latencies of each (store, source) pair, alert by alert in turn."""
+def measure(
+    urls: list[str], runs: int, srcs: list[str | None]
+) -> tuple[list[list[float]], list[list[float]]]:
+    """Latencies of each (store, source) pair, alert by alert in turn: to the step's start,
+    and to its program's ``step_process``."""
     with tempfile.TemporaryDirectory(prefix="bench-alert-") as tmp:
         folder = Path(tmp)
         (folder / "plan.yaml").write_text(PLAN)
         known: set[str] = set()
         found: list[list[float]] = [[] for _ in urls]
+        programs: list[list[float]] = [[] for _ in urls]
         for n in range(runs):
             for i, (url, src) in enumerate(zip(urls, srcs, strict=True)):
-                found[i].append(one(url, folder, n, known, src))
-        return found
+                found[i].append(one(url, folder, n, known, src, programs[i]))
+        return found, programs
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -199,10 +216,13 @@ def report(name: str, seconds: list[float]) -> None:
 
 def compare(name: str, urls: list[str], runs: int, baseline: str | None) -> None:
     srcs: list[str | None] = [None, baseline] if baseline else [None]
-    found = measure(urls, runs, srcs)
+    found, programs = measure(urls, runs, srcs)
     report(name, found[0])
     if baseline:
         report(f"{name} (baseline)", found[1])
+    report(f"{name} -> program", programs[0])
+    if baseline:
+        report(f"{name} -> program (baseline)", programs[1])
 
 
 def main() -> None:
@@ -211,7 +231,10 @@ def main() -> None:
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--baseline", help="the src folder of a backout to compare with")
     args = parser.parse_args()
-    print(f"Alertmanager POST -> first backout step started ({args.runs} watches per store)")
+    print(
+        f"Alertmanager POST -> first backout step started ({args.runs} watches per store); "
+        "-> program: to its step_process, after which its program may start"
+    )
     stores = 2 if args.baseline else 1
     if args.store in ("sqlite", "both"):
         with tempfile.TemporaryDirectory(prefix="bench-alert-db-") as tmp:

@@ -196,6 +196,32 @@ def test_notices_reach_other_processes_on_both_stores(store_url: str) -> None:
         store.dispose()
 
 
+def test_on_sqlite_another_process_commit_wakes_the_watcher_before_its_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite watcher is woken by the file's write (inotify), not by its next look: with
+    the look put off for a minute, another process's entry still rings at once."""
+    monkeypatch.setattr(notices, "WATCH_S", 60.0)
+    url = f"sqlite:///{tmp_path / 'backout.db'}"
+    store = open_store(url)
+    try:
+        with notices.doorbell(store.engine, notices.INBOX, "woken") as bell:
+            wait_until(lambda: bell.pushed, 30, "the store to be watched")
+            bell.wait(0.3)  # the watcher's first ring (it catches up on what came before)
+            bell.reasons()
+            code = (
+                "from backout.store.db import open_store; from backout.store import inbox\n"
+                f"s = open_store({url!r})\n"
+                "with s.session() as session:\n"
+                "    inbox.put(session, 'woken', 'manual', 'elsewhere', 'tester')\n"
+            )
+            subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+            assert bell.wait(30), "no notice from the other process"
+            assert notices.NOTICE in bell.reasons()
+    finally:
+        store.dispose()
+
+
 WAITING_STEP = """\
 plan: pushed
 service: pushed

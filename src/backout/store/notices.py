@@ -14,12 +14,14 @@ once: a notice sent while nobody listened is caught up by one look at the table.
 
 SQLite has no NOTIFY, but it tells a connection whether anyone else committed since it
 last asked (``PRAGMA data_version``). One thread per SQLite file asks every ``WATCH_S`` on
-a connection of its own; when another connection (another process, or this one's pool)
+a connection of its own, and at once when the database or its write-ahead log is written
+(Linux inotify on its folder: :mod:`backout.store.filewatch`); when another connection
+(another process, or this one's pool)
 has committed, it reads what the notices would have said from the tables themselves
 (:class:`_Changes`: the journal and inbox rows past the last it saw, the leases whose
 holder changed) and rings those doorbells only, as a NOTIFY would. A commit of another
-process so reaches the waiters of this one within ``WATCH_S``, and ``pushed`` is True
-there too while the thread runs.
+process so reaches the waiters of this one within a millisecond or so (within ``WATCH_S``
+without inotify), and ``pushed`` is True there too while the thread runs.
 
 Channels:
 
@@ -41,6 +43,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from backout.store import filewatch
 from backout.store.dialect import application_name
 
 INBOX = "backout_inbox"
@@ -58,6 +61,7 @@ KEEPALIVES = {
 }
 LINGER_S = 5.0  # a connection nobody has listened on for this long is closed
 WATCH_S = 0.05  # SQLite: how often the watching connection asks whether anyone committed
+SETTLE_STEP_S = 0.001  # SQLite: the first look again after a write showed no commit yet
 ROUND_S = 1.0  # how long the listening thread waits for notices between two looks around
 READY_WAIT_S = 5.0  # how long a new doorbell waits for the listening connection
 ANY = ""  # a doorbell key that rings for every key of its channel
@@ -204,17 +208,25 @@ def _join(engine: Engine) -> _Listener | None:
         path = engine.url.database
         if not path or path == ":memory:" or path.startswith("file::memory:"):
             return None
-        kind: type[_Listener] = _SqliteWatcher
-        connect = _sqlite_connector(path)
+        file = os.path.abspath(path)
+        connect = _sqlite_connector(file)
+
+        def make(url: str) -> _Listener:
+            return _SqliteWatcher(url, connect, file)
+
     elif engine.dialect.name == "postgresql":
-        kind, connect = _Listener, _connector(engine)
+        connect = _connector(engine)
+
+        def make(url: str) -> _Listener:
+            return _Listener(url, connect)
+
     else:
         return None
     url = engine.url.render_as_string(hide_password=False)
     with _LOCK:
         listener = _LISTENERS.get(url)
         if listener is None:
-            listener = _LISTENERS[url] = kind(url, connect)
+            listener = _LISTENERS[url] = make(url)
             listener.thread.start()
         listener.users += 1
     return listener
@@ -296,7 +308,12 @@ class _Listener:
 class _SqliteWatcher(_Listener):
     """One thread per SQLite file: when another connection committed (``PRAGMA
     data_version`` moved), rings the doorbells its new rows concern; asks every
-    ``WATCH_S``."""
+    ``WATCH_S``, and at once when the file or its write-ahead log is written (inotify,
+    where there is one: :mod:`backout.store.filewatch`)."""
+
+    def __init__(self, url: str, connect: Callable[[], Any], file: str) -> None:
+        super().__init__(url, connect)
+        self.file = file
 
     def _run(self) -> None:
         import sqlite3
@@ -316,17 +333,40 @@ class _SqliteWatcher(_Listener):
         def version() -> int:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
-        seen = version()
-        changes = _Changes(conn)
-        self.ready.set()
-        _ring_all()  # catch up on what was committed before
-        while not self._done():
-            time.sleep(WATCH_S)
-            now = version()
-            if now != seen:
-                seen = now
-                for channel, key in changes.since():
-                    ring(channel, key)
+        folder, name = os.path.split(self.file)
+        written = filewatch.watch(folder, {name, f"{name}-wal"})  # before the first look
+        try:
+            seen = version()
+            changes = _Changes(conn)
+            self.ready.set()
+            _ring_all()  # catch up on what was committed before
+            while not self._done():
+                if written is None:
+                    time.sleep(WATCH_S)
+                    seen = self._look(version(), seen, changes)
+                    continue
+                woken = written.wait(WATCH_S)  # a write of the file wakes it early
+                now = version()
+                # a commit writes its last frame to the log just before it is visible (the
+                # index in shared memory, which no file event tells of): look again after
+                # 1, 2, 4 … ms, until it shows or the next look would be due anyway
+                step = SETTLE_STEP_S
+                while woken and now == seen and step < WATCH_S:
+                    written.wait(step)
+                    now = version()
+                    step *= 2
+                seen = self._look(now, seen, changes)
+        finally:
+            if written is not None:
+                written.close()
+
+    @staticmethod
+    def _look(now: int, seen: int, changes: _Changes) -> int:
+        """Ring for what others committed since ``seen``; the version seen now."""
+        if now != seen:
+            for channel, key in changes.since():
+                ring(channel, key)
+        return now
 
 
 class _Changes:
