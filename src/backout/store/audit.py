@@ -48,7 +48,8 @@ def link_hash(prev_hash: str, record: dict[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_json(record)).encode()).hexdigest()
 
 
-def record_of(row: AuditRow) -> dict[str, Any]:
+def record_of(row: Any) -> dict[str, Any]:
+    """The hashed part of a record (an AuditRow, or a plain row of the table)."""
     return {
         "seq": row.seq,
         "at": row.at,
@@ -131,10 +132,11 @@ class Verification:
         return 0 if self.ok else 1
 
 
-def _rows(session: Session) -> Iterator[AuditRow]:
-    yield from session.scalars(
-        select(AuditRow).order_by(AuditRow.seq, AuditRow.id).execution_options(yield_per=500)
-    )
+def _rows(session: Session) -> Iterator[Any]:
+    """Every record, in chain order, as plain rows (no ORM objects: a walk of the whole
+    chain, as the dashboard's audit page does on every load, takes half the time)."""
+    query = select(_AUDIT).order_by(_AUDIT.c.seq, _AUDIT.c.id).execution_options(yield_per=500)
+    yield from session.connection().execute(query)
 
 
 def verify(session: Session, against: str | None = None) -> Verification:
@@ -163,7 +165,7 @@ def verify(session: Session, against: str | None = None) -> Verification:
     return Verification(True, count, prev)
 
 
-def _check_link(row: AuditRow, prev: str, expected_seq: int) -> str:
+def _check_link(row: Any, prev: str, expected_seq: int) -> str:
     if row.seq != expected_seq:
         if row.seq > expected_seq:
             where = (
