@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
-from xml.etree import ElementTree as ET
+from dataclasses import dataclass
 
+from backout.changes.gate_checks import GateCheck
 from backout.changes.lifecycle import ChangeStatus
 from backout.changes.policy import Rehearsal as RehearsalRule
 from backout.changes.policy import Requirements
@@ -20,17 +19,6 @@ from backout.spec.loader import LoadedPlan
 from backout.store.models import ApprovalRow, AuditRow, ChangeRow, RehearsalRow
 
 MIGRATION_KINDS = ("alembic", "sql_migration")  # what `backout preflight` round-trips
-
-
-@dataclass(frozen=True)
-class GateCheck:
-    name: str
-    required: bool
-    passed: bool
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -284,27 +272,3 @@ def _load(data: GateInput) -> tuple[LoadedPlan | None, str]:
 def evaluate(data: GateInput) -> list[GateCheck]:
     loaded, load_error = _load(data)
     return [check(data, loaded, load_error) for check in CHECKS]
-
-
-def junit_xml(change_id: int, checks: Sequence[GateCheck]) -> str:
-    """JUnit XML that Jenkins, GitLab, GitHub Actions and Azure DevOps all read."""
-    failures = sum(1 for c in checks if not c.passed)
-    skipped = sum(1 for c in checks if not c.required and c.passed)
-    suite = ET.Element(
-        "testsuite",
-        name=f"backout gate change {change_id}",
-        tests=str(len(checks)),
-        failures=str(failures),
-        errors="0",
-        skipped=str(skipped),
-    )
-    for check in checks:
-        case = ET.SubElement(suite, "testcase", classname="backout.gate", name=check.name)
-        if not check.passed:
-            ET.SubElement(case, "failure", message=check.reason, type="policy").text = check.reason
-        elif not check.required:
-            ET.SubElement(case, "skipped", message=check.reason)
-        ET.SubElement(case, "system-out").text = check.reason
-    root = ET.Element("testsuites")
-    root.append(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backout.changes.gate import GateCheck, junit_xml
+from backout.changes.gate_checks import GateCheck, junit_xml
 from backout.kernel.states import RunStatus
 from backout.reports.base import _Record
 from backout.reports.runs import RunReport
