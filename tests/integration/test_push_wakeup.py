@@ -171,6 +171,17 @@ def test_a_trigger_from_another_process_wakes_the_watch(
     assert report.trigger["trigger"] == "manual"
 
 
+def put_from_another_process(url: str, service: str) -> None:
+    """An inbox entry for ``service``, written by a Python of its own."""
+    code = (
+        "from backout.store.db import open_store; from backout.store import inbox\n"
+        f"s = open_store({url!r})\n"
+        "with s.session() as session:\n"
+        f"    inbox.put(session, {service!r}, 'manual', 'elsewhere', 'tester')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
 def test_notices_reach_other_processes_on_both_stores(store_url: str) -> None:
     """An entry written by another process rings the doorbell: PostgreSQL's NOTIFY, or on
     SQLite the watching connection seeing another's commit (``PRAGMA data_version``)."""
@@ -183,13 +194,7 @@ def test_notices_reach_other_processes_on_both_stores(store_url: str) -> None:
             assert bell.wait(30)
             bell.wait(0.3)  # SQLite: the watcher's own ring for that commit, if not yet
             bell.reasons()
-            code = (
-                "from backout.store.db import open_store; from backout.store import inbox\n"
-                f"s = open_store({store_url!r})\n"
-                "with s.session() as session:\n"
-                "    inbox.put(session, 'pushed', 'manual', 'elsewhere', 'tester')\n"
-            )
-            subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+            put_from_another_process(store_url, "pushed")
             assert bell.wait(30), "no notice from the other process"
             assert notices.NOTICE in bell.reasons()
     finally:
@@ -209,13 +214,7 @@ def test_on_sqlite_another_process_commit_wakes_the_watcher_before_its_poll(
             wait_until(lambda: bell.pushed, 30, "the store to be watched")
             bell.wait(0.3)  # the watcher's first ring (it catches up on what came before)
             bell.reasons()
-            code = (
-                "from backout.store.db import open_store; from backout.store import inbox\n"
-                f"s = open_store({url!r})\n"
-                "with s.session() as session:\n"
-                "    inbox.put(session, 'woken', 'manual', 'elsewhere', 'tester')\n"
-            )
-            subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+            put_from_another_process(url, "woken")
             assert bell.wait(30), "no notice from the other process"
             assert notices.NOTICE in bell.reasons()
     finally:
