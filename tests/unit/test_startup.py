@@ -121,6 +121,17 @@ def test_a_command_s_help_loads_its_own_module_only(tmp_path: Path) -> None:
     assert sorted(others & modules) == []
 
 
+def test_the_run_commands_help_loads_no_store_or_engine(tmp_path: Path) -> None:
+    """`backout status --help` (its module holds run, status, resume …): the help is
+    drawn without the engine, the store's models or the drills' reports."""
+    code, output, modules = start(tmp_path, "status", "--help")
+    assert code == 0
+    assert "Exit codes:" in output
+    assert "backout.cli.runs" in modules
+    assert loaded(modules, NOT_FOR_VERSION) == []
+    assert "backout.cli.rehearsals" not in modules
+
+
 def test_every_verb_is_exported() -> None:
     """``backout.commands`` exports its verbs lazily: asking for one loads its module."""
     assert set(commands.__all__) == set(commands._LAZY)

@@ -8,7 +8,7 @@ import os
 import re
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -26,8 +26,6 @@ from backout.cli.base import (
     live_progress,
     out,
 )
-from backout.cli.rehearsals import print_drill
-from backout.engine.runner import Decision
 from backout.kernel.durations import parse_duration
 from backout.kernel.events import Event
 from backout.kernel.states import RunStatus
@@ -41,6 +39,9 @@ from backout.render import (
     runs_table,
     telemetry_line,
 )
+
+if TYPE_CHECKING:
+    from backout.engine.runner import Decision
 
 
 @click.command()
@@ -254,6 +255,8 @@ def resume(
     if as_json:
         print_json(out, drill)
     else:
+        from backout.cli.rehearsals import print_drill  # loads the drills' reports
+
         print_run(out, report)
         print_drill(drill)
     exit_with(max(report.exit_code, drill.exit_code))
