@@ -81,10 +81,10 @@ class Flow:
 
     # --- watch ---------------------------------------------------------------------------
     def _watch(self) -> Fired | None:
+        # ready before it says it watches: an alert's backout starts at once, nothing to load
+        self.runner.ready(self.units)
         self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
-        watcher = self.watcher()
-        self.runner.ready(self.units)  # an alert's backout starts at once: nothing to load
-        return watcher.watch(self.watch_for)
+        return self.watcher().watch(self.watch_for)
 
     # --- deploy --------------------------------------------------------------------------
     def _forward(self) -> Fired | None:
@@ -112,6 +112,7 @@ class Flow:
 
     def _checkpoint(self, s: int, stage: Stage) -> Fired | None:
         journal = self.runner.journal
+        self.runner.ready(self.units)  # before it holds: a trigger's backout starts at once
         journal.append(
             EventKind.CHECKPOINT_STARTED,
             stage=s,
@@ -120,7 +121,6 @@ class Flow:
             approve=stage.approve,
         )
         watcher = self.watcher()
-        self.runner.ready(self.units)
         approval = (lambda: watcher.approved(s)) if stage.approve else None
         fired = watcher.watch(stage.hold, approval)
         if fired:
