@@ -50,6 +50,28 @@ def spawned(record: Callable[[proc.Spawned], None]) -> Token[Callable[[proc.Spaw
     return proc.SPAWN_HOOK.set(record)
 
 
+def step_in_thread(
+    argv: list[str], cwd: Path, timeout: float
+) -> tuple[threading.Thread, list[BaseException | proc.ProcResult], list[int]]:
+    """``run_process(argv)`` in a thread of its own, as an executor's action thread runs a
+    step: (the thread, its outcome once it ends, the pid of each group it spawned)."""
+    outcome: list[BaseException | proc.ProcResult] = []
+    pids: list[int] = []
+
+    def step() -> None:
+        token = spawned(lambda group: pids.append(group.pid))
+        try:
+            outcome.append(proc.run_process(argv, cwd=cwd, timeout=timeout))
+        except BaseException as exc:
+            outcome.append(exc)
+        finally:
+            proc.SPAWN_HOOK.reset(token)
+
+    worker = threading.Thread(target=step)
+    worker.start()
+    return worker, outcome, pids
+
+
 def gone(pid: int) -> bool:
     return not proc.alive(pid, None)
 
@@ -162,21 +184,8 @@ def test_a_timeout_kills_the_forked_shims_whole_group(tmp_path: Path) -> None:
 def test_sigterm_to_the_group_is_for_the_program_the_forked_shim_survives_it(
     tmp_path: Path,
 ) -> None:
-    outcome: list[BaseException | proc.ProcResult] = []
-    pids: list[int] = []
     script = "trap 'echo got TERM; exit 7' TERM; echo ready; sleep 60 & wait"
-
-    def step() -> None:
-        token = spawned(lambda group: pids.append(group.pid))
-        try:
-            outcome.append(proc.run_process(["sh", "-c", script], cwd=tmp_path, timeout=60))
-        except BaseException as exc:
-            outcome.append(exc)
-        finally:
-            proc.SPAWN_HOOK.reset(token)
-
-    worker = threading.Thread(target=step)
-    worker.start()
+    worker, outcome, pids = step_in_thread(["sh", "-c", script], tmp_path, 60)
     wait_until(lambda: bool(proc._LIVE), 30, "the step to start")
     wait_until(lambda: len(pids) == 1, 30, "the step's group")
     # the program has set its trap once it says ready; the file is the shim's stdout
@@ -247,16 +256,7 @@ def test_steps_in_parallel_share_the_zygote(tmp_path: Path) -> None:
 
 
 def test_a_stop_ends_a_forked_step(tmp_path: Path) -> None:
-    outcome: list[BaseException | proc.ProcResult] = []
-
-    def step() -> None:
-        try:
-            outcome.append(proc.run_process(["sleep", "60"], cwd=tmp_path, timeout=120))
-        except BaseException as exc:
-            outcome.append(exc)
-
-    worker = threading.Thread(target=step)
-    worker.start()
+    worker, outcome, _ = step_in_thread(["sleep", "60"], tmp_path, 120)
     wait_until(lambda: bool(proc._LIVE), 30, "the step to start")
     assert proc.stop_all(grace=5)
     worker.join(30)
@@ -282,20 +282,7 @@ def test_without_its_zygote_a_step_starts_its_own_shim(tmp_path: Path) -> None:
 
 
 def test_a_step_whose_zygote_dies_fails_and_its_group_is_killed(tmp_path: Path) -> None:
-    outcome: list[BaseException | proc.ProcResult] = []
-    pids: list[int] = []
-
-    def step() -> None:
-        token = spawned(lambda group: pids.append(group.pid))
-        try:
-            outcome.append(proc.run_process(["sleep", "60"], cwd=tmp_path, timeout=120))
-        except BaseException as exc:
-            outcome.append(exc)
-        finally:
-            proc.SPAWN_HOOK.reset(token)
-
-    worker = threading.Thread(target=step)
-    worker.start()
+    worker, outcome, pids = step_in_thread(["sleep", "60"], tmp_path, 120)
     wait_until(lambda: len(pids) == 1 and bool(proc._LIVE), 30, "the step to start")
     zygote = proc._ZYGOTE[0].proc
     zygote.kill()
