@@ -1,13 +1,20 @@
 """Named kinds (actions, checks, baseline sources) with their option models.
 
-Built-ins register directly; third-party actions come from the ``backout.actions`` entry
-point group. Two plugins with the same name is an error, never a silent override, and so
-is an entry point that cannot be imported or names something other than a kind's class
-(the error names the entry point and its package, never a traceback).
+Built-ins are registered by name and ``module:Class`` (:meth:`Registry.builtin`), or as
+made objects (:meth:`Registry.register`); third-party kinds come from the registry's entry
+point group (``backout.actions``, …). A kind's module is imported when a plan first uses
+the kind, not when the registry is: ``backout validate`` of a plan of `run` steps loads
+neither the HTTP action nor the database probes. Names are checked as soon as the registry
+is asked anything: two plugins with the same name is an error, never a silent override,
+and so is a plugin that reuses a built-in's name. An entry point that cannot be imported,
+or names something other than a kind's class, is an error when its kind is first used
+or every kind is listed (``backout catalog``); the error names the entry point and its
+package, never a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint, EntryPoints, entry_points
@@ -50,7 +57,14 @@ class Registry(Generic[K]):
         self.label = label
         self.group = group
         self._items: dict[str, K] = {}
-        self._loaded = group is None
+        self._builtins: dict[str, str] = {}  # name -> "module:Class", made when first used
+        self._plugins: dict[str, EntryPoint] = {}  # name -> entry point, loaded when used
+        self._scanned = group is None
+
+    def builtin(self, name: str, target: str) -> None:
+        """Register the built-in kind ``name``, the class ``target`` (``module:Class``),
+        made when a plan first uses it."""
+        self._builtins[name] = target
 
     def register(self, item: K) -> K:
         if item.kind in self._items and self._items[item.kind] is not item:
@@ -61,12 +75,14 @@ class Registry(Generic[K]):
         self._items[item.kind] = item
         return item
 
-    def _load_entry_points(self) -> None:
-        if self._loaded or self.group is None:
+    def _scan(self) -> None:
+        """Read the names of the group's entry points (nothing is imported): a name given
+        twice, or a built-in's name reused, is an error at once, whatever loads later."""
+        if self._scanned or self.group is None:
             return
-        self._loaded = True
+        self._scanned = True
         seen: dict[str, EntryPoint] = {}
-        for ep in _group(self.group):  # names first: a clash whatever loads
+        for ep in _group(self.group):
             if ep.name in seen and seen[ep.name].value != ep.value:
                 raise BackoutError(
                     f"two {self.label} plugins are named {ep.name!r}: "
@@ -74,16 +90,42 @@ class Registry(Generic[K]):
                     hint="uninstall one of the packages or rename its entry point",
                 )
             seen.setdefault(ep.name, ep)
-        for ep in seen.values():
-            cls, item = self._load(ep)
-            existing = self._items.get(ep.name)
-            if existing is None:
-                self.register(item)
-            elif type(existing) is not cls:
-                raise BackoutError(
-                    f"the {self.label} plugin {ep.value} reuses the built-in name {ep.name!r}",
-                    hint="give the plugin's entry point another name",
-                )
+        for name, ep in seen.items():
+            if self._builtin_target(name) in (None, ep.value):
+                if name not in self._builtins and name not in self._items:
+                    self._plugins[name] = ep
+                continue
+            raise BackoutError(
+                f"the {self.label} plugin {ep.value} reuses the built-in name {name!r}",
+                hint="give the plugin's entry point another name",
+            )
+
+    def _builtin_target(self, name: str) -> str | None:
+        """``module:Class`` of the built-in ``name``, or None if no built-in has it."""
+        if name in self._builtins:
+            return self._builtins[name]
+        item = self._items.get(name)
+        if item is None:
+            return None
+        return f"{type(item).__module__}:{type(item).__qualname__}"
+
+    def _made(self, name: str) -> K | None:
+        """The kind ``name``, made on first use; None if there is none."""
+        item = self._items.get(name)
+        if item is not None:
+            return item
+        target = self._builtins.get(name)
+        if target is not None:
+            module, _, attr = target.partition(":")
+            made: K = getattr(importlib.import_module(module), attr)()
+            self._items[name] = made
+            return made
+        ep = self._plugins.get(name)
+        if ep is None:
+            return None
+        _, made = self._load(ep)
+        self._items[name] = made
+        return made
 
     def _load(self, ep: EntryPoint) -> tuple[type, K]:
         """The entry point's class and an instance of it, or a BackoutError that says
@@ -126,20 +168,23 @@ class Registry(Generic[K]):
         )
 
     def get(self, name: str) -> K:
-        self._load_entry_points()
-        return self._items[name]
+        self._scan()
+        item = self._made(name)
+        if item is None:
+            raise KeyError(name)
+        return item
 
     def names(self) -> list[str]:
-        self._load_entry_points()
-        return sorted(self._items)
+        self._scan()
+        return sorted({*self._items, *self._builtins, *self._plugins})
 
     def __contains__(self, name: object) -> bool:
-        self._load_entry_points()
-        return name in self._items
+        self._scan()
+        return name in self._items or name in self._builtins or name in self._plugins
 
     def __iter__(self) -> Iterator[K]:
-        self._load_entry_points()
-        return iter([self._items[name] for name in sorted(self._items)])
+        """Every kind, each made (so a broken plugin is an error here)."""
+        return iter([self.get(name) for name in self.names()])
 
 
 def _what(target: object) -> str:

@@ -1,6 +1,7 @@
 """A broken plugin entry point is a clear error (which entry point, of which package, what
 it should name, what to do), never a traceback: one that cannot be imported, and one that
-names something other than a kind's class."""
+names something other than a kind's class. It is an error when its kind is used or every
+kind is listed; a plan that does not use it is not held up by it."""
 
 from __future__ import annotations
 
@@ -85,8 +86,12 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install
 def load_error(install: Install, value: str) -> BackoutError:
     install(value)
     registry: Registry[Any] = Registry("action", group=GROUP)
+    assert registry.names() == ["noop"]  # named without being imported
     with pytest.raises(BackoutError) as caught:
-        registry.names()
+        registry.get("noop")
+    with pytest.raises(BackoutError) as listed:
+        list(registry)
+    assert listed.value.message == caught.value.message
     return caught.value
 
 
@@ -140,13 +145,21 @@ def test_the_cli_says_so_and_exits_non_zero(install: Install, tmp_path: Path) ->
     folder = install("backout_not_installed:NoopAction", "backout.actions")
     plan = tmp_path / "plan.yaml"
     plan.write_text('plan: p\nsteps:\n  - name: a\n    run: ["true"]\n    timeout: 5s\n')
-    result = subprocess.run(
-        [sys.executable, "-m", "backout", "validate", str(plan)],
-        env={**os.environ, "PYTHONPATH": str(folder), "NO_COLOR": "1", "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {**os.environ, "PYTHONPATH": str(folder), "NO_COLOR": "1", "COLUMNS": "200"}
+
+    def validate() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "backout", "validate", str(plan)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    # a plan that does not use the broken kind is not held up by it
+    assert validate().returncode == 0
+    plan.write_text("plan: p\nsteps:\n  - name: a\n    noop: {}\n    timeout: 5s\n")
+    result = validate()
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
     assert result.stderr.startswith(

@@ -119,3 +119,24 @@ def test_two_plugins_with_one_name_is_an_error(install: Callable[..., None]) -> 
     with pytest.raises(BackoutError, match="two action plugins are named 'noop'") as caught:
         registry.get("noop")
     assert caught.value.hint == "uninstall one of the packages or rename its entry point"
+
+
+def test_a_built_in_is_imported_when_first_used(install: Callable[..., None]) -> None:
+    install("noop-plugin", {"noop": f"{MODULE}:NoopAction"})
+    registry: Registry[Any] = Registry("action", group=GROUP)
+    registry.builtin("run", "backout.actions.run:RunAction")
+    sys.modules.pop(MODULE, None)
+    assert registry.names() == ["noop", "run"]
+    assert "run" in registry
+    assert MODULE not in sys.modules  # named, not imported
+    assert type(registry.get("run")) is RunAction
+    assert registry.get("noop").kind == "noop"
+    assert MODULE in sys.modules
+
+
+def test_plugin_reusing_a_lazy_built_in_name_is_an_error(install: Callable[..., None]) -> None:
+    install("evil-plugin", {"run": f"{MODULE}:OtherRun"})
+    registry: Registry[Any] = Registry("action", group=GROUP)
+    registry.builtin("run", "backout.actions.run:RunAction")
+    with pytest.raises(BackoutError, match="reuses the built-in name 'run'"):
+        _ = "wait" in registry

@@ -110,6 +110,20 @@ def test_validate_loads_no_store_engine_or_http_client(tmp_path: Path) -> None:
     assert "valid" in output
     assert "backout.spec.models" in modules  # it did load and check the plan
     assert loaded(modules, NOT_FOR_VALIDATE) == []
+    # the kinds the plan uses are loaded, and no other kind's module
+    assert {"backout.actions.symlink", "backout.actions.run", "backout.probes.http"} <= modules
+    unused = (
+        "backout.actions.http",
+        "backout.actions.alembic",
+        "backout.actions.nginx",
+        "backout.actions.sql_migration",
+        "backout.probes.sql",
+        "backout.probes.kube",
+        "backout.telemetry.prometheus",
+        "backout.channels.servicenow",
+        "backout.channels.pagerduty",
+    )
+    assert loaded(modules, unused) == []
 
 
 def test_a_command_s_help_loads_its_own_module_only(tmp_path: Path) -> None:

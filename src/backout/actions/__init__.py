@@ -9,34 +9,25 @@ registered in :data:`ACTIONS` here; plugins come from ``backout.actions`` entry 
 
 from __future__ import annotations
 
-from backout.actions.alembic import AlembicAction
 from backout.actions.base import Action, Outcome
-from backout.actions.flag import FlagAction
-from backout.actions.http import HttpAction
-from backout.actions.nginx import NginxAction
-from backout.actions.run import RunAction
-from backout.actions.shell import ShellAction
-from backout.actions.sql_migration import SqlMigrationAction
-from backout.actions.symlink import SymlinkAction
-from backout.actions.wait import WaitAction
 from backout.kernel.options import ArgvOptions, Context, Options, resolve
 from backout.plugins import Registry
 from backout.proc import run_process
 from backout.stop import Stopped
 
 ACTIONS: Registry[Action] = Registry("action", group="backout.actions")
-for _action in (
-    RunAction(),
-    ShellAction(),
-    HttpAction(),
-    SymlinkAction(),
-    WaitAction(),
-    NginxAction(),
-    FlagAction(),
-    SqlMigrationAction(),
-    AlembicAction(),
-):
-    ACTIONS.register(_action)
+for _name, _target in {
+    "run": "backout.actions.run:RunAction",
+    "shell": "backout.actions.shell:ShellAction",
+    "http": "backout.actions.http:HttpAction",
+    "symlink": "backout.actions.symlink:SymlinkAction",
+    "wait": "backout.actions.wait:WaitAction",
+    "nginx": "backout.actions.nginx:NginxAction",
+    "flag": "backout.actions.flag:FlagAction",
+    "sql_migration": "backout.actions.sql_migration:SqlMigrationAction",
+    "alembic": "backout.actions.alembic:AlembicAction",
+}.items():  # each module loads when a plan first uses its kind
+    ACTIONS.builtin(_name, _target)
 
 __all__ = [
     "ACTIONS",

@@ -23,26 +23,29 @@ from backout.channels.base import (
     Receipt,
     Sender,
 )
-from backout.channels.email import Email
 from backout.channels.http import HttpSender, retry_after
-from backout.channels.jira import Jira
 from backout.channels.notice import Notice, Severity
-from backout.channels.pagerduty import PagerDuty
-from backout.channels.servicenow import ServiceNow
-from backout.channels.slack import Slack
-from backout.channels.teams import Teams
-from backout.channels.webhook import Webhook, verify
 
 if TYPE_CHECKING:
     from backout.channels.delivery import Route, SendReport, send
+    from backout.channels.webhook import verify
     from backout.store.outbox import ITSM_ROUTE, enqueue
 
-for _channel in (ServiceNow(), Jira(), Slack(), PagerDuty(), Teams(), Email(), Webhook()):
-    CHANNELS.register(_channel)
+for _name, _target in {
+    "servicenow": "backout.channels.servicenow:ServiceNow",
+    "jira": "backout.channels.jira:Jira",
+    "slack": "backout.channels.slack:Slack",
+    "pagerduty": "backout.channels.pagerduty:PagerDuty",
+    "teams": "backout.channels.teams:Teams",
+    "email": "backout.channels.email:Email",
+    "webhook": "backout.channels.webhook:Webhook",
+}.items():  # each module loads when a plan first uses its kind
+    CHANNELS.builtin(_name, _target)
 
 # Delivery and the outbox work on the store: they load when first asked for, so that a
 # plan's `notify:` channels are validated without SQLAlchemy.
 _LAZY = {
+    "verify": "backout.channels.webhook",
     "ITSM_ROUTE": "backout.store.outbox",
     "Route": "backout.channels.delivery",
     "SendReport": "backout.channels.delivery",

@@ -4,33 +4,31 @@ from __future__ import annotations
 
 from backout.plugins import Registry
 from backout.probes.base import Check, Source, Verdict
-from backout.probes.command import CommandCheck, CommandSource
-from backout.probes.files import FileHashCheck, FileHashSource, ReadlinkSource
-from backout.probes.fingerprint import FingerprintCheck, FingerprintSource
-from backout.probes.http import HttpCheck, HttpSource
-from backout.probes.kube import ArgocdSource, HelmSource, KubectlSource
-from backout.probes.sqitch import SqitchSource
-from backout.probes.sql import AlembicSource, SqlCheck, SqlSource
-from backout.probes.terraform import TerraformSource
 
 CHECKS: Registry[Check] = Registry("check")
 SOURCES: Registry[Source] = Registry("baseline source")
-for _check in (HttpCheck(), CommandCheck(), FileHashCheck(), SqlCheck(), FingerprintCheck()):
-    CHECKS.register(_check)
-for _source in (
-    HttpSource(),
-    CommandSource(),
-    FileHashSource(),
-    ReadlinkSource(),
-    SqlSource(),
-    FingerprintSource(),
-    AlembicSource(),
-    SqitchSource(),
-    KubectlSource(),
-    HelmSource(),
-    ArgocdSource(),
-    TerraformSource(),
-):
-    SOURCES.register(_source)
+for _name, _target in {
+    "http": "backout.probes.http:HttpCheck",
+    "command": "backout.probes.command:CommandCheck",
+    "file_hash": "backout.probes.files:FileHashCheck",
+    "sql": "backout.probes.sql:SqlCheck",
+    "fingerprint": "backout.probes.fingerprint:FingerprintCheck",
+}.items():  # each module loads when a plan first uses its kind
+    CHECKS.builtin(_name, _target)
+for _name, _target in {
+    "http": "backout.probes.http:HttpSource",
+    "command": "backout.probes.command:CommandSource",
+    "file_hash": "backout.probes.files:FileHashSource",
+    "readlink": "backout.probes.files:ReadlinkSource",
+    "sql": "backout.probes.sql:SqlSource",
+    "fingerprint": "backout.probes.fingerprint:FingerprintSource",
+    "alembic": "backout.probes.sql:AlembicSource",
+    "sqitch": "backout.probes.sqitch:SqitchSource",
+    "kubectl": "backout.probes.kube:KubectlSource",
+    "helm": "backout.probes.kube:HelmSource",
+    "argocd": "backout.probes.kube:ArgocdSource",
+    "terraform": "backout.probes.terraform:TerraformSource",
+}.items():
+    SOURCES.builtin(_name, _target)
 
 __all__ = ["CHECKS", "SOURCES", "Check", "Source", "Verdict"]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from backout.plugins import Registry
 from backout.telemetry.base import Reading, Sampler, SignalSource, SourceContext, Status, pool
-from backout.telemetry.command import CommandSignal
-from backout.telemetry.http_probe import HttpProbeSource
-from backout.telemetry.prometheus import PrometheusSource
-from backout.telemetry.scrape import ScrapeSource
 
 SOURCES: Registry[SignalSource] = Registry("telemetry source", group="backout.telemetry")
-for _source in (ScrapeSource(), PrometheusSource(), HttpProbeSource(), CommandSignal()):
-    SOURCES.register(_source)
+for _name, _target in {
+    "scrape": "backout.telemetry.scrape:ScrapeSource",
+    "prometheus": "backout.telemetry.prometheus:PrometheusSource",
+    "http_probe": "backout.telemetry.http_probe:HttpProbeSource",
+    "command": "backout.telemetry.command:CommandSignal",
+}.items():  # each module loads when a plan first uses its kind
+    SOURCES.builtin(_name, _target)
 
 __all__ = ["SOURCES", "Reading", "Sampler", "SignalSource", "SourceContext", "Status", "pool"]
