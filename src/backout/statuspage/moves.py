@@ -73,7 +73,9 @@ def apply(
     previous = incident.status if incident.id is not None else None
     if incident.id is None:
         repo.add_incident(session, incident)
-    incident.impact = worse_impact(incident.impact, impact_of(move.component_status))
+    repo.set_fields(
+        incident, impact=worse_impact(incident.impact, impact_of(move.component_status))
+    )
     update = IncidentUpdateRow(
         status=move.status,
         component_status=move.component_status,
@@ -139,9 +141,9 @@ def track(
                 hint=f"`backout incident list --service {section.service}` shows its incidents",
             )
         incident = new_incident(section, title, at, run_id)
-        incident.internal = section.internal or move.internal
+        repo.set_fields(incident, internal=section.internal or move.internal)
     elif not move.internal:
-        incident.internal = section.internal
+        repo.set_fields(incident, internal=section.internal)
     apply(session, incident, move, actor, at, why)
     return incident
 

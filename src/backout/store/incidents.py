@@ -1,15 +1,30 @@
 """Incidents on the status page and their updates: the queries. What a move means (which
 phase, which component state, the audit record) is decided above, in
-:mod:`backout.statuspage`; this module only reads and writes rows."""
+:mod:`backout.statuspage`; this module only reads and writes rows.
+
+The writes, and the reads a move makes first, are single Core statements: a trigger's
+move runs in the transaction of its ``trigger_fired`` event, on the way from an alert to
+the backout's first step, where an ORM flush (its unit of work, its autoflush) would cost
+milliseconds. The rows they hand back are :class:`IncidentRow` objects that no session
+holds (or, for one loaded by a listing query, whose new values are set as committed), so
+nothing is written twice."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import update as update_rows
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backout.store.models import IncidentRow, IncidentUpdateRow, RunRow
+
+_INCIDENTS: Table = IncidentRow.__table__  # type: ignore[assignment]
+_UPDATES: Table = IncidentUpdateRow.__table__  # type: ignore[assignment]
+_MOVED = ("status", "impact", "internal", "updated_at", "resolved_at")  # what a move changes
 
 # Statuspage's incident phases, in their usual order; the first three are "open"
 STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
@@ -17,44 +32,66 @@ OPEN = ("investigating", "identified", "monitoring")
 NEWEST_RUNS_LOOKED_AT = 100  # per service, to find one that is not a rehearsal
 
 
+def _detached(mapping: RowMapping) -> IncidentRow:
+    return IncidentRow(**dict(mapping))
+
+
 def open_incident(session: Session, service: str) -> IncidentRow | None:
     """The service's open incident (the newest, should there ever be two)."""
     query = (
-        select(IncidentRow)
-        .where(IncidentRow.service == service, IncidentRow.status.in_(OPEN))
-        .order_by(IncidentRow.id.desc())
+        select(_INCIDENTS)
+        .where(_INCIDENTS.c.service == service, _INCIDENTS.c.status.in_(OPEN))
+        .order_by(_INCIDENTS.c.id.desc())
         .limit(1)
     )
-    return session.scalars(query).first()
+    found = session.connection().execute(query).mappings().first()
+    return None if found is None else _detached(found)
 
 
 def latest_incident(session: Session, service: str) -> IncidentRow | None:
     query = (
-        select(IncidentRow)
-        .where(IncidentRow.service == service)
-        .order_by(IncidentRow.id.desc())
+        select(_INCIDENTS)
+        .where(_INCIDENTS.c.service == service)
+        .order_by(_INCIDENTS.c.id.desc())
         .limit(1)
     )
-    return session.scalars(query).first()
+    found = session.connection().execute(query).mappings().first()
+    return None if found is None else _detached(found)
+
+
+def set_fields(incident: IncidentRow | IncidentUpdateRow, **values: Any) -> None:
+    """Set ``values`` on the object as already stored (the next :func:`add_update` stores
+    them): a row a listing query loaded is never flushed again by the ORM."""
+    for name, value in values.items():
+        set_committed_value(incident, name, value)
 
 
 def add_incident(session: Session, row: IncidentRow) -> IncidentRow:
-    session.add(row)
-    session.flush()
+    values = {c.name: getattr(row, c.name) for c in _INCIDENTS.columns if c.name != "id"}
+    added = session.connection().execute(
+        insert(_INCIDENTS).values(values).returning(_INCIDENTS.c.id)
+    )
+    set_fields(row, id=added.scalar_one())
     return row
 
 
 def add_update(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
-    """Record ``update`` and carry its phase onto the incident."""
-    update.incident_id = incident.id
-    session.add(update)
-    incident.status = update.status
-    incident.updated_at = update.at
+    """Record ``update`` and carry its phase onto the incident (and the incident's impact
+    and visibility, as set with :func:`set_fields`)."""
+    resolved_at = incident.resolved_at
     if update.status in OPEN:
-        incident.resolved_at = None
-    elif incident.resolved_at is None:
-        incident.resolved_at = update.at
-    session.flush()
+        resolved_at = None
+    elif resolved_at is None:
+        resolved_at = update.at
+    set_fields(update, incident_id=incident.id)
+    set_fields(incident, status=update.status, updated_at=update.at, resolved_at=resolved_at)
+    values = {c.name: getattr(update, c.name) for c in _UPDATES.columns if c.name != "id"}
+    connection = session.connection()
+    added = connection.execute(insert(_UPDATES).values(values).returning(_UPDATES.c.id))
+    set_fields(update, id=added.scalar_one())
+    moved = {name: getattr(incident, name) for name in _MOVED}
+    where = _INCIDENTS.c.id == incident.id
+    connection.execute(update_rows(_INCIDENTS).where(where).values(moved))
 
 
 def incidents(
