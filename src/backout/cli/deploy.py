@@ -133,8 +133,8 @@ def deploy(
     "--metrics",
     "metrics_address",
     metavar="HOST:PORT",
-    help="With several plans: serve the watch's own metrics (evaluation lag per "
-    "deployment) at http://HOST:PORT/metrics while it runs.",
+    help="With several plans: serve the watch's own metrics (evaluations per trigger "
+    "and evaluation lag per deployment) at http://HOST:PORT/metrics while it runs.",
 )
 @env_option
 @json_option

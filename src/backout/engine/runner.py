@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,12 +37,13 @@ from backout.store import leases, repo
 from backout.store.db import Store
 from backout.store.models import RunRow
 from backout.telemetry import SourceContext
-from backout.triggers.watcher import WatchContext, Watcher
+from backout.triggers.watcher import Lag, WatchContext, Watcher
 
 if TYPE_CHECKING:
     from backout.telemetry.hub import TelemetryHub
 
 __all__ = [
+    "LAG_FOR",
     "Decision",
     "Execution",
     "check_decisions",
@@ -67,7 +69,12 @@ class Execution:
     heartbeat: float = DEFAULT_HEARTBEAT  # seconds between renewals (at most lease_ttl / 3)
     # a process watching many deployments: the hub reads the signals of them all
     hub: TelemetryHub | None = None
-    lag: Callable[[float], object] | None = None  # each reading's evaluation lag (seconds)
+    lag: Lag | None = None  # each reading's evaluation lag (seconds) and triggers reached
+
+
+# the watches this thread executes report their readings here (by service key) when their
+# execution brings no ``lag`` of its own: a server's workers set it, for the server's /metrics
+LAG_FOR: ContextVar[Callable[[str], Lag] | None] = ContextVar("backout_lag_for", default=None)
 
 
 def plan_of(row: RunRow) -> tuple[Plan, Path]:
@@ -291,9 +298,14 @@ def _watcher(ex: Execution, runner: StepRunner, env: RunEnvironment) -> Watcher:
         since=ex.row.created_at,
         tamper=runner.faults.reading,
         hub=ex.hub,
-        lag=ex.lag,
+        lag=ex.lag or _lag_for(ex.row.service),
     )
     return Watcher(ex.plan, baseline, ctx)
+
+
+def _lag_for(service: str) -> Lag | None:
+    lag_for = LAG_FOR.get()
+    return lag_for(service) if lag_for is not None else None
 
 
 def _promote(ex: Execution, env: RunEnvironment) -> dict[str, Any]:

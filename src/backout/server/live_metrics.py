@@ -1,7 +1,7 @@
 """What ``backout server``'s ``/metrics`` adds to the store's figures
 (:mod:`backout.metrics.prometheus`): the state of the moment, read on each scrape with a
 few aggregate queries (nothing is kept in the process, so every server over one store
-answers the same).
+answers the same), and the trigger evaluations of this server's own workers.
 
 - the outbox backlog: unsent and dead-lettered events by route and status, and the age of
   each route's oldest unsent event;
@@ -10,7 +10,12 @@ answers the same).
 - step durations: a histogram of the steps that finished in the last :data:`WINDOW_S`
   seconds, by outcome, counted in SQL (one row per service and outcome);
 - trigger verdicts: the watches journal a trigger's verdict when it changes (not each
-  reading), and each trigger that fired; both counted over the same window.
+  reading), and each trigger that fired; both counted over the same window;
+- trigger evaluations: not in the store, so counted by the process that evaluates them.
+  :data:`EVALUATIONS` holds those of the watches (and deploys' checkpoints) this server's
+  workers run: each trigger's evaluations and each reading's lag, with the definitions
+  ``backout watch --metrics`` serves (:mod:`backout.triggers.lag`). A watch running in
+  another process is counted there, not here.
 
 The step and trigger figures cover a window, not the store's whole history: they can go
 down as events leave it, so read them as they are (bucket ratios, ``max_over_time``),
@@ -34,6 +39,7 @@ from backout.kernel.states import RUN_ACTIVE
 from backout.store.db import Store
 from backout.store.leases import FREE
 from backout.store.models import EventRow, LeaseRow, OutboxRow, RunRow
+from backout.triggers.lag import Evaluations
 
 WINDOW_S = 24 * 3600.0
 # seconds: a step runs from a fraction of a second (a symlink) to an hour (a migration)
@@ -68,6 +74,8 @@ METRICS = {
     "journals a verdict when it changes), by trigger and verdict.",
     "backout_triggers_fired": f"Triggers that fired {_WINDOW}, by trigger.",
 }
+# what this process's workers evaluate: since the process started, as counters go
+EVALUATIONS = Evaluations()
 
 
 def _where(key: str) -> tuple[str, str]:
@@ -81,11 +89,18 @@ def _gauge(name: str, labels: Sequence[str]) -> GaugeMetricFamily:
 
 
 class LiveCollector(Collector):
-    """Reads the store on each ``collect()``; ``clock`` gives now (a test may fix it)."""
+    """Reads the store on each ``collect()``, and adds what ``evaluations`` counted in this
+    process; ``clock`` gives now (a test may fix it)."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        evaluations: Evaluations = EVALUATIONS,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.evaluations = evaluations
 
     def collect(self) -> Iterator[Metric]:
         now = self.clock()
@@ -97,6 +112,7 @@ class LiveCollector(Collector):
                 *_triggers(session, now - WINDOW_S),
             ]
         yield from families
+        yield from self.evaluations.registry.collect()
 
 
 def _outbox(session: Session, now: float) -> list[Metric]:

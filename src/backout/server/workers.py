@@ -26,10 +26,12 @@ import threading
 from backout import commands
 from backout.commands.caller import Caller
 from backout.engine.journal import Observer
+from backout.engine.runner import LAG_FOR
 from backout.errors import BackoutError
 from backout.kernel.events import Event, EventKind
 from backout.notify.courier import Courier
 from backout.plans import notify_defaults
+from backout.server.live_metrics import EVALUATIONS
 from backout.settings import Settings
 from backout.stop import STOP, Stopped
 from backout.store.db import Store
@@ -148,7 +150,9 @@ class Workers:
 
     def _loop(self, number: int) -> None:
         """One worker: ``backout worker``'s loop until a stop; an error of the store (it
-        went away, a transaction failed) is logged and the loop goes on after a pause."""
+        went away, a transaction failed) is logged and the loop goes on after a pause. The
+        watches it runs count their evaluations for the server's /metrics."""
+        LAG_FOR.set(EVALUATIONS.for_service)  # this thread's context: its runs only
         while not STOP.requested:
             try:
                 commands.work(self.caller, interval=self.interval, observer=_log_event(number))

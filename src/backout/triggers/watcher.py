@@ -50,6 +50,8 @@ POLL_PUSHED_S = 1.0  # with notices from other processes, the inbox is read this
 MAX_PAUSE_S = 300.0  # no data for longer than this during a checkpoint is itself a reason
 HUB_WAIT_S = 5.0  # with a hub, the longest a watch sleeps between two looks at its clock
 READING = "reading"  # why a watch's doorbell rang: the hub handed a reading over
+# after each reading a watch evaluated: its lag (seconds) and the triggers it reached
+Lag = Callable[[float, tuple[str, ...]], object]
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ class WatchContext:
     # a rehearsal's faults may replace a reading (a signal with no data, a source erroring)
     tamper: Callable[[str, Reading], Reading] | None = None
     hub: TelemetryHub | None = None  # a process watching many: the hub reads the signals
-    lag: Callable[[float], object] | None = None  # each reading's evaluation lag (seconds)
+    lag: Lag | None = None  # each reading's evaluation lag and the triggers it reached
 
 
 class Watcher:
@@ -111,6 +113,8 @@ class Watcher:
         self.acting = True  # until the watch fires or ends: then nothing acts any more
         self._rung = True  # read the inbox at once when the watch starts
         self._read_at = 0.0  # when the inbox was last read (monotonic)
+        self._watching = 0.0  # when the current watch began (monotonic)
+        self._evaluated: list[str] = []  # the triggers the reading being fed reached
 
     def _used_signals(self) -> list[str]:
         names = [t.signal for t in self.plan.triggers if t.signal]
@@ -169,7 +173,7 @@ class Watcher:
         fire ends the watch. Time with no data under ``on_no_data: pause`` does not count."""
         engine = self.ctx.store.engine
         with notices.doorbell(engine, notices.INBOX, self.ctx.service) as bell:
-            self._bell = bell
+            self._bell, self._watching = bell, time.monotonic()
             try:
                 return self._watch(hold, approval, approve_within, bell)
             finally:
@@ -235,8 +239,10 @@ class Watcher:
         for name, signal in self.signals.items():
             if now < signal.due or signal.sampler is None:
                 continue
-            signal.due = now + signal.interval
-            fired = self._take(name, signal, signal.sampler.read())
+            # a reading due while nothing watched (between a deploy's checkpoints) was due
+            # when the watch began: its lag is the watch's, not the steps'
+            due, signal.due = max(signal.due, self._watching), now + signal.interval
+            fired = self._measured(name, signal, signal.sampler.read(), due)
             if fired:
                 return fired
         return None
@@ -245,12 +251,18 @@ class Watcher:
         """Feed what the hub handed over, in order; the first to fire ends the watch."""
         while self._arrivals:
             name, reading, due = self._arrivals.popleft()
-            fired = self._take(name, self.signals[name], reading)
-            if self.ctx.lag is not None:
-                self.ctx.lag(time.monotonic() - due)
+            fired = self._measured(name, self.signals[name], reading, due)
             if fired:
                 return fired
         return None
+
+    def _measured(self, name: str, signal: _Signal, reading: Reading, due: float) -> Fired | None:
+        """Feed a reading, then tell ``ctx.lag`` how late the triggers had it, and which."""
+        self._evaluated.clear()
+        fired = self._take(name, signal, reading)
+        if self.ctx.lag is not None:
+            self.ctx.lag(time.monotonic() - due, tuple(self._evaluated))
+        return fired
 
     def _take(self, name: str, signal: _Signal, reading: Reading) -> Fired | None:
         signal.last = self.ctx.tamper(name, reading) if self.ctx.tamper else reading
@@ -269,6 +281,7 @@ class Watcher:
             if decision is None:
                 continue
             self._record(rule, decision)
+            self._evaluated.append(rule.trigger.name)
             if decision.verdict == "fail" or (
                 decision.verdict == "no_data" and rule.trigger.on_no_data == "backout"
             ):
