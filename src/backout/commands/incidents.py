@@ -1,6 +1,8 @@
 """Status page verbs: move a service's incident by hand, list incidents, build the static
 page. Run events move incidents by themselves (:mod:`backout.statuspage.hook`); listing
-and building first resolve the incidents whose quiet period has passed."""
+and building first resolve the incidents whose quiet period has passed. The server draws
+the page read-only (:func:`status_page_html`) and resolves quiet incidents on a timer
+(:func:`resolve_quiet_incidents`)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from backout.errors import NotFound, UsageError
 from backout.reports import IncidentReport, IncidentUpdateEntry, StatusPageReport
 from backout.statuspage import (
     Move,
+    PublicPage,
     Section,
+    Withheld,
     apply,
     check_component_status,
     check_status,
@@ -24,7 +28,7 @@ from backout.statuspage import (
     track,
     write_site,
 )
-from backout.statuspage.build import prepare
+from backout.statuspage.build import prepare, render_html
 from backout.statuspage.hook import title_for
 from backout.statuspage.states import INDICATOR_DESCRIPTIONS
 from backout.store import incidents as repo
@@ -99,15 +103,12 @@ def status_page_build(
     """Write the static page, ``status.json``, ``incidents.json`` and ``feed.atom`` into
     OUT_DIR: components, open incidents and those resolved in the last ``days`` days,
     without anything internal."""
-    if not days > 0:
-        raise UsageError(f"--days must be more than 0, not {days:g}")
+    _check_days(days)
     folder = prepare(Path(out_dir))  # a file in the way is refused before anything moves
     now = time.time()
     with caller.store.session() as session:
         resolved = [row.id for row in resolve_quiet(session, now, caller.actor)]
-    with caller.store.session() as session:
-        state = load_state(session, now, days)
-    page, withheld = publish(state, title, url)
+    page, withheld = _public_page(caller, now, title, days, url)
     written = write_site(folder, page, days)
     return StatusPageReport(
         out_dir=str(written.out_dir),
@@ -124,6 +125,42 @@ def status_page_build(
         },
         resolved_now=resolved,
     )
+
+
+def status_page_html(caller: Caller, title: str = "Status", days: float = 7, url: str = "") -> str:
+    """The page's ``index.html`` as :func:`status_page_build` writes it, drawn in memory
+    from the store as it is: it writes nothing, so an incident whose quiet period has
+    passed shows as ``monitoring`` until something resolves it
+    (:func:`resolve_quiet_incidents`)."""
+    _check_days(days)
+    page, _ = _public_page(caller, time.time(), title, days, url)
+    return render_html(page, days)
+
+
+def resolve_quiet_incidents(caller: Caller) -> list[int]:
+    """Resolve the incidents whose quiet period has passed, as the actor of automatic moves
+    (``backout``), whoever calls; their ids. Each move is audited and dated when the quiet
+    period ended. Nothing due: no write transaction (SQLite's one write lock stays free)."""
+    now = time.time()
+    with caller.store.session(read_only=True) as session:
+        due = any(row.updated_at + row.quiet_s <= now for row in repo.monitoring(session))
+    if not due:
+        return []
+    with caller.store.session() as session:
+        return [row.id for row in resolve_quiet(session, now)]
+
+
+def _check_days(days: float) -> None:
+    if not days > 0:
+        raise UsageError(f"--days must be more than 0, not {days:g}")
+
+
+def _public_page(
+    caller: Caller, now: float, title: str, days: float, url: str
+) -> tuple[PublicPage, Withheld]:
+    with caller.store.session(read_only=True) as session:
+        state = load_state(session, now, days)
+    return publish(state, title, url)
 
 
 def _known(session: Session, service: str) -> None:

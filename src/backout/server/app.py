@@ -28,6 +28,7 @@ from backout.server.access import AccessLog
 from backout.server.auth import Gate
 from backout.server.events import Streams
 from backout.server.plan_folder import PlanFolder
+from backout.server.upkeep import StartUpkeep, Timing, Upkeep
 from backout.settings import Settings
 from backout.store.db import Store
 
@@ -45,12 +46,15 @@ def create_app(
     open_access: bool = False,
     streams: Streams | None = None,
     plans: PlanFolder | None = None,
+    upkeep: Timing | None = None,
 ) -> FastAPI:
     """The app over ``store`` (the caller owns it and disposes of it). ``open_access``: a
     request without a token reads as ``anonymous`` (viewer); the CLI allows it on loopback
     addresses only. ``streams``: its live event streams, for the server to end them when it
     stops (``streams.stop()``). ``plans``: the plans the API may start runs of
-    (``--plans DIR``); none by default."""
+    (``--plans DIR``); none by default. ``upkeep``: the intervals of the server's own sweeps
+    (:mod:`backout.server.upkeep`: quiet incidents, the audit chain), which run from the
+    app's first event until its event loop ends."""
     defaults = None
     if settings.notify_defaults is not None:
         defaults = notify_defaults(settings.notify_defaults, settings.config_file or "")
@@ -67,6 +71,8 @@ def create_app(
     )
     app.state.plans = folder
     app.add_middleware(AccessLog)
+    sweeps = app.state.upkeep = Upkeep(base, upkeep)
+    app.add_middleware(StartUpkeep, upkeep=sweeps)
     api_docs.install(app, f"{routes.API}/docs", f"{routes.API}/openapi.json")
     problems.install(app)
     for router in (routes.health, routes.runs, routes.actions, routes.metrics):
@@ -79,5 +85,5 @@ def create_app(
     api_records.install(app, gate, folder)
     web.install(app, gate)
     web_actions.install(app, gate)
-    web_pages.install(app, gate)
+    web_pages.install(app, gate, sweeps.chain)
     return app

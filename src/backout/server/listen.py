@@ -16,6 +16,7 @@ import ipaddress
 import logging
 import re
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 
@@ -27,6 +28,7 @@ from backout.flags.guard import Limits
 from backout.server.app import create_app
 from backout.server.events import Streams
 from backout.server.plan_folder import PlanFolder
+from backout.server.upkeep import Upkeep
 from backout.server.workers import DEFAULT_DRAIN, Workers, worker_caller
 from backout.settings import Settings
 from backout.store.db import open_store
@@ -72,13 +74,21 @@ class ApiServer(flag_listen.FlagServer):
     """The flag server's uvicorn setup; a stop signal also ends the live event streams,
     which would otherwise hold the graceful stop until its timeout, and drains the
     workers (``--workers``): the first signal, and any once uvicorn has stopped (uvicorn
-    raises the signals it caught again as it stops: those are not news)."""
+    raises the signals it caught again as it stops: those are not news). The server's own
+    sweeps (:mod:`backout.server.upkeep`) start with it, before its first request."""
 
-    def __init__(self, config: uvicorn.Config, streams: Streams, workers: Workers) -> None:
+    def __init__(
+        self, config: uvicorn.Config, streams: Streams, workers: Workers, upkeep: Upkeep
+    ) -> None:
         super().__init__(config)
         self.streams = streams
         self.workers = workers
+        self.upkeep = upkeep
         self.draining = False  # uvicorn has stopped; the workers are draining
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.upkeep.ensure_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.stopped_by is None or self.draining:
@@ -109,7 +119,8 @@ def serve(
             streams = Streams()
             app = create_app(store, settings, open_access=open_access, streams=streams, plans=plans)
             crew = Workers(worker_caller(store, settings), workers, drain=drain)
-            server = ApiServer(flag_listen.make_server(app, Limits()).config, streams, crew)
+            config = flag_listen.make_server(app, Limits()).config
+            server = ApiServer(config, streams, crew, app.state.upkeep)
             with flag_listen.signals_stop(server):
                 crew.start()
                 try:

@@ -5,16 +5,17 @@
   (``backout gate``), approvals, its plan's rehearsals and its runs; and, for an approver,
   ``POST /changes/{id}/approve`` (``backout change approve``, ``comment``);
 - ``GET /audit`` the audit trail, newest first, a page at a time, with whether its hash
-  chain holds (``backout audit verify``);
+  chain holds, as far as verified (:class:`backout.server.upkeep.ChainWatch`: the records
+  new since the last verification; the whole chain at start and every few minutes;
+  ``backout audit verify`` walks it all);
 - ``GET /flags`` each feature flag's state (``backout flags list``);
-- ``GET /status`` the status page (``backout status-page build``), built from the store
-  at each request.
+- ``GET /status`` the status page (``backout status-page build``), drawn from the store
+  at each request without writing anything (the server resolves quiet incidents itself:
+  :mod:`backout.server.upkeep`).
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,10 +26,12 @@ from starlette.concurrency import run_in_threadpool
 from backout import commands
 from backout.changes.lifecycle import ChangeStatus
 from backout.commands.caller import Caller
+from backout.commands.incidents import status_page_html
 from backout.errors import BackoutError, NotFound, UsageError
 from backout.kernel.roles import Permission, Principal
 from backout.server import pages
 from backout.server.auth import Gate
+from backout.server.upkeep import ChainWatch
 from backout.server.web import (
     HEADERS,
     flash,
@@ -45,11 +48,13 @@ AUDIT_LIMIT = 50
 APPROVABLE = frozenset({ChangeStatus.PLANNED.value, ChangeStatus.APPROVED.value})
 
 
-def install(app: FastAPI, gate: Gate) -> None:
-    app.include_router(router(gate))
+def install(app: FastAPI, gate: Gate, chain: ChainWatch | None = None) -> None:
+    """``chain``: the audit chain's verification kept between page loads (one of its own,
+    never walked again in full, if none)."""
+    app.include_router(router(gate, chain or ChainWatch(gate.caller)))
 
 
-def router(gate: Gate) -> APIRouter:
+def router(gate: Gate, chain: ChainWatch) -> APIRouter:
     web = APIRouter(include_in_schema=False)
 
     @web.get("/changes", response_class=HTMLResponse)
@@ -111,7 +116,8 @@ def router(gate: Gate) -> APIRouter:
         chosen = {"action": action or "", "actor": actor or "", "subject": subject or ""}
         context: dict[str, Any] = {"who": who, "chosen": chosen, "entries": [], "error": None}
         context["csrf"] = gate.csrf_for(request)
-        context |= {"verification": commands.audit_verify(caller)}
+        checked = chain.check()
+        context |= {"verification": checked.verification, "checked": checked}
         context |= {"next_url": None, "previous_url": None}
         try:
             _check_limit(limit)
@@ -161,9 +167,7 @@ def router(gate: Gate) -> APIRouter:
             return allowed
         who, caller = allowed
         try:
-            with tempfile.TemporaryDirectory(prefix="backout-status-") as folder:
-                commands.status_page_build(caller, folder)
-                html = (Path(folder) / "index.html").read_text(encoding="utf-8")
+            html = status_page_html(caller)
         except BackoutError as exc:
             return render("error.html", exc.http_status, who=who, message=message(exc))
         return HTMLResponse(html, headers=HEADERS)
