@@ -4,12 +4,15 @@ the webhook listener of a run stores it (triggers/listener_inbox.py), and the se
 running deploy or watch is rung to read it at once.
 
 An alert is for the service that ``service`` names (the endpoint's ``?service=``), else the
-service of its ``service`` label. All the alerts of one request are stored, or none (one
-transaction). What acts on one is the run's watcher (triggers/watcher.py): a firing alert
-that matches an ``alertmanager:`` trigger of the plan backs the service out, once per
-firing; a resolved one, or a copy of one that already made a run back out, is journalled
-and nothing more. The answer says what was stored, for which run, and which alerts are
-copies of one that already acted (``duplicate_of``).
+service of its ``service`` label. A plan with ``environments:`` keys its runs
+``service@environment`` (``shop@staging``), so the environment that ``environment`` names
+(``?environment=``), else the alert's ``environment`` label, is added to a service that
+does not name one already (:func:`service_of`). All the alerts of one request are stored,
+or none (one transaction). What acts on one is the run's watcher (triggers/watcher.py): a
+firing alert that matches an ``alertmanager:`` trigger of the plan backs the service out,
+once per firing; a resolved one, or a copy of one that already made a run back out, is
+journalled and nothing more. The answer says what was stored, for which run, and which
+alerts are copies of one that already acted (``duplicate_of``).
 
 A generic alert (any sender, not Alertmanager) is made into a one-alert webhook first, so
 both go through the one path and the watcher cannot tell them apart.
@@ -18,6 +21,7 @@ both go through the one path and the watcher cannot tell them apart.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -26,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backout.commands.caller import Caller
 from backout.engine.queries import watching_run
 from backout.errors import Conflict, UsageError
+from backout.spec.fields import NAME_PATTERN
 from backout.store import audit, inbox
 from backout.triggers.alerts import Alert, WebhookPayload, parse_time
 from backout.triggers.listener_inbox import put_alert
 
 SERVICE_LABEL = "service"
+ENVIRONMENT_LABEL = "environment"
 MAX_SERVICE = 200  # the inbox's column
 GENERIC_RECEIVER = "api"  # the webhook ``receiver`` a generic alert is given
 AUDITED = "trigger.alert"
@@ -123,8 +129,12 @@ class AlertDelivery:
         }
 
 
-def service_of(alert: Alert, index: int, service: str | None) -> str:
-    """The service ``alert`` is for: ``service`` if given, else its ``service`` label."""
+def service_of(
+    alert: Alert, index: int, service: str | None = None, environment: str | None = None
+) -> str:
+    """The service ``alert`` is for, as runs key it: ``service`` if given, else its
+    ``service`` label; with the environment ``environment`` names, else its ``environment``
+    label, as ``service@environment`` (unless the service names its environment already)."""
     name = service if service is not None else alert.labels.get(SERVICE_LABEL)
     where = "service" if service is not None else f"alerts.{index}.labels.{SERVICE_LABEL}"
     if not name or not name.strip():
@@ -133,20 +143,46 @@ def service_of(alert: Alert, index: int, service: str | None) -> str:
             hint=f"give the alert a {SERVICE_LABEL!r} label, or POST to "
             "/api/v1/alerts/alertmanager?service=NAME",
         )
+    if "@" not in name:
+        name = _in_environment(name, alert, index, environment)
     if len(name) > MAX_SERVICE:
         raise UsageError(
-            f"{where}: a service name is at most {MAX_SERVICE} characters",
+            f"{where}: a service name is at most {MAX_SERVICE} characters"
+            + (f" ({name!r} with its environment)" if "@" in name else ""),
             hint="name the service as its plan does",
         )
     return name
 
 
+def _in_environment(name: str, alert: Alert, index: int, environment: str | None) -> str:
+    """``name@ENV`` for the environment given, else the alert's label; ``name`` without one
+    (an empty label is no label, as in Prometheus)."""
+    label = alert.labels.get(ENVIRONMENT_LABEL)
+    given = environment if environment is not None else label
+    if not given:
+        return name
+    where = f"alerts.{index}.labels.{ENVIRONMENT_LABEL}" if environment is None else "environment"
+    if len(given) > MAX_SERVICE or not re.fullmatch(NAME_PATTERN, given):
+        raise UsageError(
+            f"{where}: {given[:60]!r} is not an environment's name (letters, digits, '.', "
+            f"'_' or '-', at most {MAX_SERVICE} characters)",
+            hint="name the environment as the plan's `environments:` does, e.g. staging",
+        )
+    return f"{name}@{given}"
+
+
 def deliver_alerts(
-    caller: Caller, payload: WebhookPayload, service: str | None = None, source: str = "api"
+    caller: Caller,
+    payload: WebhookPayload,
+    service: str | None = None,
+    source: str = "api",
+    environment: str | None = None,
 ) -> AlertDelivery:
     """Store every alert of ``payload`` for its service's running deploy or watch (all or
     none), audited once per service; the runs are rung when the transaction commits."""
-    services = [service_of(alert, i, service) for i, alert in enumerate(payload.alerts)]
+    services = [
+        service_of(alert, i, service, environment) for i, alert in enumerate(payload.alerts)
+    ]
     stored: list[StoredAlert] = []
     with caller.store.session() as session:
         runs: dict[str, str | None] = {}

@@ -1,14 +1,27 @@
-"""Rehearsal verbs: drill a plan's backout (``rehearse``) and list the evidence."""
+"""Rehearsal verbs: drill a plan's backout (``rehearse``) and list the evidence.
+
+A drill whose fault kills the executor runs its executor in a child process, which the
+fault kills with SIGKILL; the caller's process then resumes the run from its journal. How
+the child is made is the caller's choice (:data:`StartExecutor`): the CLI forks
+(:func:`forked_executor`: the child shares its live progress), a server, whose threads a
+fork would not copy, spawns a fresh interpreter (:func:`spawned_executor`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import pickle
 import signal
 import statistics
+import struct
+import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +41,8 @@ from backout.reports import DrillDue, RehearsalReport, RehearsalSummary
 from backout.spec.environments import select_environment
 from backout.spec.lint_rehearsal import missing_targets
 from backout.spec.loader import LoadedPlan
+from backout.spec.models import Notify
+from backout.stop import Stopped, on_signals
 from backout.store import changes as change_repo
 from backout.store import repo
 from backout.store.db import Store
@@ -79,6 +94,36 @@ def _armed(loaded: LoadedPlan, extra: Sequence[dict[str, Any]]) -> list[dict[str
     return armed
 
 
+@dataclass(frozen=True)
+class DrillExecutor:
+    """What the child process executing a drill needs to start its run: the store, who
+    acts (as the parent's caller), the plan as the parent loaded it, the drill's settings."""
+
+    store_url: str
+    actor: str
+    lease_ttl: float
+    heartbeat: float
+    notify: Notify | None
+    loaded: LoadedPlan
+    extra: dict[str, Any]
+
+    @classmethod
+    def of(cls, caller: Caller, loaded: LoadedPlan, extra: dict[str, Any]) -> DrillExecutor:
+        url, ttl, beat = caller.store.url, caller.lease_ttl, caller.heartbeat
+        return cls(url, caller.actor, ttl, beat, caller.notify, loaded, extra)
+
+    def start(self, observer: Observer | None) -> None:
+        """Start the drill's run, in the child; it ends there, or the fault kills the child."""
+        with Store(self.store_url) as store:
+            caller = Caller(store, self.actor, self.lease_ttl, self.notify, self.heartbeat)
+            start_run(caller, self.loaded, self.extra, observer, False, None)
+
+
+StartExecutor = Callable[[DrillExecutor, Observer | None], int]
+"""Runs a drill's executor in a child process, to its end; the child's exit status
+(negative: the signal that ended it, as :mod:`subprocess` says it)."""
+
+
 def rehearse(
     caller: Caller,
     path: str | Path,
@@ -86,10 +131,12 @@ def rehearse(
     faults: Sequence[dict[str, Any]] = (),
     observer: Observer | None = None,
     environment: str | None = None,
+    executor: StartExecutor | None = None,
 ) -> RehearsalReport:
     """One drill of the plan's backout: steady state, break, detect, back out, verify,
     steady state again; faults act on the backout. The run is journalled like any other
-    (resume it after a crash), and its evidence is recorded when it finishes."""
+    (resume it after a crash), and its evidence is recorded when it finishes. A fault that
+    kills the executor has ``executor`` (default: :func:`forked_executor`) run it."""
     loaded = load_plan(path)
     plan = loaded.plan
     if plan.rehearsal is None and not manual:
@@ -114,31 +161,45 @@ def rehearse(
     armed = _armed(loaded, faults)
     extra = {"mode": "rehearsal", "manual": manual, "faults": armed, "environment": name}
     if any(FAULTS.get(spec["kind"]).kills_executor for spec in armed):
-        return _supervised(caller, loaded, extra, observer)
+        return _supervised(caller, loaded, extra, observer, executor or forked_executor)
     run = start_run(caller, loaded, extra, observer, False, None)
     return report_of(caller, run.run_id)
 
 
 def _supervised(
-    caller: Caller, loaded: LoadedPlan, extra: dict[str, Any], observer: Observer | None
+    caller: Caller,
+    loaded: LoadedPlan,
+    extra: dict[str, Any],
+    observer: Observer | None,
+    executor: StartExecutor,
 ) -> RehearsalReport:
-    """A drill whose fault kills the executor: the drill runs in a forked child, the fault
+    """A drill whose fault kills the executor: the drill runs in a child process, the fault
     kills it with SIGKILL, and this process resumes the run from its journal, as an
     operator or a worker would (the dead owner's lease is taken over at once)."""
     started = time.time()
+    code = executor(DrillExecutor.of(caller, loaded, extra), observer)
+    service = loaded.plan.service_key(extra.get("environment"))
+    with caller.store.session() as session:
+        newest = repo.list_runs(session, service, 1)
+    if not newest or newest[0].created_at < started:
+        raise UsageError(
+            f"the drill's executor ended (exit {code}) before it created a run",
+            hint="see the error above",
+        )
+    run_id = newest[0].id
+    if code == -signal.SIGKILL:
+        resume(caller, run_id, observer=observer)
+    return report_of(caller, run_id)
+
+
+def forked_executor(executor: DrillExecutor, observer: Observer | None) -> int:
+    """The drill's executor in a forked copy of this process (its progress shows as this
+    one's). Only for a process with no other threads: a fork copies the calling one alone."""
 
     def child() -> None:  # a forked copy: never return into the parent's code
         code = 1
         try:
-            with Store(caller.store.url) as store:
-                start_run(
-                    Caller(store, caller.actor, caller.lease_ttl),
-                    loaded,
-                    extra,
-                    observer,
-                    False,
-                    None,
-                )
+            executor.start(observer)
             code = 0
         except BaseException as exc:
             print(f"error: the drill's executor: {exc}", file=sys.stderr)
@@ -148,18 +209,80 @@ def _supervised(
     process = multiprocessing.get_context("fork").Process(target=child, name="backout-drill")
     process.start()
     process.join()
-    service = loaded.plan.service_key(extra.get("environment"))
-    with caller.store.session() as session:
-        newest = repo.list_runs(session, service, 1)
-    if not newest or newest[0].created_at < started:
-        raise UsageError(
-            f"the drill's executor ended (exit {process.exitcode}) before it created a run",
-            hint="see the error above",
-        )
-    run_id = newest[0].id
-    if process.exitcode == -signal.SIGKILL:
-        resume(caller, run_id, observer=observer)
-    return report_of(caller, run_id)
+    assert process.exitcode is not None  # joined
+    return process.exitcode
+
+
+SPAWNED = "from backout.commands.rehearsals import spawned_main; spawned_main()"
+STOP_GRACE_S = 30.0  # a spawned executor asked to stop has this long to stop at a safe point
+_LENGTH = struct.Struct("!Q")
+
+
+def spawned_executor(executor: DrillExecutor, observer: Observer | None) -> int:
+    """The drill's executor in a fresh interpreter (``python -c``, never a fork: safe in a
+    process with threads, such as a server's). It reads its work on stdin (so no secret of
+    the store's URL shows in ``ps``) and keeps reading: when stdin closes (this process
+    died, or gave up waiting) it stops at a safe point, as on SIGTERM. ``observer`` stays
+    here: the child has none. It is waited for, and never outlives this call."""
+    work = pickle.dumps(executor)
+    process = subprocess.Popen([sys.executable, "-P", "-c", SPAWNED], stdin=subprocess.PIPE)
+    try:
+        assert process.stdin is not None  # a pipe was asked for
+        with contextlib.suppress(BrokenPipeError):  # it died at once: its status says why
+            process.stdin.write(_LENGTH.pack(len(work)) + work)
+            process.stdin.flush()
+        return process.wait()
+    finally:
+        _ended(process)
+
+
+def _ended(process: subprocess.Popen[bytes]) -> None:
+    """Close the child's stdin (it stops, if it still runs); SIGKILL it after the grace."""
+    with contextlib.suppress(OSError):
+        if process.stdin is not None:
+            process.stdin.close()
+    try:
+        process.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def spawned_main() -> None:
+    """The spawned executor's process: start the drill's run read from stdin; stop it
+    gracefully on SIGTERM, Ctrl-C, or when stdin closes. Exits 0, 1 on an error, or 128 +
+    the signal that stopped it (the kill fault's SIGKILL ends it before it exits)."""
+    code = 1
+    try:
+        (size,) = _LENGTH.unpack(_read(_LENGTH.size))
+        # the parent wrote it to this process's own pipe: nobody else can
+        executor: DrillExecutor = pickle.loads(_read(size))  # noqa: S301
+        with on_signals():
+            threading.Thread(target=_stop_when_orphaned, name="backout-orphan", daemon=True).start()
+            executor.start(None)
+        code = 0
+    except Stopped as exc:
+        code = exc.exit_code
+    except BaseException as exc:
+        print(f"error: the drill's executor: {exc}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _read(size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(0, size - len(data))
+        if not chunk:
+            raise UsageError("the drill's executor got no work: its parent is gone")
+        data += chunk
+    return data
+
+
+def _stop_when_orphaned() -> None:
+    """Stop the run when stdin closes: the process that spawned this one is gone, or asks."""
+    while os.read(0, 4096):
+        pass
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def drill_of(caller: Caller, run_id: str) -> RehearsalReport | None:

@@ -44,8 +44,9 @@ class Fault(ABC):
 
     kind: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = FaultOptions
-    # True for a fault that kills the executor: `backout rehearse` then runs the drill in
-    # a child process, and resumes the run from the journal when the child is killed
+    # True for a fault that kills the executor: `backout rehearse` (and the server's
+    # POST /api/v1/rehearsals) then runs the drill in a child process, and resumes the run
+    # from the journal when the child is killed
     kills_executor: ClassVar[bool] = False
 
     def kills(self, options: Any, step: str, attempt: int) -> bool:

@@ -23,6 +23,16 @@ from backout.server.auth import Gate, needs
 from backout.triggers.alerts import WebhookPayload
 
 API = "/api/v1"
+Environment = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        description="The environment of every alert (default: each alert's `environment` "
+        "label): the alerts go to `SERVICE@ENVIRONMENT`, as a plan with `environments:` "
+        "keys its runs",
+    ),
+]
 
 
 def alerts(gate: Gate) -> APIRouter:
@@ -32,6 +42,9 @@ def alerts(gate: Gate) -> APIRouter:
     @router.post(
         "/alerts/alertmanager",
         summary="Alertmanager's webhook (v4): its alerts go to their services' running runs",
+        description="An alert is for the service of its `service` label (or `?service=`); "
+        "with an `environment` label (or `?environment=`), for that environment's runs: "
+        "`service@environment`, as a plan with `environments:` keys them.",
     )
     def alertmanager(
         caller: operator,
@@ -44,14 +57,21 @@ def alerts(gate: Gate) -> APIRouter:
                 description="The service of every alert (default: each alert's service label)",
             ),
         ] = None,
+        environment: Environment = None,
     ) -> dict[str, Any]:
-        return deliver_alerts(caller, body, service, source="alertmanager").to_json()
+        delivery = deliver_alerts(caller, body, service, "alertmanager", environment)
+        return delivery.to_json()
 
     @router.post(
         "/alerts",
         summary="One alert from any sender, for a service's running deploy or watch",
+        description="With `environment` in its labels (or `?environment=`), the alert is "
+        "for that environment's runs: `service@environment`.",
     )
-    def generic(caller: operator, body: GenericAlert) -> dict[str, Any]:
-        return deliver_alerts(caller, body.webhook(caller.actor), source="api").to_json()
+    def generic(
+        caller: operator, body: GenericAlert, environment: Environment = None
+    ) -> dict[str, Any]:
+        payload = body.webhook(caller.actor)
+        return deliver_alerts(caller, payload, None, "api", environment).to_json()
 
     return router

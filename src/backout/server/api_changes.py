@@ -19,11 +19,10 @@ from pydantic import BaseModel, Field
 from backout.changes.lifecycle import ChangeStatus
 from backout.commands import changes as verbs
 from backout.commands.caller import Caller
-from backout.commands.rehearsals import drills_due, parse_fault
+from backout.commands.rehearsals import drills_due, parse_fault, spawned_executor
 from backout.commands.rehearsals import rehearsals as recorded_drills
 from backout.commands.rehearsals import rehearse as drill
-from backout.errors import PlanError, UsageError
-from backout.faults import FAULTS
+from backout.errors import PlanError
 from backout.kernel.roles import Permission
 from backout.server.auth import Gate, needs
 from backout.server.plan_folder import PlanFolder
@@ -222,19 +221,16 @@ def rehearsals(gate: Gate, folder: PlanFolder) -> APIRouter:
         status_code=201,
         summary="Drill a plan of the folder, to its end, within the request (`backout rehearse`)",
         description="The drill's run is journalled like any other; `passed` is its verdict. "
-        "A fault that kills the executor needs its own process: run that drill with the CLI.",
+        "A fault that kills the executor (`kill`) is drilled as the CLI drills it: the "
+        "drill's executor runs in a process of its own, spawned for the request, which the "
+        "fault kills; the request then resumes the run from its journal, as the token's "
+        "actor, and answers when the drill is over.",
     )
     def rehearse(caller: operator, body: Rehearse) -> dict[str, Any]:
         path = folder.path(body.plan)
         specs = [parse_fault(text) for text in body.faults]
-        for spec in specs:
-            if spec["kind"] in FAULTS and FAULTS.get(spec["kind"]).kills_executor:
-                raise UsageError(
-                    f"fault {spec['kind']!r} kills the executor: the server does not drill it",
-                    hint=f"run `backout rehearse --fault {spec['kind']} ...` from a shell",
-                )
         manual = body.trigger == "manual"
-        report = drill(caller, path, manual, specs, None, body.environment)
+        report = drill(caller, path, manual, specs, None, body.environment, spawned_executor)
         return report.to_json()
 
     return router
