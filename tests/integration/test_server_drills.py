@@ -7,9 +7,11 @@ does. Everything is done as the token's actor.
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import pytest
 
 from backout import commands
 from backout.commands.caller import Caller
+from backout.errors import ServiceBusyError
 from backout.kernel.events import EventKind
 from backout.settings import Settings
 from backout.store.models import AuditRow
@@ -151,3 +154,41 @@ def running_step(me: Caller) -> str:
         return ""
     kinds = [e.kind for e in commands.journal(me, newest[0].run_id)]
     return str(newest[0].run_id) if EventKind.STEP_PROCESS in kinds else ""
+
+
+def test_a_drill_whose_run_a_worker_took_over_waits_for_its_end(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker on the same store may take the killed executor's run over before the
+    drilling process resumes it: the drill then follows the run to its end, wherever it
+    runs, and reports it, instead of failing with "the service is busy"."""
+    rehearsals = importlib.import_module("backout.commands.rehearsals")  # the module
+
+    folder = tmp_path / "drill"
+    folder.mkdir()
+    plan = layout(folder, idempotent="true", faults="[]")
+    me = caller(Settings(database_url=with_password(store_url), actor="ci"))
+    real_resume = rehearsals.resume
+    workers: list[threading.Thread] = []
+
+    def taken_over(who: Caller, run_id: str, **_: Any) -> None:
+        worker = threading.Thread(target=real_resume, args=(who, run_id), name="worker")
+        workers.append(worker)
+        worker.start()
+        wait_until(lambda: resumed_by_worker(who, run_id), WAIT_S, "the worker to resume")
+        raise ServiceBusyError(f"run {run_id} is held by a worker")
+
+    monkeypatch.setattr(rehearsals, "resume", taken_over)
+    fault = rehearsals.parse_fault("kill:step=switch back")
+    drill = rehearsals.rehearse(me, plan, True, [fault])
+    for worker in workers:
+        worker.join(WAIT_S)
+    assert workers, "the executor was not killed"
+    assert drill.passed is True, drill.message
+    kinds = [e.kind for e in commands.journal(me, drill.run.run_id)]
+    assert kinds[-1] == EventKind.RUN_FINISHED
+    assert live(folder) == GOOD
+
+
+def resumed_by_worker(who: Caller, run_id: str) -> bool:
+    return EventKind.RUN_RESUMED in [e.kind for e in commands.journal(who, run_id)]

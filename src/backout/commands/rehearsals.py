@@ -31,9 +31,10 @@ from sqlalchemy import select
 from backout.changes.gate import rehearsal_check
 from backout.changes.policy import load_policy
 from backout.commands.caller import Caller
+from backout.commands.follow import follow
 from backout.commands.runs import refuse_release_users, resume, start_run
 from backout.engine.journal import Observer
-from backout.errors import UsageError
+from backout.errors import ServiceBusyError, UsageError
 from backout.faults import FAULTS
 from backout.kernel.events import EventKind
 from backout.plans import load_plan
@@ -188,7 +189,13 @@ def _supervised(
         )
     run_id = newest[0].id
     if code == -signal.SIGKILL:
-        resume(caller, run_id, observer=observer)
+        try:
+            resume(caller, run_id, observer=observer)
+        except ServiceBusyError:
+            # a worker on the same store took the dead executor's run over first: the
+            # drill's verdict is the run's end, wherever it runs
+            for _ in follow(caller, run_id):
+                pass
     return report_of(caller, run_id)
 
 
