@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -61,11 +62,41 @@ with open(sys.argv[1], "w") as report:
 """
 
 
-def start(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
-    """Run ``backout ARGS`` in a new interpreter: (exit code, output, modules loaded)."""
+# `backout COMMAND --help`, then (for a group) `backout COMMAND SUB --help` for each of its
+# commands in turn: what each printed and the modules loaded by then
+HELPS = """
+import contextlib, io, json, sys
+import click
+from backout.cli import cli
+steps = []
+def show(args):
+    shown = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(shown):
+            cli.main([*args, "--help"], prog_name="backout", obj={})
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    steps.append({"args": args, "code": code, "output": shown.getvalue(),
+                  "modules": sorted(sys.modules)})
+name = sys.argv[2]
+show([name])
+context = click.Context(cli)
+group = cli.get_command(context, name)
+if isinstance(group, click.Group):
+    for sub in group.list_commands(context):
+        show([name, sub])
+with open(sys.argv[1], "w") as report:
+    json.dump(steps, report)
+"""
+
+
+def start(tmp_path: Path, *args: str, program: str = PROGRAM) -> tuple[int, str, Any]:
+    """Run ``program`` (default: ``backout ARGS``) in a new interpreter: (exit code,
+    output, what it reported: for ``backout ARGS`` the set of modules loaded)."""
     report = tmp_path / "modules.json"
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(report), *args],
+        [sys.executable, "-c", program, str(report), *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -74,6 +105,8 @@ def start(tmp_path: Path, *args: str) -> tuple[int, str, set[str]]:
     )
     assert report.exists(), done.stderr
     result = json.loads(report.read_text())
+    if program != PROGRAM:
+        return done.returncode, done.stdout + done.stderr, result
     return result["code"], done.stdout + done.stderr, set(result["modules"])
 
 
@@ -161,3 +194,38 @@ def test_a_verb_keeps_its_name_when_its_module_is_imported(verb: str) -> None:
     value = getattr(commands, verb)
     assert callable(value)
     assert not isinstance(value, ModuleType)
+
+
+@pytest.mark.parametrize("command", sorted(CATALOG))
+def test_every_command_s_help_loads_no_store_engine_or_web_library(
+    tmp_path: Path, command: str
+) -> None:
+    """`backout COMMAND --help`, and for a group each `backout COMMAND SUB --help`, load
+    what `backout --help` does not (the command's module) and nothing heavy: a command
+    imports the store, the engine, the templates and the web and numeric libraries where it
+    runs. One new interpreter per command, so that no other command's imports hide its
+    own; a group's helps run in turn in it (each one's modules are checked, and nothing
+    is loaded twice, so the union is what each loads)."""
+    code, output, steps = start(tmp_path, command, program=HELPS)
+    assert code == 0, output
+    assert steps, output
+    for step in steps:
+        shown = " ".join(step["args"])
+        assert step["code"] == 0, f"backout {shown} --help: {step['output']}{output}"
+        assert "Usage: backout " + shown in step["output"]
+        modules = set(step["modules"])
+        assert CATALOG[command].module in modules
+        assert loaded(modules, NOT_FOR_VERSION) == [], f"backout {shown} --help"
+
+
+def test_the_values_the_helps_spell_out_are_the_libraries_own() -> None:
+    """Where a help shows a value that lives beside the store or the templates (a default,
+    a choice), the command's module spells it out; here it is checked against the real one."""
+    from backout import postmortem, statuspage
+    from backout.cli import audit, incidents, report
+    from backout.store import outbox
+
+    assert audit.ITSM_ROUTE == outbox.ITSM_ROUTE
+    assert report.FORMATS == postmortem.FORMATS
+    assert incidents.INCIDENT_STATUSES == statuspage.INCIDENT_STATUSES
+    assert incidents.COMPONENT_STATUSES == statuspage.COMPONENT_STATUSES

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
+from backout import commands
 from backout.changes.lifecycle import ChangeStatus
 from backout.changes.risk import LEVELS
 from backout.cli.base import caller_of, exit_with, json_option, out
-from backout.commands import changes as service
 from backout.errors import UsageError
 from backout.render import clock, print_json, styled
-from backout.reports import ChangeReport
+
+if TYPE_CHECKING:
+    from backout.reports import ChangeReport
 
 RISKS = click.Choice(LEVELS)
 SHOWN_DRILLS = 5  # `change show` lists the newest rehearsals; the rest are a command away
@@ -103,7 +106,7 @@ def change_create(
     as_json: bool,
 ) -> None:
     """Record a planned change that carries PLAN as its backout."""
-    _print_change(service.create(caller_of(ctx), plan, title, risk, window, ref), as_json)
+    _print_change(commands.changes.create(caller_of(ctx), plan, title, risk, window, ref), as_json)
 
 
 @change.command("list")
@@ -116,7 +119,7 @@ def change_create(
 @click.pass_context
 def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
     """List change records, newest first."""
-    rows = service.list_all(caller_of(ctx, create=False), status)
+    rows = commands.changes.list_all(caller_of(ctx, create=False), status)
     if as_json:
         print_json(out, rows)
         return
@@ -142,7 +145,7 @@ def change_list(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @click.pass_context
 def change_show(ctx: click.Context, change_id: int, as_json: bool) -> None:
     """Show a change: risk, approvals, runs."""
-    _print_change(service.show(caller_of(ctx, create=False), change_id), as_json)
+    _print_change(commands.changes.show(caller_of(ctx, create=False), change_id), as_json)
 
 
 policy_option = click.option(
@@ -175,7 +178,7 @@ def change_approve(
     as_json: bool,
 ) -> None:
     """Approve a change (as --actor); binds to the plan version you approve."""
-    report = service.approve(caller_of(ctx), change_id, comment, policy, plan_path)
+    report = commands.changes.approve(caller_of(ctx), change_id, comment, policy, plan_path)
     _print_change(report, as_json)
 
 
@@ -186,7 +189,7 @@ def change_approve(
 @click.pass_context
 def change_reject(ctx: click.Context, change_id: int, comment: str, as_json: bool) -> None:
     """Reject a change."""
-    _print_change(service.reject(caller_of(ctx), change_id, comment), as_json)
+    _print_change(commands.changes.reject(caller_of(ctx), change_id, comment), as_json)
 
 
 def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None:
@@ -196,7 +199,7 @@ def _transition_command(name: str, target: ChangeStatus, help_text: str) -> None
     @json_option
     @click.pass_context
     def command(ctx: click.Context, change_id: int, note: str, as_json: bool) -> None:
-        _print_change(service.transition(caller_of(ctx), change_id, target, note), as_json)
+        _print_change(commands.changes.transition(caller_of(ctx), change_id, target, note), as_json)
 
 
 @change.command("start")
@@ -221,7 +224,7 @@ def change_start(
     as_json: bool,
 ) -> None:
     """Start an approved change; refused unless every policy check passes (see `gate`)."""
-    report = service.start(caller_of(ctx), change_id, note, policy, plan_path, override)
+    report = commands.changes.start(caller_of(ctx), change_id, note, policy, plan_path, override)
     _print_change(report, as_json)
 
 
@@ -245,7 +248,7 @@ def gate(
     as_json: bool,
 ) -> None:
     """Exit 0 when the change may start, 1 when any policy check fails (for CI)."""
-    report = service.gate(caller_of(ctx, create=False), change_id, policy, plan_path)
+    report = commands.changes.gate(caller_of(ctx, create=False), change_id, policy, plan_path)
     if junit:
         try:
             Path(junit).write_text(report.junit_xml(), encoding="utf-8")

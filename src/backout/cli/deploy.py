@@ -27,10 +27,10 @@ from backout.cli.base import (
 from backout.errors import UsageError
 from backout.kernel.durations import parse_duration
 from backout.render import print_json, styled
-from backout.triggers.listener import ListenAddress, listen_address
 
 if TYPE_CHECKING:
     from backout.commands.fleet import FleetReport
+    from backout.triggers.listener import ListenAddress
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LISTEN_OPTIONS = (
@@ -71,6 +71,8 @@ def _listen(address: str | None, token_file: str | None, user: str | None) -> Li
                 f"{given} applies only with --listen", hint="add --listen HOST:PORT, or drop it"
             )
         return None
+    from backout.triggers.listener import listen_address
+
     return listen_address(address, token_file, user)
 
 

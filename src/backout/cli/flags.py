@@ -10,8 +10,8 @@ import click
 from pydantic import ValidationError
 from rich.markup import escape
 
+from backout import commands
 from backout.cli.base import caller_of, err, exit_with, json_option, out, settings_of
-from backout.commands import flags as service
 from backout.errors import UsageError
 from backout.flags.model import FlagChange, FlagState
 from backout.render import clock, print_json
@@ -67,7 +67,7 @@ def flags() -> None:
 @click.pass_context
 def flags_list(ctx: click.Context, as_json: bool) -> None:
     """Every flag with its state."""
-    rows = service.list_flags(caller_of(ctx, create=False))
+    rows = commands.flags.list_flags(caller_of(ctx, create=False))
     if as_json:
         print_json(out, [flag.to_json() for flag in rows])
         return
@@ -88,10 +88,10 @@ def flags_list(ctx: click.Context, as_json: bool) -> None:
 def flags_get(ctx: click.Context, key: str, targeting_key: str | None, as_json: bool) -> None:
     """Show one flag (and, with --for, what it answers for a targeting key)."""
     caller = caller_of(ctx, create=False)
-    flag = service.get_flag(caller, key)
+    flag = commands.flags.get_flag(caller, key)
     evaluation = None
     if targeting_key is not None:
-        evaluation = service.evaluate_flag(caller, key, {"targetingKey": targeting_key})
+        evaluation = commands.flags.evaluate_flag(caller, key, {"targetingKey": targeting_key})
     if as_json:
         data = flag.to_json()
         if evaluation:
@@ -152,7 +152,7 @@ def flags_set(
         raise UsageError(
             f"flags set {key}: {problems}", hint="give --on/--off, --percentage or --variant"
         ) from None
-    update = service.set_flag(caller_of(ctx), key, change)
+    update = commands.flags.set_flag(caller_of(ctx), key, change)
     if as_json:
         before = update.before.to_json() if update.before else None
         print_json(out, {"before": before, "after": update.after.to_json()})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -12,8 +13,20 @@ from rich.table import Table
 from backout import commands
 from backout.cli.base import caller_of, json_option, out
 from backout.render import print_json
-from backout.reports import IncidentReport
-from backout.statuspage import COMPONENT_STATUSES, INCIDENT_STATUSES
+
+if TYPE_CHECKING:
+    from backout.reports import IncidentReport
+
+# backout.statuspage's INCIDENT_STATUSES and COMPONENT_STATUSES (tests/unit/test_startup.py
+# keeps them equal), spelled here so that the help loads no store or templates
+INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
+COMPONENT_STATUSES = (
+    "operational",
+    "under_maintenance",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+)
 
 
 def _when(at: float) -> str:

@@ -3,6 +3,8 @@ queued."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -20,9 +22,11 @@ from backout.cli.base import (
 )
 from backout.kernel.durations import format_duration
 from backout.kernel.events import NOTIFY_EVENTS
-from backout.notify.pagerduty_acks import Taken
 from backout.render import print_json
 from backout.stop import on_signals
+
+if TYPE_CHECKING:
+    from backout.notify.pagerduty_acks import Taken
 
 
 @click.group(name="notify")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.markup import escape
 
+from backout import commands
 from backout.cli.base import Duration, caller_of, exit_with, json_option, out
-from backout.commands.preflight import PreflightReport, preflight
 from backout.render import print_json
 from backout.stop import on_signals
+
+if TYPE_CHECKING:
+    from backout.commands.preflight import PreflightReport
 
 
 @click.command(name="preflight")
@@ -41,7 +46,7 @@ def preflight_command(
     needs a passing one for the plan's version."""
     caller = caller_of(ctx)
     with on_signals():
-        report = preflight(caller, plan, database, timeout)
+        report = commands.preflight(caller, plan, database, timeout)
     if as_json:
         print_json(out, report)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -10,10 +11,11 @@ from rich.table import Table
 
 from backout import commands
 from backout.cli.base import caller_of, env_option, exit_with, json_option, live_progress, out
-from backout.drills import PHASES, evidence_html, evidence_markdown, junit_xml, percentiles
 from backout.errors import UsageError
 from backout.render import clock, print_json, seconds, styled
-from backout.reports import RehearsalReport
+
+if TYPE_CHECKING:
+    from backout.reports import RehearsalReport
 
 
 @click.command()
@@ -62,6 +64,8 @@ def rehearse(
     """Drill the plan's backout (in staging): break, detect, back out, verify, time it.
 
     Exit 0 when every drill passed, 1 when one failed, 3 when one needs an operator."""
+    from backout.drills import evidence_html, evidence_markdown, junit_xml, percentiles
+
     specs = [commands.rehearsal_fault(text) for text in faults]
     for path in filter(None, (junit, report)):
         _writable(path)  # before the drills: a bad path must not cost a drill's evidence
@@ -108,6 +112,8 @@ def _writable(path: str) -> None:
 
 
 def print_drill(report: RehearsalReport) -> None:
+    from backout.drills import PHASES
+
     verdict = "[green]passed[/]" if report.passed else "[red]FAILED[/]"
     if report.exit_code == 3:
         verdict = "[yellow]needs attention[/]"

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 from rich.markup import escape
 
+from backout import commands
 from backout.cli.base import caller_of, err, exit_with, out
-from backout.commands.report import SharedReport, report_check, report_share
-from backout.commands.report import report as write_report
 from backout.errors import UsageError
-from backout.postmortem import FORMATS, Format, ReportCheck
 from backout.render import print_json
+
+if TYPE_CHECKING:
+    from backout.commands.report import SharedReport
+    from backout.postmortem import Format, ReportCheck
+
+# backout.postmortem.FORMATS (tests/unit/test_startup.py keeps them equal), spelled here
+# so that the help loads no store or engine
+FORMATS: tuple[Format, ...] = ("md", "html", "json")
 
 
 @click.command(name="report")
@@ -84,15 +90,15 @@ def report(
     if check_file is not None:
         if run_id is not None:
             raise UsageError("give either RUN_ID or --check FILE, not both")
-        _print_check(report_check(caller_of(ctx, create=False), check_file), as_json)
+        _print_check(commands.report_check(caller_of(ctx, create=False), check_file), as_json)
     if run_id is None:
         raise UsageError(
             "missing RUN_ID", hint="`backout report RUN_ID`; list runs with `backout runs`"
         )
     if attach or share:
         if output is not None:
-            write_report(caller_of(ctx, create=False), run_id, cast(Format, fmt), output)
-        shared = report_share(caller_of(ctx, create=False), run_id, attach, share, url)
+            commands.report(caller_of(ctx, create=False), run_id, cast("Format", fmt), output)
+        shared = commands.report_share(caller_of(ctx, create=False), run_id, attach, share, url)
         _print_shared(shared, as_json)
         return
     if url is not None:
@@ -102,7 +108,7 @@ def report(
             "--json describes a --check or what --output wrote",
             hint="for the report itself as JSON, give --format json",
         )
-    written = write_report(caller_of(ctx, create=False), run_id, cast(Format, fmt), output)
+    written = commands.report(caller_of(ctx, create=False), run_id, cast("Format", fmt), output)
     if written.in_progress:
         err.print(f"run {written.run_id} is still in progress: this report drafts it so far")
     if as_json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.markup import escape
 from rich.table import Table
@@ -9,7 +11,9 @@ from rich.table import Table
 from backout import commands
 from backout.cli.base import caller_of, err, json_option, out
 from backout.render import clock, print_json, telemetry_line
-from backout.reports import SnapshotSummary
+
+if TYPE_CHECKING:
+    from backout.reports import SnapshotSummary
 
 
 @click.command()

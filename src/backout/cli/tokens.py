@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -15,7 +15,9 @@ from backout.cli.base import caller_of, err, json_option, out
 from backout.kernel.durations import MAX_SECONDS, parse_duration
 from backout.kernel.roles import Role
 from backout.render import clock, print_json
-from backout.reports import CreatedToken, TokenSummary
+
+if TYPE_CHECKING:
+    from backout.reports import CreatedToken, TokenSummary
 
 _DAYS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*d\s*")
 DAY = 86400.0
