@@ -10,8 +10,11 @@
   verifies only the records appended since the last verification, plus the newest
   :data:`RECHECK_RECORDS` again, so it costs little however long the chain is. It says
   what it proved: "verified through #N at T".
+- **a warm-up** at start: the reads of a request's token check and of an alert's
+  delivery, once, for names nothing has (:meth:`Upkeep.warm_up`), so that the first alert
+  after a start does not pay for compiling them.
 
-Both run in the server's event loop (their store work in a worker thread), from the
+They run in the server's event loop (their store work in a worker thread), from the
 server's start (``backout server`` starts them as uvicorn starts; an app served another
 way starts them at its lifespan's start, or at its first request when it runs no
 lifespan) until that loop ends with the server: nothing to stop by hand, and nothing left
@@ -21,6 +24,7 @@ running after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -28,8 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from backout.commands import alerts
 from backout.commands.caller import Caller
 from backout.commands.incidents import resolve_quiet_incidents
+from backout.commands.tokens import PREFIX, authenticate
+from backout.errors import Unauthenticated
 from backout.server.web_views import utc
 from backout.store import audit
 
@@ -37,6 +44,7 @@ LOG = logging.getLogger("backout.server.upkeep")
 QUIET_SWEEP_S = 30.0  # how often quiet incidents are resolved: the page's delay at most
 FULL_VERIFY_S = 600.0  # how often the whole audit chain is walked again
 RECHECK_RECORDS = 1000  # the newest records a page load verifies again (a few ms)
+WARM_UP_TOKEN = PREFIX + "0" * 40  # well-formed; no token is it (secrets are random)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,15 @@ class Upkeep:
             loop.create_task(self._chain()),
         }
 
+    def warm_up(self) -> None:
+        """Run the reads of a request's token check and of an alert's delivery once, for
+        names nothing has (nothing is written): each statement is compiled the first time a
+        process runs it, and the first alert after a start should cost what any other
+        does."""
+        with contextlib.suppress(Unauthenticated):
+            authenticate(self.caller, WARM_UP_TOKEN)
+        alerts.warm_up(self.caller)
+
     def stop(self) -> None:
         """Cancel the sweeps (the loop ending cancels them as well)."""
         for task in self._tasks:
@@ -159,6 +176,7 @@ class Upkeep:
             LOG.info("resolved incidents after their quiet period: %s", resolved)
 
     async def _chain(self) -> None:
+        await _run(self.warm_up)  # before the walk, which may take seconds on a long chain
         await _run(self.chain.check)  # the first (whole) walk, for the first page load
         await _every(self.timing.verify_every, self.chain.full)
 
