@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -192,3 +193,43 @@ def test_a_drill_whose_run_a_worker_took_over_waits_for_its_end(
 
 def resumed_by_worker(who: Caller, run_id: str) -> bool:
     return EventKind.RUN_RESUMED in [e.kind for e in commands.journal(who, run_id)]
+
+
+class _TestOnlyChannel:
+    """A kind made in this process from a module a spawned child cannot import."""
+
+    kind = "test-only"
+
+
+def test_a_spawned_executor_gets_the_plan_without_this_process_s_kinds(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan is sent to a spawned executor without the registries it was checked
+    against: one holding a kind this process made from a module the child cannot import (a
+    plugin's, a test's) must not stop the child from reading its work."""
+    rehearsals = importlib.import_module("backout.commands.rehearsals")
+    from backout.channels import CHANNELS
+    from backout.plans import load_plan
+
+    monkeypatch.setitem(CHANNELS._items, "test-only", _TestOnlyChannel())
+    folder = tmp_path / "drill"
+    folder.mkdir()
+    loaded = load_plan(layout(folder, idempotent="true", faults="[]"))
+    me = caller(Settings(database_url=with_password(store_url), actor="ci"))
+    work = pickle.dumps(rehearsals.DrillExecutor.of(me, loaded, {"mode": "rehearsal"}))
+    read = subprocess.run(
+        [sys.executable, "-P", "-c", READ_BACK],
+        input=work,
+        cwd=tmp_path,  # not the project: `tests` cannot be imported there
+        capture_output=True,
+        timeout=WAIT_S,
+    )
+    assert read.returncode == 0, read.stderr.decode()
+    assert read.stdout.decode().split() == [loaded.plan.plan, str(loaded.path)]
+
+
+READ_BACK = """import pickle, sys
+executor = pickle.loads(sys.stdin.buffer.read())
+print(executor.loaded.plan.plan, executor.loaded.path)
+assert executor.loaded.kinds is not None
+"""

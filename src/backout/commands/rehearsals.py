@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from backout.engine.journal import Observer
 from backout.errors import ServiceBusyError, UsageError
 from backout.faults import FAULTS
 from backout.kernel.events import EventKind
-from backout.plans import load_plan
+from backout.plans import KINDS, load_plan
 from backout.reports import DrillDue, RehearsalReport, RehearsalSummary
 from backout.spec.environments import select_environment
 from backout.spec.lint_rehearsal import missing_targets
@@ -112,6 +112,18 @@ class DrillExecutor:
     def of(cls, caller: Caller, loaded: LoadedPlan, extra: dict[str, Any]) -> DrillExecutor:
         url, ttl, beat = caller.store.url, caller.lease_ttl, caller.heartbeat
         return cls(url, caller.actor, ttl, beat, caller.notify, loaded, extra)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a spawned child is sent: the plan without the registries of kinds it was
+        checked against (they hold every kind this process made, a plugin's or a test's,
+        which the child may not be able to import); the child's own take their place."""
+        state = dict(self.__dict__)
+        state["loaded"] = replace(self.loaded, kinds=None)  # type: ignore[arg-type]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["loaded"] = replace(state["loaded"], kinds=KINDS)
+        self.__dict__.update(state)
 
     def start(self, observer: Observer | None) -> None:
         """Start the drill's run, in the child; it ends there, or the fault kills the child."""
