@@ -94,6 +94,8 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(\w+_s)=\d+(?:\.\d+)?"), r"\1=<N>"),
     (re.compile(r"\b\d+\.\d+(?:ms|s)\b"), "<DURATION>"),
     (re.compile(r"\b\d+\.\d+ s\b"), "<DURATION>"),  # a trigger's "above 0.5 for 2.1 s"
+    # a lease's time left: a whole number of seconds on a slow machine ("expires in 4s")
+    (re.compile(r"\b(expires in )\d+(?:ms|s)\b"), r"\1<DURATION>"),
     (re.compile(r"\(\d+ samples?\)"), "(<N> samples)"),  # readings in a time window
     # a fleet's evaluation lag over all its readings
     (
