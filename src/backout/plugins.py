@@ -1,6 +1,6 @@
 """Named kinds (actions, checks, baseline sources) with their option models.
 
-Built-ins are registered by name and ``module:Class`` (:meth:`Registry.builtin`), or as
+Built-ins are registered by name and ``module:Class`` (``Registry(…, builtins=…)``), or as
 made objects (:meth:`Registry.register`); third-party kinds come from the registry's entry
 point group (``backout.actions``, …). A kind's module is imported when a plan first uses
 the kind, not when the registry is: ``backout validate`` of a plan of `run` steps loads
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, EntryPoints, entry_points
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -53,18 +53,22 @@ def _group(group: str) -> EntryPoints:
 
 
 class Registry(Generic[K]):
-    def __init__(self, label: str, group: str | None = None) -> None:
+    def __init__(
+        self, label: str, group: str | None = None, builtins: Mapping[str, str] | None = None
+    ) -> None:
+        """``builtins``: the built-in kinds, name -> ``module:Class``; each module is
+        imported when a plan first uses its kind."""
         self.label = label
         self.group = group
         self._items: dict[str, K] = {}
-        self._builtins: dict[str, str] = {}  # name -> "module:Class", made when first used
+        self._builtins: dict[str, str] = dict(builtins or {})  # name -> "module:Class"
         self._plugins: dict[str, EntryPoint] = {}  # name -> entry point, loaded when used
         self._scanned = group is None
 
-    def builtin(self, name: str, target: str) -> None:
-        """Register the built-in kind ``name``, the class ``target`` (``module:Class``),
-        made when a plan first uses it."""
-        self._builtins[name] = target
+    def add_builtins(self, builtins: Mapping[str, str]) -> None:
+        """Register built-in kinds, name -> ``module:Class``, each made when a plan first
+        uses it (for a registry defined before its kinds' table)."""
+        self._builtins.update(builtins)
 
     def register(self, item: K) -> K:
         if item.kind in self._items and self._items[item.kind] is not item:

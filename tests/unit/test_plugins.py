@@ -123,8 +123,9 @@ def test_two_plugins_with_one_name_is_an_error(install: Callable[..., None]) -> 
 
 def test_a_built_in_is_imported_when_first_used(install: Callable[..., None]) -> None:
     install("noop-plugin", {"noop": f"{MODULE}:NoopAction"})
-    registry: Registry[Any] = Registry("action", group=GROUP)
-    registry.builtin("run", "backout.actions.run:RunAction")
+    registry: Registry[Any] = Registry(
+        "action", group=GROUP, builtins={"run": "backout.actions.run:RunAction"}
+    )
     sys.modules.pop(MODULE, None)
     assert registry.names() == ["noop", "run"]
     assert "run" in registry
@@ -136,7 +137,8 @@ def test_a_built_in_is_imported_when_first_used(install: Callable[..., None]) ->
 
 def test_plugin_reusing_a_lazy_built_in_name_is_an_error(install: Callable[..., None]) -> None:
     install("evil-plugin", {"run": f"{MODULE}:OtherRun"})
-    registry: Registry[Any] = Registry("action", group=GROUP)
-    registry.builtin("run", "backout.actions.run:RunAction")
+    registry: Registry[Any] = Registry(
+        "action", group=GROUP, builtins={"run": "backout.actions.run:RunAction"}
+    )
     with pytest.raises(BackoutError, match="reuses the built-in name 'run'"):
         _ = "wait" in registry

@@ -15,19 +15,21 @@ from backout.plugins import Registry
 from backout.proc import run_process
 from backout.stop import Stopped
 
-ACTIONS: Registry[Action] = Registry("action", group="backout.actions")
-for _name, _target in {
-    "run": "backout.actions.run:RunAction",
-    "shell": "backout.actions.shell:ShellAction",
-    "http": "backout.actions.http:HttpAction",
-    "symlink": "backout.actions.symlink:SymlinkAction",
-    "wait": "backout.actions.wait:WaitAction",
-    "nginx": "backout.actions.nginx:NginxAction",
-    "flag": "backout.actions.flag:FlagAction",
-    "sql_migration": "backout.actions.sql_migration:SqlMigrationAction",
-    "alembic": "backout.actions.alembic:AlembicAction",
-}.items():  # each module loads when a plan first uses its kind
-    ACTIONS.builtin(_name, _target)
+ACTIONS: Registry[Action] = Registry(
+    "action",
+    group="backout.actions",
+    builtins={
+        "run": "backout.actions.run:RunAction",
+        "shell": "backout.actions.shell:ShellAction",
+        "http": "backout.actions.http:HttpAction",
+        "symlink": "backout.actions.symlink:SymlinkAction",
+        "wait": "backout.actions.wait:WaitAction",
+        "nginx": "backout.actions.nginx:NginxAction",
+        "flag": "backout.actions.flag:FlagAction",
+        "sql_migration": "backout.actions.sql_migration:SqlMigrationAction",
+        "alembic": "backout.actions.alembic:AlembicAction",
+    },  # each module loads when a plan first uses its kind
+)
 
 __all__ = [
     "ACTIONS",

@@ -31,16 +31,17 @@ if TYPE_CHECKING:
     from backout.channels.webhook import verify
     from backout.store.outbox import ITSM_ROUTE, enqueue
 
-for _name, _target in {
-    "servicenow": "backout.channels.servicenow:ServiceNow",
-    "jira": "backout.channels.jira:Jira",
-    "slack": "backout.channels.slack:Slack",
-    "pagerduty": "backout.channels.pagerduty:PagerDuty",
-    "teams": "backout.channels.teams:Teams",
-    "email": "backout.channels.email:Email",
-    "webhook": "backout.channels.webhook:Webhook",
-}.items():  # each module loads when a plan first uses its kind
-    CHANNELS.builtin(_name, _target)
+CHANNELS.add_builtins(
+    {
+        "servicenow": "backout.channels.servicenow:ServiceNow",
+        "jira": "backout.channels.jira:Jira",
+        "slack": "backout.channels.slack:Slack",
+        "pagerduty": "backout.channels.pagerduty:PagerDuty",
+        "teams": "backout.channels.teams:Teams",
+        "email": "backout.channels.email:Email",
+        "webhook": "backout.channels.webhook:Webhook",
+    }
+)  # each module loads when a plan first uses its kind
 
 # Delivery and the outbox work on the store: they load when first asked for, so that a
 # plan's `notify:` channels are validated without SQLAlchemy.

@@ -10,13 +10,15 @@ from __future__ import annotations
 from backout.plugins import Registry
 from backout.telemetry.base import Reading, Sampler, SignalSource, SourceContext, Status, pool
 
-SOURCES: Registry[SignalSource] = Registry("telemetry source", group="backout.telemetry")
-for _name, _target in {
-    "scrape": "backout.telemetry.scrape:ScrapeSource",
-    "prometheus": "backout.telemetry.prometheus:PrometheusSource",
-    "http_probe": "backout.telemetry.http_probe:HttpProbeSource",
-    "command": "backout.telemetry.command:CommandSignal",
-}.items():  # each module loads when a plan first uses its kind
-    SOURCES.builtin(_name, _target)
+SOURCES: Registry[SignalSource] = Registry(
+    "telemetry source",
+    group="backout.telemetry",
+    builtins={
+        "scrape": "backout.telemetry.scrape:ScrapeSource",
+        "prometheus": "backout.telemetry.prometheus:PrometheusSource",
+        "http_probe": "backout.telemetry.http_probe:HttpProbeSource",
+        "command": "backout.telemetry.command:CommandSignal",
+    },  # each module loads when a plan first uses its kind
+)
 
 __all__ = ["SOURCES", "Reading", "Sampler", "SignalSource", "SourceContext", "Status", "pool"]
