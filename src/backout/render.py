@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -269,20 +271,29 @@ def runs_table(rows: list[RunSummary]) -> Table:
 
 
 class Progress:
-    """Observer that prints each step as it starts and ends, with a live spinner between."""
+    """Observer that prints each step as it starts and ends, with a live spinner between.
+
+    The engine calls it between a journal write and what follows (a step's program waits
+    for its ``step_started`` to be written, then goes): it only words the line there and
+    hands it to a display thread of its own, so neither the terminal nor rich's first
+    spinner (about 10 ms to set up) ever holds a step back, and a stderr nobody reads
+    cannot stall a backout. Lines keep their order; :meth:`close` shows what is left."""
+
+    CLOSE_WAIT_S = 5.0  # at most this long for the last lines at the end (a stuck stderr)
 
     def __init__(self, console: Console) -> None:
         self.console = console
         self.run_id: str | None = None
         self._status: Any = None
+        self._lines: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     def __call__(self, event: Event, view: RunView) -> None:
         self.run_id = view.run_id
         text = self._line(event, view)
         if text is None:
             return
-        self._stop_spinner()
-        self.console.print(text, soft_wrap=True)
+        spinner: str | None = None
         if event.kind in (EventKind.STEP_STARTED, EventKind.CHECK_STARTED, EventKind.STEP_RETRYING):
             name = (
                 (
@@ -293,11 +304,30 @@ class Progress:
                 if event.step is not None
                 else ""
             )
-            self._status = self.console.status(f"{escape(name)} …")
-            self._status.start()
+            spinner = f"{escape(name)} …"
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._display, name="backout-progress", daemon=True
+            )
+            self._thread.start()
+        self._lines.put((text, spinner))
 
     def close(self) -> None:
+        """Show the lines still queued and stop the spinner (once the run ended)."""
+        if self._thread is not None:
+            self._lines.put(None)
+            self._thread.join(self.CLOSE_WAIT_S)
+            self._thread = None
         self._stop_spinner()
+
+    def _display(self) -> None:
+        while (item := self._lines.get()) is not None:
+            text, spinner = item
+            self._stop_spinner()
+            self.console.print(text, soft_wrap=True)
+            if spinner is not None:
+                self._status = self.console.status(spinner)
+                self._status.start()
 
     def _stop_spinner(self) -> None:
         if self._status is not None:

@@ -6,6 +6,7 @@ missing snapshot."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -183,6 +184,50 @@ def test_a_finished_step_or_check_without_a_summary_does_not_end_in_a_colon() ->
     line = progress._line(check, view)
     assert line is not None
     assert plain(line).endswith("failed verify 1")
+
+
+class StuckTerminal:
+    """A stderr nobody reads: every write waits until ``unstick`` is set."""
+
+    def __init__(self) -> None:
+        self.unstick = threading.Event()
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.unstick.wait(30)
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_never_holds_the_engine_and_keeps_its_lines_in_order() -> None:
+    """The engine calls the progress display between a step's journal write and its
+    program's go: a terminal that does not take the line must not hold the step back."""
+    terminal = StuckTerminal()
+    progress = Progress(Console(file=terminal, width=300, no_color=True))  # type: ignore[arg-type]
+    view = new_view("r1", ["switch", "restart"], [])
+    fold(view, [Event("r1", 1, 0.0, EventKind.RUN_CREATED)])
+    events = [
+        Event("r1", 2, 0.0, EventKind.RUN_STARTED),
+        Event("r1", 3, 0.0, EventKind.STEP_STARTED, step=0, attempt=1),
+        Event("r1", 4, 0.0, EventKind.STEP_FINISHED, 0, 1, {"outcome": "succeeded"}),
+        Event("r1", 5, 0.0, EventKind.STEP_STARTED, step=1, attempt=1),
+    ]
+    observed = threading.Thread(target=lambda: [progress(e, view) for e in events])
+    observed.start()
+    observed.join(10)
+    assert not observed.is_alive(), "the engine waited for the terminal"
+    terminal.unstick.set()
+    progress.close()
+    lines = [line for line in terminal.text.splitlines() if "step" in line or "run" in line]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "run r1 started",
+        "▶ step 1 switch",
+        "succeeded step 1",
+        "▶ step 2 restart",
+    ]
 
 
 # --- a resumed step's duration ----------------------------------------------------------

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # emoji=False: user text such as ``plan.yaml:100:5`` must never turn into 💯
 out = Console(highlight=False, emoji=False)
 err = Console(stderr=True, highlight=False, emoji=False)
+ENGINE_SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval while a command runs steps
 
 
 def follow_the_terminal() -> None:
@@ -158,6 +159,10 @@ def live_progress(
     and given a few seconds to go out when the run ends."""
     from backout.notify import Courier
 
+    # A step's journal write waits for the disk with the GIL let go; the courier or the store
+    # watcher may take it meanwhile, and Python hands it back only every switch interval
+    # (5 ms by default). A process that runs steps wants it back sooner.
+    sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
     progress = Progress(err) if enabled else None
     courier = Courier(caller_of(ctx).store, caller_of(ctx).actor)
     try:

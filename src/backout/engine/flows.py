@@ -83,6 +83,7 @@ class Flow:
     def _watch(self) -> Fired | None:
         # ready before it says it watches: an alert's backout starts at once, nothing to load
         self.runner.ready(self.units)
+        self.watcher().ready()
         self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
         return self.watcher().watch(self.watch_for)
 
@@ -113,6 +114,8 @@ class Flow:
     def _checkpoint(self, s: int, stage: Stage) -> Fired | None:
         journal = self.runner.journal
         self.runner.ready(self.units)  # before it holds: a trigger's backout starts at once
+        watcher = self.watcher()
+        watcher.ready()
         journal.append(
             EventKind.CHECKPOINT_STARTED,
             stage=s,
@@ -120,7 +123,6 @@ class Flow:
             hold_s=stage.hold,
             approve=stage.approve,
         )
-        watcher = self.watcher()
         approval = (lambda: watcher.approved(s)) if stage.approve else None
         fired = watcher.watch(stage.hold, approval)
         if fired:

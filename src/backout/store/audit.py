@@ -90,7 +90,7 @@ def head(session: Session) -> AuditRow | None:
     return session.scalars(select(AuditRow).order_by(AuditRow.seq.desc()).limit(1)).first()
 
 
-def _last_link(session: Session) -> tuple[int, str] | None:
+def last_link(session: Session) -> tuple[int, str] | None:
     """The newest record's (seq, hash): all an append needs, read without the ORM."""
     query = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
     found = session.connection().execute(query).first()
@@ -102,7 +102,7 @@ def append(
 ) -> AuditRow:
     """Add a record in the caller's transaction (so it commits with the mutation it audits)."""
     lock(session)
-    last = _last_link(session)
+    last = last_link(session)
     record = {
         "seq": (last[0] + 1) if last else 1,
         "at": time.time(),

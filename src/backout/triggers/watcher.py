@@ -33,6 +33,7 @@ from backout.spec.templating import render_value
 from backout.stop import STOP, Stopped
 from backout.store import inbox, notices
 from backout.store.db import Store
+from backout.store.warm import warm_alert_path
 from backout.telemetry import SOURCES, Reading, Sampler, SourceContext
 from backout.triggers.alerts import matches
 from backout.triggers.kinds import TRIGGERS, Baseline
@@ -161,6 +162,10 @@ class Watcher:
         kind = TRIGGERS.get(trigger.kind)
         options = kind.Options.model_validate(trigger.options)
         return kind.build(options, trigger.name, trigger.signal or "", baseline)
+
+    def ready(self) -> None:
+        """Before the watch says it watches: the reads an alert makes, compiled now."""
+        warm_alert_path(self.ctx.store, self.ctx.run_id, self.since)
 
     # --- the loop ------------------------------------------------------------------------
     def watch(
@@ -320,20 +325,25 @@ class Watcher:
             every = float("inf")
         if not self._rung and now - self._read_at < every:
             return None
-        self._rung, self._read_at = False, now
-        return self._inbox()
+        first = self._read_at == 0.0  # the watch's first read: a look, nothing rang yet
+        rung, self._rung, self._read_at = self._rung, False, now
+        return self._inbox(look_first=first or not rung)
 
-    def _inbox(self) -> Fired | None:
+    def _inbox(self, look_first: bool = True) -> Fired | None:
         """Consume every waiting entry: the first to fire wins, and the rest are still
         journalled (a webhook may carry several alerts, HA members deliver at once). The
         entries are taken and an alert that acts is claimed in one transaction; the notes
         are journalled after it. That transaction need not wait for the disk: the journal
         write that follows it does, and makes it durable too; lost in a power cut before,
-        the entries are simply read again."""
+        the entries are simply read again.
+
+        A poll (``look_first``) looks before it takes: most polls find nothing, and a look
+        takes no write lock on SQLite. A ring says an entry came: it is taken at once."""
         store = self.ctx.store
-        with store.session(read_only=True) as session:  # most looks find nothing
-            if not inbox.waiting(session, self.ctx.service, self.ctx.run_id, self.since):
-                return None
+        if look_first:
+            with store.session(read_only=True) as session:
+                if not inbox.waiting(session, self.ctx.service, self.ctx.run_id, self.since):
+                    return None
         with store.session(synced=False) as session:
             rows = inbox.take(session, self.ctx.service, self.ctx.run_id, self.since)
             entries = [(r.kind, r.reason, r.actor, dict(r.data)) for r in rows]
