@@ -345,14 +345,16 @@ def test_unknown_run_id_is_a_usage_error(store_url: str) -> None:
 def test_second_run_of_a_service_is_refused_while_one_is_unfinished(
     store_url: str, tmp_path: Path
 ) -> None:
+    started, release = tmp_path / "started", tmp_path / "release"
+    hold = 'touch "$0"; until [ -e "$1" ]; do sleep 0.02; done'  # runs until released
     plan = write_plan(
         tmp_path,
-        """
+        f"""
         plan: p
         service: shop
         steps:
           - name: slow
-            run: [sleep, '2']
+            run: [sh, -c, '{hold}', '{started}', '{release}']
     """,
     )
     first: dict[str, object] = {}
@@ -360,12 +362,18 @@ def test_second_run_of_a_service_is_refused_while_one_is_unfinished(
         target=lambda: first.update(r=commands.run(caller(settings(store_url)), plan))
     )
     thread.start()
-    time.sleep(0.7)
     try:
+        # the first run's step is running: its run holds the service
+        deadline = time.monotonic() + 30
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert started.exists(), "the first run's step never started"
         with pytest.raises(ServiceBusyError, match="service 'shop'"):
             commands.run(caller(settings(store_url)), plan)
     finally:
+        release.touch()
         thread.join()
+    assert first["r"].status == "succeeded"
     assert len(commands.runs(caller(settings(store_url)))) == 1
     # once it is finished, the service is free again
     assert commands.run(caller(settings(store_url)), plan).status == "succeeded"

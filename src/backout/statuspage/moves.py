@@ -71,8 +71,6 @@ def apply(
     audit.lock(session)  # before the rows it audits, as every audited writer does
     _check_transition(incident, move)
     previous = incident.status if incident.id is not None else None
-    if incident.id is None:
-        repo.add_incident(session, incident)
     repo.set_fields(
         incident, impact=worse_impact(incident.impact, impact_of(move.component_status))
     )
@@ -84,7 +82,10 @@ def apply(
         at=at,
         internal=move.internal,
     )
-    repo.add_update(session, incident, update)
+    if incident.id is None:
+        repo.open_with(session, incident, update)
+    else:
+        repo.add_update(session, incident, update)
     audit.append(
         session,
         actor,

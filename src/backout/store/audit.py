@@ -30,6 +30,7 @@ from backout.store.models import AuditRow
 GENESIS = "0" * 64
 _HASH = re.compile(r"[0-9a-f]{64}")
 _LOCK_KEY = 7244302
+_LOCKED_IN = "backout_audit_locked_in"  # session.info: the transaction that holds the lock
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
 _AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
@@ -82,8 +83,13 @@ def lock(session: Session) -> None:
     transaction-level advisory lock; SQLite's ``BEGIN IMMEDIATE`` already holds the only
     write lock. Code that locks rows it will audit takes this first, so every transaction
     takes the two in the same order and two writers never deadlock."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    transaction = session.get_transaction()
+    if transaction is not None and session.info.get(_LOCKED_IN) is transaction:
+        return  # held since earlier in this transaction: no second round trip
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    session.info[_LOCKED_IN] = session.get_transaction()
 
 
 def head(session: Session) -> AuditRow | None:

@@ -78,20 +78,36 @@ def add_incident(session: Session, row: IncidentRow) -> IncidentRow:
 def add_update(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
     """Record ``update`` and carry its phase onto the incident (and the incident's impact
     and visibility, as set with :func:`set_fields`)."""
+    _carry(incident, update)
+    _insert_update(session, incident, update)
+    moved = {name: getattr(incident, name) for name in _MOVED}
+    where = _INCIDENTS.c.id == incident.id
+    session.connection().execute(update_rows(_INCIDENTS).where(where).values(moved))
+
+
+def open_with(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
+    """Store a new incident already in its first update's phase, then that update: two
+    INSERTs (it is in the transaction of the trigger that fired, on the way to the
+    backout's first step)."""
+    _carry(incident, update)
+    add_incident(session, incident)
+    _insert_update(session, incident, update)
+
+
+def _carry(incident: IncidentRow, update: IncidentUpdateRow) -> None:
     resolved_at = incident.resolved_at
     if update.status in OPEN:
         resolved_at = None
     elif resolved_at is None:
         resolved_at = update.at
-    set_fields(update, incident_id=incident.id)
     set_fields(incident, status=update.status, updated_at=update.at, resolved_at=resolved_at)
+
+
+def _insert_update(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
+    set_fields(update, incident_id=incident.id)
     values = {c.name: getattr(update, c.name) for c in _UPDATES.columns if c.name != "id"}
-    connection = session.connection()
-    added = connection.execute(insert(_UPDATES).values(values).returning(_UPDATES.c.id))
+    added = session.connection().execute(insert(_UPDATES).values(values).returning(_UPDATES.c.id))
     set_fields(update, id=added.scalar_one())
-    moved = {name: getattr(incident, name) for name in _MOVED}
-    where = _INCIDENTS.c.id == incident.id
-    connection.execute(update_rows(_INCIDENTS).where(where).values(moved))
 
 
 def incidents(
