@@ -141,6 +141,34 @@ def one(
 ) -> float:
     """One watch, one alert: seconds from just before the POST to the step's start (and,
     appended to ``program``, to the moment its program ran)."""
+    found = one_marks(url, folder, n, known, src)
+    if program is not None:
+        program.append(found[PROGRAM])
+    return found[STEP]
+
+
+BACKOUT_STARTED, STEP, PROGRAM = "backout started", "first step started", "program ran"
+
+
+def marks(url: str, run_id: str, sent: float) -> dict[str, float]:
+    """Seconds from ``sent`` (just before the POST) to the run's ``backout_started``, its
+    first ``step_started`` and the moment the step's program ran."""
+    events = journal(url, run_id)
+    backout = [at for _, kind, at, _ in events if kind == "backout_started"]
+    started = [at for _, kind, at, _ in events if kind == "step_started"]
+    if not backout or not started:
+        raise SystemExit(f"run {run_id} never started its backout step")
+    return {
+        BACKOUT_STARTED: float(backout[0]) - sent,
+        STEP: float(started[0]) - sent,
+        PROGRAM: program_ran(url, run_id) - sent,
+    }
+
+
+def one_marks(
+    url: str, folder: Path, n: int, known: set[str], src: str | None = None
+) -> dict[str, float]:
+    """One watch with its own listener, one alert: :func:`marks`."""
     port = free_port()
     env = {**os.environ, "BACKOUT_DATABASE_URL": url, "BACKOUT_LISTEN_TOKEN": TOKEN}
     if src:
@@ -174,13 +202,7 @@ def one(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    events = journal(url, run_id)
-    started = [at for _, kind, at, step in events if kind == "step_started"]
-    if not started:
-        raise SystemExit(f"run {run_id} never started its backout step")
-    if program is not None:
-        program.append(program_ran(url, run_id) - sent)
-    return float(started[0]) - sent
+    return marks(url, run_id, sent)
 
 
 def program_ran(url: str, run_id: str) -> float:

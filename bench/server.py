@@ -20,9 +20,10 @@ process on a free loopback port, with an operator token:
    commit returned. p50/p99/max.
 3. **Alert to action**: ALERTS times, alternating: a ``backout watch PLAN --listen`` process
    gets a webhook on its own listener (bench/alert_latency.py), and a ``backout watch PLAN``
-   process (no listener) gets it through the server's ``/api/v1/alerts/alertmanager``. The
-   latency is the journal's ``step_started`` of the first backout step minus the moment just
-   before the POST. p50/p99/max.
+   process (no listener) gets it through the server's ``/api/v1/alerts/alertmanager``. From
+   the moment just before the POST to three marks: the journal's ``backout_started`` (the
+   trigger fired, the backout began), the first backout step's ``step_started``, and the
+   moment the step's program ran (``date +%s.%N``, as it printed it). p50/p99/max.
 
 Prints one table per part, stores side by side; no asserts. Needs PostgreSQL at
 BACKOUT_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test); a database
@@ -241,7 +242,7 @@ def live_events(store: Store, api: str, token: str, events: int, out: Figures) -
 # --- 3. alert to action ---------------------------------------------------------------------
 def via_server(
     url: str, folder: Path, n: int, known: set[str], api: str, token: str, answered: list[float]
-) -> float:
+) -> dict[str, float]:
     """One `backout watch` without a listener; the webhook goes to the server instead."""
     env = {**os.environ, "BACKOUT_DATABASE_URL": url}
     proc = subprocess.Popen(
@@ -281,12 +282,7 @@ def via_server(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    started = [
-        at for _, kind, at, _ in alert_latency.journal(url, run_id) if kind == "step_started"
-    ]
-    if not started:
-        raise SystemExit(f"run {run_id} never started its backout step")
-    return float(started[0]) - sent
+    return alert_latency.marks(url, run_id, sent)
 
 
 def alert_to_action(url: str, api: str, token: str, alerts: int, out: Figures) -> None:
@@ -294,14 +290,15 @@ def alert_to_action(url: str, api: str, token: str, alerts: int, out: Figures) -
         folder = Path(tmp)
         (folder / "plan.yaml").write_text(alert_latency.PLAN)
         known: set[str] = set()
-        listener: list[float] = []
-        endpoint: list[float] = []
+        listener: list[dict[str, float]] = []
+        endpoint: list[dict[str, float]] = []
         answered: list[float] = []
         for n in range(alerts):
-            listener.append(alert_latency.one(url, folder, 2 * n, known))
+            listener.append(alert_latency.one_marks(url, folder, 2 * n, known))
             endpoint.append(via_server(url, folder, 2 * n + 1, known, api, token, answered))
-        out.add("watch --listen", listener)
-        out.add("server endpoint", endpoint)
+        for mark in (alert_latency.BACKOUT_STARTED, alert_latency.STEP, alert_latency.PROGRAM):
+            out.add(f"listen -> {mark}", [m[mark] for m in listener])
+            out.add(f"server -> {mark}", [m[mark] for m in endpoint])
         out.add("(server's answer)", answered)
 
 
@@ -348,9 +345,9 @@ def measure(url: str, fresh: str, args: argparse.Namespace) -> dict[str, Figures
 def table(title: str, stores: dict[str, Figures], quantiles: tuple[float, ...]) -> None:
     names = [f"p{round(q * 100)}" for q in quantiles] + ["max"]
     print(f"\n{title} (ms)")
-    head = f"{'':<22}" + "".join(f"{store:>{10 * len(names)}}" for store in stores)
+    head = f"{'':<30}" + "".join(f"{store:>{10 * len(names)}}" for store in stores)
     print(head)
-    print(f"{'':<22}" + "".join(f"{n:>10}" for _ in stores for n in names))
+    print(f"{'':<30}" + "".join(f"{n:>10}" for _ in stores for n in names))
     rows = next(iter(stores.values())).rows
     for row in rows:
         cells = ""
@@ -358,7 +355,7 @@ def table(title: str, stores: dict[str, Figures], quantiles: tuple[float, ...]) 
             ms = figures.rows.get(row, [])
             values = [percentile(ms, q) for q in quantiles] + [max(ms)] if ms else []
             cells += "".join(f"{v:>10.1f}" for v in values) or f"{'-':>{10 * len(names)}}"
-        print(f"{row:<22}{cells}")
+        print(f"{row:<30}{cells}")
 
 
 def main() -> None:

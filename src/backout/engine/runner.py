@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backout import heap
 from backout.engine import baseline as baseline_mod
 from backout.engine.drill import Drill
 from backout.engine.environment import RunEnvironment
@@ -128,6 +129,7 @@ def execute(ex: Execution) -> RunView:
     still run one of its steps, and :class:`~backout.stop.Stopped` after a graceful stop
     (journalled as ``run_stopped``, the interrupted step left for ``resume``).
     """
+    heap.settle()  # the start-up's objects out of the cycle collector's way, once
     owner = STEP_OWNER.set(ex.row.id)  # its steps are this run's (a stop ends only those)
     try:
         with shim_zygote():  # the run's shims are forked by a zygote; it goes with the run

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LOGGER = "backout.server.access"
 ACTOR_KEY = "backout_actor"  # where auth leaves the request's actor: scope["state"]
+WARM_UP_KEY = "backout_warm_up"  # the server's own warm-up request (server/upkeep.py)
 log = logging.getLogger(LOGGER)
 
 
@@ -30,8 +31,8 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope.get("state", {}).get(WARM_UP_KEY):
+            await self.app(scope, receive, send)  # the server's own warm-up is no request
             return
         began = time.perf_counter()
         status = [500]  # what a request that raised past every handler answers

@@ -88,7 +88,7 @@ class ApiServer(flag_listen.FlagServer):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        self.upkeep.ensure_started()
+        self.upkeep.ensure_started(self.config.loaded_app)  # the app as uvicorn serves it
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.stopped_by is None or self.draining:

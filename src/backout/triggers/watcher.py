@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Concatenate
 
+from backout import heap
 from backout.kernel.events import EventKind
 from backout.spec.models import Plan, Trigger
 from backout.spec.templating import render_value
@@ -164,8 +165,10 @@ class Watcher:
         return kind.build(options, trigger.name, trigger.signal or "", baseline)
 
     def ready(self) -> None:
-        """Before the watch says it watches: the reads an alert makes, compiled now."""
+        """Before the watch says it watches: the reads an alert makes, compiled now, and
+        the start-up's objects out of the cycle collector's way (:mod:`backout.heap`)."""
         warm_alert_path(self.ctx.store, self.ctx.run_id, self.since)
+        heap.settle()
 
     # --- the loop ------------------------------------------------------------------------
     def watch(
