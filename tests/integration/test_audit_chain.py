@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from backout.store import audit
 from backout.store.db import Store, open_store
@@ -387,3 +387,41 @@ def test_details_are_plain_json_with_secrets_masked(store_url: str) -> None:
         "path": "/etc/app.conf",
     }
     assert "hunter22" not in invoke(store_url, "audit", "log").stdout
+
+
+def test_records_appended_in_one_transaction_follow_each_other(store_url: str) -> None:
+    """The second record of a transaction links to the first without reading the chain
+    again (the lock is held), and a savepoint rolled back leaves no link behind."""
+    _fill(store_url, 2)
+    store = open_store(store_url)
+    heads: list[str] = []
+
+    def count_heads(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT AUDIT.SEQ, AUDIT.HASH"):
+            heads.append(statement)
+
+    try:
+        event.listen(store.engine, "before_cursor_execute", count_heads)
+        with store.session() as session:
+            audit.append(session, "ops", "test.one", "t:1", {})
+            audit.append(session, "ops", "test.two", "t:2", {})
+            assert len(heads) == 1  # the first append read the chain's end; the second did not
+            try:
+                with session.begin_nested():
+                    audit.append(session, "ops", "test.gone", "t:x", {})
+                    raise RuntimeError("roll the savepoint back")
+            except RuntimeError:
+                pass
+            audit.append(session, "ops", "test.three", "t:3", {})
+        with store.session() as session:
+            audit.append(session, "ops", "test.four", "t:4", {})
+        with store.session(read_only=True) as session:
+            verified = audit.verify(session)
+            rows = audit.log(session)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count_heads)
+        store.dispose()
+    assert verified.ok, verified.problem
+    assert [r.seq for r in sorted(rows, key=lambda r: r.seq)] == list(range(1, 7))
+    actions = [r.action for r in sorted(rows, key=lambda r: r.seq)][2:]
+    assert actions == ["test.one", "test.two", "test.three", "test.four"]

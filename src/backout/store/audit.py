@@ -31,6 +31,7 @@ GENESIS = "0" * 64
 _HASH = re.compile(r"[0-9a-f]{64}")
 _LOCK_KEY = 7244302
 _LOCKED_IN = "backout_audit_locked_in"  # session.info: the transaction that holds the lock
+_APPENDED = "backout_audit_appended"  # session.info: (transaction, the link it appended last)
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
 _AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
@@ -106,9 +107,17 @@ def last_link(session: Session) -> tuple[int, str] | None:
 def append(
     session: Session, actor: str, action: str, subject: str, details: dict[str, Any] | None = None
 ) -> AuditRow:
-    """Add a record in the caller's transaction (so it commits with the mutation it audits)."""
+    """Add a record in the caller's transaction (so it commits with the mutation it audits).
+    A second record in one transaction follows the first without reading the chain again:
+    the lock held since the first means no one else appended in between."""
     lock(session)
-    last = last_link(session)
+    # the innermost transaction: a savepoint rolled back must not leave its link behind
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    appended = session.info.get(_APPENDED)
+    if transaction is not None and appended is not None and appended[0] is transaction:
+        last: tuple[int, str] | None = appended[1]
+    else:
+        last = last_link(session)
     record = {
         "seq": (last[0] + 1) if last else 1,
         "at": time.time(),
@@ -121,7 +130,9 @@ def append(
     values = {**record, "prev_hash": prev, "hash": link_hash(prev, record)}
     # one plain INSERT (no unit of work): it is on the path from an alert to the backout
     inserted = session.connection().execute(insert(_AUDIT).returning(_AUDIT.c.id), values)
-    return AuditRow(id=inserted.scalar_one(), **values)  # a copy of the row, not tracked
+    row_id = inserted.scalar_one()
+    session.info[_APPENDED] = (transaction, (values["seq"], values["hash"]))
+    return AuditRow(id=row_id, **values)  # a copy of the row, not tracked
 
 
 @dataclass(frozen=True)
