@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from backout import commands
@@ -20,6 +20,7 @@ from backout.kernel.states import RunStatus
 from backout.settings import Settings
 from backout.store import repo
 from backout.store.db import Store
+from backout.store.models import RunRow
 from tests.callers import caller
 
 
@@ -95,3 +96,45 @@ def test_an_event_after_a_gap_is_refused_and_nothing_is_written(
     with me.store.session() as session:
         repo.append_event(session, following, RunStatus.SUCCEEDED, "", None)
     assert commands.status(me, report.run_id).status == "succeeded"
+
+
+def test_events_written_together_update_the_run_once_and_never_after_a_gap(
+    store_url: str, tmp_path: Path
+) -> None:
+    """``append_events``: the rows, then one projection as the last event leaves the run;
+    a batch whose first event does not follow the journal is refused whole."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("plan: batch\nsteps:\n  - name: one\n    run: ['true']\n")
+    me = caller(Settings(database_url=store_url, actor="tester", lease_ttl=5.0))
+    report = commands.run(me, plan)
+    with me.store.session() as session:
+        last = repo.load_events(session, report.run_id)[-1].seq
+
+    def batch(first: int) -> list[Event]:
+        return [
+            Event(report.run_id, seq, time.time(), EventKind.WARNING, data={"n": seq})
+            for seq in (first, first + 1)
+        ]
+
+    gap = pytest.raises(StoreError, match=f"has no event {last + 1} to follow")
+    with gap, me.store.session() as session:
+        repo.append_events(session, batch(last + 2), RunStatus.FAILED, "x", None)
+    updates: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE RUNS"):
+            updates.append(statement)
+
+    event.listen(me.store.engine, "before_cursor_execute", count)
+    try:
+        with me.store.session() as session:
+            repo.append_events(session, batch(last + 1), RunStatus.FAILED, "batched", 1.0)
+    finally:
+        event.remove(me.store.engine, "before_cursor_execute", count)
+    assert len(updates) == 1
+    with me.store.session() as session:
+        seqs = [e.seq for e in repo.load_events(session, report.run_id)]
+        projected = session.get(RunRow, report.run_id)
+        assert projected is not None
+        assert (projected.status, projected.message) == ("failed", "batched")
+    assert seqs[-3:] == [last, last + 1, last + 2]

@@ -107,9 +107,12 @@ class Journal:
             with self.store.session(synced=synced) as session:
                 if self.fence is not None:
                     self.fence(session)
+                # the rows, then the run's projection once, as the last event leaves it
+                last = written[-1][1]
+                finished = written[-1][0].at if last.status in RUN_TERMINAL else None
+                events = [event for event, _ in written]
+                repo.append_events(session, events, last.status, last.message, finished)
                 for event, state in written:
-                    finished = event.at if state.status in RUN_TERMINAL else None
-                    repo.append_event(session, event, state.status, state.message, finished)
                     for hook in self.hooks:
                         hook(session, event, state)
                 # live followers (the API's event streams) look at once, not at their next poll

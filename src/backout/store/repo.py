@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
@@ -79,9 +80,22 @@ def append_event(
     statements, no ORM unit of work. The projection is updated only if the event before
     this one is in the store: a journal never gets a gap, even if a database that crashed
     lost an unsynced commit while this process lived on (StoreError then)."""
-    conn = session.connection()
-    conn.execute(
-        insert(_JOURNAL),
+    append_events(session, [event], status, message, finished_at)
+
+
+def append_events(
+    session: Session,
+    events: Sequence[Event],
+    status: RunStatus,
+    message: str,
+    finished_at: float | None,
+) -> None:
+    """Write consecutive events of one run and, once, the run's status projection as the
+    last of them leaves it (``status``, ``message``, ``finished_at``), in the caller's
+    transaction: the rows in one statement, the projection in another. As for one event,
+    the projection is updated only if the event before the first is in the store."""
+    first = events[0]
+    rows = [
         {
             "run_id": event.run_id,
             "seq": event.seq,
@@ -90,12 +104,15 @@ def append_event(
             "step": event.step,
             "attempt": event.attempt,
             "data": event.data,
-        },
-    )
-    projection = update(_RUNS).where(_RUNS.c.id == event.run_id)
-    if event.seq > 1:
+        }
+        for event in events
+    ]
+    conn = session.connection()
+    conn.execute(insert(_JOURNAL), rows[0] if len(rows) == 1 else rows)
+    projection = update(_RUNS).where(_RUNS.c.id == first.run_id)
+    if first.seq > 1:
         previous = select(_JOURNAL.c.id).where(
-            _JOURNAL.c.run_id == event.run_id, _JOURNAL.c.seq == event.seq - 1
+            _JOURNAL.c.run_id == first.run_id, _JOURNAL.c.seq == first.seq - 1
         )
         projection = projection.where(previous.exists())
     done = conn.execute(
@@ -103,10 +120,10 @@ def append_event(
     )
     if done.rowcount != 1:
         raise StoreError(
-            f"the journal of run {event.run_id} has no event {event.seq - 1} to follow; "
+            f"the journal of run {first.run_id} has no event {first.seq - 1} to follow; "
             "the store lost writes (a database crash?) or the run is gone",
-            run_id=event.run_id,
-            hint=f"check `backout journal {event.run_id}`, then `backout resume` it",
+            run_id=first.run_id,
+            hint=f"check `backout journal {first.run_id}`, then `backout resume` it",
         )
 
 
