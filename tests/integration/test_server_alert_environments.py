@@ -7,26 +7,19 @@ watch started with ``--env staging``, and only that one. The watch is a real
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backout import commands
-from backout.reports import RunReport
-from backout.settings import Settings
 from backout.triggers import watcher
-from tests.callers import caller
 from tests.integration.test_server import assert_problem, serve, with_password
-from tests.integration.test_server_alerts import AM_PATH, GENERIC_PATH, alert, webhook
-from tests.services import wait_until
+from tests.integration.test_server_alerts import AM_PATH, GENERIC_PATH, Watch, alert, webhook
 
 __all__ = ["serve"]  # the fixture, re-exported for pytest
 
 HOUR = 3600.0
-WAIT_S = 60.0
 PLAN = """\
 plan: shop
 service: shop
@@ -47,54 +40,6 @@ def no_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """A watch reads its inbox only when rung (and once as it starts)."""
     monkeypatch.setattr(watcher, "TICK_S", HOUR)
     monkeypatch.setattr(watcher, "POLL_PUSHED_S", HOUR)
-
-
-class Watch:
-    """``backout watch plan.yaml --env ENV --for 1h`` in a thread, started and watching."""
-
-    def __init__(self, url: str, plan: Path, environment: str) -> None:
-        self.me = caller(Settings(database_url=url, actor="deployer", lease_ttl=5.0))
-        self.key = f"shop@{environment}"
-        self.box: list[object] = []
-        self.thread = threading.Thread(
-            target=self._run, args=(plan, environment), name=f"watch {self.key}", daemon=True
-        )
-        self.thread.start()
-        wait_until(
-            lambda: self.run_id() is not None or not self.thread.is_alive(), WAIT_S, "a watch"
-        )
-        assert self.thread.is_alive(), self.box
-        self.id = str(self.run_id())
-
-    def _run(self, plan: Path, environment: str) -> None:
-        try:
-            self.box.append(commands.watch(self.me, plan, HOUR, environment=environment))
-        except BaseException as exc:  # reported by the test thread
-            self.box.append(exc)
-
-    def run_id(self) -> str | None:
-        newest = commands.runs(self.me, self.key, limit=1)
-        if not newest or newest[0].status != "running":
-            return None
-        run_id = str(newest[0].run_id)
-        kinds = [e.kind for e in commands.journal(self.me, run_id)]
-        return run_id if "watch_started" in kinds else None
-
-    def finished(self) -> RunReport:
-        self.thread.join(WAIT_S)
-        assert not self.thread.is_alive(), "the watch was never woken"
-        result = self.box[0]
-        if isinstance(result, BaseException):
-            raise result
-        assert isinstance(result, RunReport)
-        return result
-
-    def stop(self) -> None:
-        """End a watch the test no longer needs (a manual trigger: it backs out, and ends)."""
-        if self.thread.is_alive():
-            commands.trigger(self.me, self.key, "the test is over")
-            self.thread.join(WAIT_S)
-            assert not self.thread.is_alive(), f"the watch of {self.key} did not end"
 
 
 @pytest.fixture

@@ -61,14 +61,18 @@ def no_polls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- a watch of shop, running in a thread -----------------------------------------------------
 class Watch:
-    def __init__(self, url: str, directory: Path) -> None:
-        self.url = url
+    """``backout watch PLAN [--env ENV] --for 1h`` in a thread of the test, started and
+    watching (its run journalled ``watch_started``); its run is keyed ``shop`` or
+    ``shop@ENV``."""
+
+    def __init__(self, url: str, plan: Path, environment: str | None = None) -> None:
         self.settings = Settings(database_url=url, actor="deployer", lease_ttl=5.0)
+        self.me = caller(self.settings)
+        self.key = f"shop@{environment}" if environment else "shop"
         self.box: list[object] = []
-        plan = directory / "plan.yaml"
-        plan.write_text(PLAN)
-        me = caller(self.settings)
-        self.thread = threading.Thread(target=self._run, args=(me, plan), daemon=True)
+        self.thread = threading.Thread(
+            target=self._run, args=(plan, environment), name=f"watch {self.key}", daemon=True
+        )
         self.thread.start()
         wait_until(
             lambda: self.run_id() is not None or not self.thread.is_alive(), WAIT_S, "a watch"
@@ -76,27 +80,22 @@ class Watch:
         assert self.thread.is_alive(), self.box
         self.id = str(self.run_id())
 
-    def _started(self) -> bool:
-        return self.run_id() is not None or not self.thread.is_alive()
-
-    def _run(self, me: Any, plan: Path) -> None:
+    def _run(self, plan: Path, environment: str | None) -> None:
         try:
-            self.box.append(commands.watch(me, plan, HOUR, listen=None))
+            self.box.append(commands.watch(self.me, plan, HOUR, environment=environment))
         except BaseException as exc:  # reported by the test thread
             self.box.append(exc)
 
     def run_id(self) -> str | None:
-        me = caller(self.settings)
-        newest = commands.runs(me, "shop", limit=1)
+        newest = commands.runs(self.me, self.key, limit=1)
         if not newest or newest[0].status != "running":
             return None
         run_id = str(newest[0].run_id)
-        kinds = [e.kind for e in commands.journal(me, run_id)]
+        kinds = [e.kind for e in commands.journal(self.me, run_id)]
         return run_id if "watch_started" in kinds else None
 
     def events(self, kind: str) -> list[dict[str, Any]]:
-        journal = commands.journal(caller(self.settings), self.id)
-        return [dict(e.data) for e in journal if e.kind == kind]
+        return [dict(e.data) for e in commands.journal(self.me, self.id) if e.kind == kind]
 
     def finished(self) -> RunReport:
         self.thread.join(WAIT_S)
@@ -107,11 +106,20 @@ class Watch:
         assert isinstance(result, RunReport)
         return result
 
+    def stop(self) -> None:
+        """End a watch the test no longer needs (a manual trigger: it backs out, and ends)."""
+        if self.thread.is_alive():
+            commands.trigger(self.me, self.key, "the test is over")
+            self.thread.join(WAIT_S)
+            assert not self.thread.is_alive(), f"the watch of {self.key} did not end"
+
 
 @pytest.fixture
 def watch(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Watch]:
     monkeypatch.chdir(tmp_path)  # where the plan's step leaves its marks
-    return lambda: Watch(with_password(store_url), tmp_path)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(PLAN)
+    return lambda: Watch(with_password(store_url), plan)
 
 
 # --- payloads ------------------------------------------------------------------------------
