@@ -31,7 +31,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("state", {}).get(WARM_UP_KEY):
+        if scope["type"] != "http" or is_warm_up(scope):
             await self.app(scope, receive, send)  # the server's own warm-up is no request
             return
         began = time.perf_counter()
@@ -47,6 +47,12 @@ class AccessLog:
         finally:
             if log.isEnabledFor(logging.INFO):
                 log.info(line(scope, status[0], time.perf_counter() - began))
+
+
+def is_warm_up(scope: Scope) -> bool:
+    """Whether the request is the server's own warm-up (server/upkeep.py), which no log
+    tells of."""
+    return bool(scope.get("state", {}).get(WARM_UP_KEY))
 
 
 def line(scope: Scope, status: int, seconds: float) -> str:

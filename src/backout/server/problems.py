@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from backout.errors import BackoutError, Unauthenticated
-from backout.server.access import WARM_UP_KEY
+from backout.server.access import is_warm_up
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:backout:problem:"
@@ -76,8 +76,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BackoutError)
     async def _backout_error(request: Request, exc: BackoutError) -> ProblemResponse:
-        warm_up = request.scope.get("state", {}).get(WARM_UP_KEY)  # the server's own
-        if isinstance(exc, Unauthenticated) and not warm_up:  # the log keeps the case
+        # the one answer hides the case; the log keeps it (not for the server's warm-up)
+        if isinstance(exc, Unauthenticated) and not is_warm_up(request.scope):
             log.warning("refused %s %s: token %s", request.method, request.url.path, exc.reason)
         return of_error(exc)
 

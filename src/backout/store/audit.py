@@ -30,7 +30,7 @@ from backout.store.models import AuditRow
 GENESIS = "0" * 64
 _HASH = re.compile(r"[0-9a-f]{64}")
 _LOCK_KEY = 7244302
-_LOCKED_IN = "backout_audit_locked_in"  # session.info: the transaction that holds the lock
+_LOCKED = "backout_audit_locked"  # session.info: (transaction, True) once it holds the lock
 _APPENDED = "backout_audit_appended"  # session.info: (transaction, the link it appended last)
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
@@ -86,11 +86,26 @@ def lock(session: Session) -> None:
     takes the two in the same order and two writers never deadlock."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    transaction = session.get_transaction()
-    if transaction is not None and session.info.get(_LOCKED_IN) is transaction:
+    if _remembered(session, _LOCKED):
         return  # held since earlier in this transaction: no second round trip
     session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-    session.info[_LOCKED_IN] = session.get_transaction()
+    _remember(session, _LOCKED, True)
+
+
+def _remembered(session: Session, key: str) -> Any:
+    """What :func:`_remember` kept under ``key`` in this very transaction, or None. The
+    innermost one: what a savepoint did is forgotten with it, rolled back or not (at
+    worst a round trip made again)."""
+    kept = session.info.get(key)
+    return kept[1] if kept is not None and kept[0] is _innermost(session) else None
+
+
+def _remember(session: Session, key: str, value: Any) -> None:
+    session.info[key] = (_innermost(session), value)
+
+
+def _innermost(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 def head(session: Session) -> AuditRow | None:
@@ -111,13 +126,7 @@ def append(
     A second record in one transaction follows the first without reading the chain again:
     the lock held since the first means no one else appended in between."""
     lock(session)
-    # the innermost transaction: a savepoint rolled back must not leave its link behind
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    appended = session.info.get(_APPENDED)
-    if transaction is not None and appended is not None and appended[0] is transaction:
-        last: tuple[int, str] | None = appended[1]
-    else:
-        last = last_link(session)
+    last: tuple[int, str] | None = _remembered(session, _APPENDED) or last_link(session)
     record = {
         "seq": (last[0] + 1) if last else 1,
         "at": time.time(),
@@ -131,7 +140,7 @@ def append(
     # one plain INSERT (no unit of work): it is on the path from an alert to the backout
     inserted = session.connection().execute(insert(_AUDIT).returning(_AUDIT.c.id), values)
     row_id = inserted.scalar_one()
-    session.info[_APPENDED] = (transaction, (values["seq"], values["hash"]))
+    _remember(session, _APPENDED, (values["seq"], values["hash"]))
     return AuditRow(id=row_id, **values)  # a copy of the row, not tracked
 
 
