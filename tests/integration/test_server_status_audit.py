@@ -72,7 +72,12 @@ def serve_timed(store_url: str) -> Iterator[Callable[[Timing], Served]]:
         client = httpx.Client(timeout=30)
         started.append((server, thread, listener, store, client, streams))
         wait_until(lambda: server.started, START_TIMEOUT_S, "the API server to start")
-        return Served(Api(listener.url, store, Caller(store, "admin"), client), app.state.upkeep)
+        upkeep: Upkeep = app.state.upkeep
+        # its start's work (the warm-up, the chain's first walk), which the first request
+        # starts here (no lifespan), done before the test acts
+        client.get(listener.url + "/healthz").raise_for_status()
+        wait_until(upkeep.settled.is_set, START_TIMEOUT_S, "the server's start-up work")
+        return Served(Api(listener.url, store, Caller(store, "admin"), client), upkeep)
 
     yield start
     for server, thread, listener, store, client, streams in started:

@@ -157,6 +157,7 @@ class Upkeep:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._app: ASGIApp | None = None
         self.warmed: int | None = None  # the warm-up request's status, once it was answered
+        self.settled = threading.Event()  # set once the start's work is done (first walk too)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def ensure_started(self, app: ASGIApp | None = None) -> None:
@@ -201,6 +202,7 @@ class Upkeep:
                 LOG.exception("backout server: the warm-up request failed")
         heap.settle()  # what start-up and warm-up made, out of the cycle collector's way
         await _run(self.chain.check)  # the first (whole) walk, for the first page load
+        self.settled.set()
         await _every(self.timing.verify_every, self.chain.full)
 
 
