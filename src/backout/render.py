@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from backout.errors import Issue
 from backout.kernel.events import CHECK_EVENTS, Event, EventKind
 
 if TYPE_CHECKING:  # annotations only: `validate` prints issues without the run machinery
+    from rich.table import Table
+
     from backout.engine.view import RunView
     from backout.reports import DryRunReport, Handoff, RunReport, RunSummary
 
@@ -76,6 +77,8 @@ def print_issues(console: Console, issues: list[Issue]) -> None:
 
 
 def run_table(report: RunReport) -> Table:
+    from rich.table import Table  # 3 ms of imports (fractions, decimal) `validate` needs not
+
     table = Table(
         title=f"run {report.run_id} · {report.plan} · {styled(report.status)}", title_justify="left"
     )
@@ -251,6 +254,8 @@ def telemetry_line(name: str, reading: dict[str, Any]) -> str:
 
 
 def runs_table(rows: list[RunSummary]) -> Table:
+    from rich.table import Table
+
     table = Table()
     # the id is what people copy: never wrapped or cut, however narrow the terminal
     width = max((len(row.run_id) for row in rows), default=3)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from backout.cli import cli
 from backout.errors import Issue, PlanError
 from backout.plans import load_plan
+from backout.spec import yamlfile
 from backout.spec.lint import lint
 from backout.spec.yamlfile import MAX_ALIAS_NODES, MAX_BYTES, MAX_DEPTH
 
@@ -171,6 +172,71 @@ def test_mutated_plans_only_ever_raise_plan_errors(
         assert issue.line >= 1, str(issue)
         assert issue.col >= 1, str(issue)
         assert len(str(issue).splitlines()) == 1, str(issue)
+
+
+def positions(value: object, path: tuple[object, ...] = ()) -> list[object]:
+    """Every key and item of a loaded document with its line and column."""
+    found: list[object] = []
+    lc = getattr(value, "lc", None)
+    if isinstance(value, dict) and lc is not None:
+        for key in value:
+            found.append((path, key, (lc.data or {}).get(key)))
+            found += positions(value[key], (*path, key))
+    elif isinstance(value, list) and lc is not None:
+        for index, item in enumerate(value):
+            found.append((path, index, (lc.data or {}).get(index)))
+            found += positions(item, (*path, index))
+    return found
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(data=mutations())
+def test_libyaml_reads_every_document_as_the_pure_parser_does(data: bytes) -> None:
+    """The fast path (libyaml's scanner, ruamel's composer and constructor) gives the same
+    values at the same places as ruamel's pure round-trip loader, for every document the
+    pure loader reads; what libyaml refuses is read again by the pure one."""
+    try:
+        text = data.decode("utf-8")
+        expected = yamlfile._parser().load(text)
+    except (UnicodeDecodeError, yamlfile.YAMLError, ValueError, RecursionError):
+        return  # refused either way: the test above checks how
+    loaded = yamlfile._load(text)
+    assert loaded == expected
+    assert positions(loaded) == positions(expected)
+    assert type(loaded) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "%YAML 1.1\n---\na: yes\nb: 010\nc: 1:20\n",  # YAML 1.1's booleans, octal, base 60
+        "a: yes\nb: 010\nc: 0o10\nd: 1_000\ne: .inf\nf: 2024-01-02\ng: ~\n",
+        "a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n",
+        "s: |\n  line\n   more\nt: >-\n  folded\n  text\n",
+        'k: "\\u263A \\x41"\n',
+        "- a\n- b: [1, {c: d}]\n",
+    ],
+)
+def test_libyaml_reads_these_as_the_pure_parser_does(text: str) -> None:
+    expected = yamlfile._parser().load(text)
+    loaded = yamlfile._CLoader(text).load()
+    assert (loaded, positions(loaded)) == (expected, positions(expected))
+
+
+def test_a_document_libyaml_refuses_is_named_in_the_pure_parsers_words() -> None:
+    text = "plan: p\n  bad: indent\n"
+    with pytest.raises(yamlfile.YAMLError) as pure:
+        yamlfile._parser().load(text)
+    with pytest.raises(yamlfile.YAMLError) as fast:
+        yamlfile._CLoader(text).load()
+    with pytest.raises(yamlfile.YAMLError) as loaded:
+        yamlfile._load(text)
+    assert str(loaded.value) == str(pure.value) != str(fast.value)
+
+
+def test_libyaml_is_the_parser_in_use() -> None:
+    """ruamel.yaml.clib is a dependency: without it every load takes 5x longer."""
+    assert yamlfile.CParser is not None
 
 
 # --- each input that crashed or hung `backout validate`, through the CLI -----------------

@@ -9,11 +9,15 @@ registered in :data:`ACTIONS` here; plugins come from ``backout.actions`` entry 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from backout.actions.base import Action, Outcome
 from backout.kernel.options import ArgvOptions, Context, Options, resolve
 from backout.plugins import Registry
-from backout.proc import run_process
-from backout.stop import Stopped
+
+if TYPE_CHECKING:
+    from backout.proc import run_process
+    from backout.stop import Stopped
 
 ACTIONS: Registry[Action] = Registry(
     "action",
@@ -30,6 +34,21 @@ ACTIONS: Registry[Action] = Registry(
         "alembic": "backout.actions.alembic:AlembicAction",
     },  # each module loads when a plan first uses its kind
 )
+
+_LAZY = {"run_process": "backout.proc", "Stopped": "backout.stop"}
+
+
+def __getattr__(name: str) -> Any:
+    """``run_process`` and ``Stopped`` load when first asked for: `backout validate`
+    reads this package for its registry, and processes and signals are not its business."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ACTIONS",

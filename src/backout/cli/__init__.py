@@ -11,13 +11,35 @@ from :mod:`.catalog` (name, module, short help), so start-up stays light.
 
 from __future__ import annotations
 
-from backout.cli.base import cli
+from typing import TYPE_CHECKING, Any
+
+from backout import heap
+
+if TYPE_CHECKING:
+    from backout.cli.base import cli
 
 
 def main() -> None:
-    # the same name under `python -m backout`: usage lines, and the completion variable
-    # (_BACKOUT_COMPLETE) the shell scripts of `backout completion` set
-    cli(obj={}, prog_name="backout")
+    """The ``backout`` program. Start-up (click, rich, pydantic, the command's module) runs
+    with the cycle collector held (:func:`backout.heap.hold`): it is released as the
+    command is found, before the command does its work."""
+    heap.hold()
+    try:
+        from backout.cli.base import cli
+
+        # the same name under `python -m backout`: usage lines, and the completion variable
+        # (_BACKOUT_COMPLETE) the shell scripts of `backout completion` set
+        cli(obj={}, prog_name="backout")
+    finally:
+        heap.release()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cli":  # the group, for CliRunner and for documentation tools
+        from backout.cli.base import cli
+
+        return cli
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["cli", "main"]

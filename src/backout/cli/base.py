@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from backout import __version__
+from backout import __version__, heap
 from backout.cli.catalog import CATALOG
 from backout.cli.conventions import document
 from backout.errors import BackoutError, PlanError
@@ -98,6 +98,14 @@ class BackoutGroup(click.Group):
         and the environment variables it reads (:mod:`.conventions`)."""
         super().add_command(cmd, name)
         document(cmd, name or cmd.name or "")
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """The command to run, loaded; start-up ends here (:func:`backout.heap.release`)."""
+        found = super().resolve_command(ctx, args)
+        heap.release()
+        return found
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *CATALOG})

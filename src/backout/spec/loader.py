@@ -6,7 +6,6 @@ message and hint; the loader collects all of them and raises one :class:`PlanErr
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -203,6 +202,8 @@ def _split_item(
         unknown = [key for key in item if key not in common]
         hint = f"expected one of: {', '.join(registry.names())}"
         if unknown:
+            import difflib  # only for a plan with an unknown kind
+
             guess = difflib.get_close_matches(unknown[0], registry.names(), n=1)
             add(
                 (*where, unknown[0]),

@@ -9,7 +9,6 @@ one becomes an :class:`~backout.errors.Issue` at the place that broke it, fast.
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from pathlib import Path
@@ -20,9 +19,15 @@ from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.events import AliasEvent, DocumentStartEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
 from ruamel.yaml.reader import Reader
+from ruamel.yaml.resolver import VersionedResolver
+
+try:  # libyaml's scanner and parser, through ruamel's own C extension (ruamel.yaml.clib)
+    from _ruamel_yaml import CParser
+except ImportError:  # pragma: no cover - a platform without its wheel: the pure parser
+    CParser = None
 
 from backout.errors import Issue, PlanError
 from backout.spec.source_map import SourceMap
@@ -129,10 +134,67 @@ def _value_hint(node: Any) -> str:
 
 
 def _parser() -> YAML:
+    """ruamel's round-trip loader, pure Python (its scanner is most of the cost: about
+    0.25 ms a line); the fallback of :func:`_load` where libyaml is not installed."""
     yaml = YAML(typ="rt")
     yaml.Composer = BoundedComposer
     yaml.Constructor = BoundedConstructor
     return yaml
+
+
+class _CLoader:
+    """libyaml scans and parses (C, about 20x faster); ruamel's bounded composer and its
+    round-trip constructor build the same values, with the same lines and columns, as
+    :func:`_parser` does. Comments are not kept: nothing reads them."""
+
+    comment_handling = None
+    allow_duplicate_keys = False
+    max_depth = 0  # ruamel's own limit, off: BoundedComposer keeps MAX_DEPTH
+    yaml_version: Any = None  # of a %YAML directive, read by the resolver
+
+    def __init__(self, text: str) -> None:
+        self._parser = _VersionedEvents(CParser(text), self)
+        self._scanner = self
+        # ruamel's parts find each other through the loader's _resolver, _composer …
+        self._resolver = VersionedResolver(loadumper=self)
+        self._composer = BoundedComposer(loader=self)
+        self._constructor = BoundedConstructor(loader=self)
+
+    def load(self) -> Any:
+        return self._constructor.get_single_data()
+
+
+class _VersionedEvents:
+    """libyaml's events, noting a document's ``%YAML`` version where ruamel's resolver
+    looks for it (ruamel's pure scanner records it itself)."""
+
+    def __init__(self, parser: Any, loader: _CLoader) -> None:
+        self._events = parser
+        self._loader = loader
+
+    def check_event(self, *choices: Any) -> bool:
+        return bool(self._events.check_event(*choices))
+
+    def peek_event(self) -> Any:
+        return self._events.peek_event()
+
+    def get_event(self) -> Any:
+        event = self._events.get_event()
+        if isinstance(event, DocumentStartEvent):
+            self._loader.yaml_version = event.version
+        return event
+
+
+def _load(text: str) -> Any:
+    """The document through libyaml; a document it refuses is read again by ruamel's pure
+    parser, which names the problem in its own (tested) words, or reads what libyaml's
+    YAML 1.1 scanner refuses and YAML 1.2 allows."""
+    if CParser is not None:
+        try:
+            return _CLoader(text).load()
+        except YAMLError:
+            pass
+    return _parser().load(text)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -142,7 +204,7 @@ def read_yaml(path: str | Path) -> Any:
     text = read_text(path)
     _refuse_unprintable(file, text)
     try:
-        return _parser().load(text)
+        return _load(text)
     except MarkedYAMLError as exc:
         raise PlanError([_marked_issue(file, exc)]) from None
     except YAMLError as exc:  # unmarked errors (the reader's): rare after the checks above
@@ -241,6 +303,8 @@ def type_hint(error: Any) -> str:
 
 def unknown_key_hint(key: str, allowed: list[str], listed: str = "allowed keys") -> str:
     """ "did you mean 'x'?" for a near miss, else the allowed names under ``listed``."""
+    import difflib  # only for a plan with an unknown key
+
     guess = difflib.get_close_matches(key, allowed, n=1)
     return f"did you mean {guess[0]!r}?" if guess else f"{listed}: {', '.join(allowed)}"
 
