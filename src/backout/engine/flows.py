@@ -39,6 +39,7 @@ class Flow:
     promote: Callable[[], dict[str, Any]] | None = None
     # where the trigger fired, journalled with it (a deploy's stage)
     _fired_at: dict[str, Any] = field(default_factory=dict)
+    _rehearsed: bool = False  # the verdict's transaction, once (_rehearse_verdict)
 
     @property
     def view(self) -> RunView:
@@ -84,8 +85,34 @@ class Flow:
         # ready before it says it watches: an alert's backout starts at once, nothing to load
         self.runner.ready(self.units)
         self.watcher().ready()
+        self._rehearse_verdict()
         self.runner.journal.append(EventKind.WATCH_STARTED, seconds=self.watch_for)
         return self.watcher().watch(self.watch_for)
+
+    def _rehearse_verdict(self) -> None:
+        """The verdict's transaction (``trigger_fired`` and ``backout_started``, with the
+        audit records, the status page's incident and the notifications they make), written
+        and rolled back before the watch begins (:meth:`Journal.rehearse`): when a trigger
+        fires, each of its statements runs compiled. Once per run (a deploy's first
+        checkpoint). Only a shortcut: if the rehearsal fails (a notification template that
+        needs a real alert's fields …), the verdict compiles them itself, as before."""
+        if self._rehearsed:
+            return
+        self._rehearsed = True
+        triggers = self.runner.plan.triggers
+        first = triggers[0] if triggers else None
+        sample = Fired(
+            first.name if first else "rehearsal",
+            first.kind if first else "alertmanager",
+            "a rehearsal of the verdict's transaction (rolled back)",
+        ).to_json()
+        try:
+            self.runner.journal.rehearse(
+                (EventKind.TRIGGER_FIRED, {**self._fired_at, **sample}),
+                (EventKind.BACKOUT_STARTED, sample),
+            )
+        except Exception:  # nothing was written; the real verdict compiles its statements
+            return
 
     # --- deploy --------------------------------------------------------------------------
     def _forward(self) -> Fired | None:
@@ -116,6 +143,7 @@ class Flow:
         self.runner.ready(self.units)  # before it holds: a trigger's backout starts at once
         watcher = self.watcher()
         watcher.ready()
+        self._rehearse_verdict()
         journal.append(
             EventKind.CHECKPOINT_STARTED,
             stage=s,
