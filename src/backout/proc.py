@@ -512,6 +512,18 @@ def _start_spare() -> None:
             _SPARE.append(zygote.fork(SPARE_IDLE_S) if zygote else _start_shim())
 
 
+def prepare_spare() -> None:
+    """Fork the next step's shim now, in the background, if this process's zygote is up
+    and no spare is: a run about to back out calls this as it writes its verdict, so its
+    first backout step finds its shim forked instead of waiting for the fork (a spare
+    forked while a run only waits would idle out long before an alert). Never starts a
+    zygote, nor a shim as a Python of its own."""
+    with _ZYGOTE_LOCK:
+        up = bool(_ZYGOTE) and not _ZYGOTE[0].broken
+    if up and not _SPARE and not STOP.requested:
+        threading.Thread(target=_start_spare, name="backout-spare", daemon=True).start()
+
+
 def drop_spare() -> None:
     """Kill the spare shim, if any (at exit; a forked child forgets its parent's)."""
     with _SPARE_LOCK:

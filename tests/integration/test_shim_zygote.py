@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from backout import commands, proc
 from backout.settings import Settings
 from tests.callers import caller
@@ -115,3 +117,34 @@ def test_an_executor_killed_mid_step_leaves_no_process_behind(
         executor.wait(30)
     wait_until(lambda: not proc.group_alive(shim), 30, "the step's group to be killed")
     wait_until(lambda: not proc.alive(zygote, None), 30, "the zygote to exit")
+
+
+def test_a_spare_forked_for_a_verdict_is_the_first_backout_steps_shim(tmp_path: Path) -> None:
+    """``prepare_spare`` (called as a run writes its verdict) has the zygote fork the next
+    step's shim in the background; the step then takes that shim instead of a new fork."""
+    spawned: list[proc.Spawned] = []
+    with proc.shim_zygote():
+        proc.ready_zygote()
+        proc.drop_spare()
+        proc.prepare_spare()
+        wait_until(lambda: bool(proc._SPARE), 30, "the spare shim to be forked")
+        spare = proc._SPARE[0].proc.pid
+        token = proc.SPAWN_HOOK.set(spawned.append)
+        try:
+            result = proc.run_process(["true"], cwd=tmp_path, timeout=30)
+        finally:
+            proc.SPAWN_HOOK.reset(token)
+            proc.drop_spare()
+    assert result.exit_code == 0
+    assert [s.pid for s in spawned] == [spare]
+
+
+def test_no_spare_is_prepared_without_a_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose backout starts no program has no zygote: preparing a spare must not
+    start a shim as a Python of its own (or a zygote)."""
+    started: list[bool] = []
+    monkeypatch.setattr(proc, "_start_spare", lambda: started.append(True))
+    assert proc._ZYGOTE == []
+    proc.prepare_spare()
+    assert started == []
+    assert proc._ZYGOTE == []

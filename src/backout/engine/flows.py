@@ -23,6 +23,7 @@ from backout.engine.view import RunView
 from backout.errors import UsageError
 from backout.kernel.events import EventKind
 from backout.kernel.states import RunStatus, StepStatus
+from backout.proc import prepare_spare
 from backout.spec.models import Stage
 from backout.triggers.watcher import Fired, Watcher
 
@@ -56,7 +57,9 @@ class Flow:
                 self._done()
                 return
             # the verdict and the backout it starts, in one transaction: one disk flush
-            # between an alert and the first backout step, and never one without the other
+            # between an alert and the first backout step, and never one without the other;
+            # meanwhile the zygote forks the first backout step's shim
+            prepare_spare()
             self.runner.journal.append_together(
                 (EventKind.TRIGGER_FIRED, {**self._fired_at, **fired.to_json()}),
                 (EventKind.BACKOUT_STARTED, fired.to_json()),
