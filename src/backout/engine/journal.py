@@ -105,7 +105,7 @@ class Journal:
         rung. What it leaves is each of those statements compiled in this process, so the
         real append, when an alert comes, runs them at once (SQLAlchemy compiles a
         statement the first time a process runs it: about 15 ms of a first verdict's
-        transaction on PostgreSQL). Called before anything else writes to the run."""
+        transaction on PostgreSQL). A watch calls it before it says it watches."""
         with self._lock:
             written = self._drafts([(kind, None, None, data) for kind, data in entries])
             with contextlib.suppress(_Rehearsed), self._session(written) as session:
