@@ -47,6 +47,7 @@ NOT_FOR_VALIDATE = (
     "fastapi",
     "uvicorn",
     "alembic",
+    "rich.table",  # the run report's table: loaded when a report is printed
 )
 
 PROGRAM = """
