@@ -35,6 +35,11 @@ _APPENDED = "backout_audit_appended"  # session.info: (transaction, the link it 
 _SECRET_KEY = re.compile(r"passw|secret|token|api[_-]?key|authorization|credential", re.I)
 _URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.I)
 _AUDIT: Table = AuditRow.__table__  # type: ignore[assignment]
+# built once (each is on the path from an alert to its backout): SQLAlchemy reuses their
+# compiled forms without building them again
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_LAST_LINK = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+_APPEND = insert(_AUDIT).returning(_AUDIT.c.id)
 
 
 def canonical_json(record: dict[str, Any]) -> str:
@@ -88,7 +93,7 @@ def lock(session: Session) -> None:
         return
     if _remembered(session, _LOCKED):
         return  # held since earlier in this transaction: no second round trip
-    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    session.connection().execute(_LOCK, {"key": _LOCK_KEY})
     _remember(session, _LOCKED, True)
 
 
@@ -114,8 +119,7 @@ def head(session: Session) -> AuditRow | None:
 
 def last_link(session: Session) -> tuple[int, str] | None:
     """The newest record's (seq, hash): all an append needs, read without the ORM."""
-    query = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
-    found = session.connection().execute(query).first()
+    found = session.connection().execute(_LAST_LINK).first()
     return (int(found[0]), str(found[1])) if found is not None else None
 
 
@@ -138,7 +142,7 @@ def append(
     prev = last[1] if last else GENESIS
     values = {**record, "prev_hash": prev, "hash": link_hash(prev, record)}
     # one plain INSERT (no unit of work): it is on the path from an alert to the backout
-    inserted = session.connection().execute(insert(_AUDIT).returning(_AUDIT.c.id), values)
+    inserted = session.connection().execute(_APPEND, values)
     row_id = inserted.scalar_one()
     _remember(session, _APPENDED, (values["seq"], values["hash"]))
     return AuditRow(id=row_id, **values)  # a copy of the row, not tracked

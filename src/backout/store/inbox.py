@@ -23,12 +23,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import set_committed_value
 
 from backout.errors import StoreError
 from backout.store import notices
@@ -72,23 +74,32 @@ def put(
         "consumed_at": None,
     }
     # one plain INSERT (no unit of work): it is on the path from an alert to the backout
-    inserted = session.connection().execute(insert(_INBOX).returning(_INBOX.c.id), values)
+    inserted = session.connection().execute(_PUT, values)
     notices.notify(session, notices.INBOX, service)  # the service's watch reads it at once
     return InboxRow(id=inserted.scalar_one(), **values)  # a copy of the row, not tracked
 
 
-def _unconsumed(service: str, since: float) -> Any:
-    return select(InboxRow).where(
-        InboxRow.service == service,
-        InboxRow.consumed_at.is_(None),
-        InboxRow.received_at >= since,
-    )
+# built once (each is on the path from an alert to its backout): SQLAlchemy reuses their
+# compiled forms without building them again
+_PUT = insert(_INBOX).returning(_INBOX.c.id)
+_UNCONSUMED = select(InboxRow).where(
+    InboxRow.service == bindparam("b_service"),
+    InboxRow.consumed_at.is_(None),
+    InboxRow.received_at >= bindparam("b_since"),
+)
+_LOOK = _UNCONSUMED.with_only_columns(InboxRow.run_id)
+_TAKE = _UNCONSUMED.order_by(InboxRow.id)
+_MARK_TAKEN = (
+    update(_INBOX)
+    .where(_INBOX.c.id.in_(bindparam("b_ids", expanding=True)))
+    .values(consumed_at=bindparam("b_at"))
+)
 
 
 def waiting(session: Session, service: str, run_id: str, since: float) -> bool:
     """Whether :func:`take` would find anything (a cheap read: no write lock on SQLite)."""
-    query = _unconsumed(service, since).with_only_columns(InboxRow.run_id)
-    return any(found in (None, run_id) for found in session.scalars(query))
+    found = session.scalars(_LOOK, {"b_service": service, "b_since": since})
+    return any(run in (None, run_id) for run in found)
 
 
 def services_waiting(session: Session, since: float) -> set[str]:
@@ -104,14 +115,13 @@ def services_waiting(session: Session, since: float) -> set[str]:
 
 def take(session: Session, service: str, run_id: str, since: float) -> list[InboxRow]:
     """Unconsumed entries for this run (or for its service), oldest first; marks them taken."""
-    query = _unconsumed(service, since).order_by(InboxRow.id)
-    rows = [r for r in session.scalars(query) if r.run_id in (None, run_id)]
+    found = session.scalars(_TAKE, {"b_service": service, "b_since": since})
+    rows = [r for r in found if r.run_id in (None, run_id)]
     if rows:
-        session.execute(
-            update(InboxRow)
-            .where(InboxRow.id.in_([r.id for r in rows]))
-            .values(consumed_at=time.time())
-        )
+        taken = {"b_ids": [r.id for r in rows], "b_at": time.time()}
+        session.connection().execute(_MARK_TAKEN, taken)
+        for row in rows:  # as stored now (the rows are the session's)
+            set_committed_value(row, "consumed_at", taken["b_at"])
     return rows
 
 
@@ -136,12 +146,8 @@ class AlertActionRow(Base):
 def acted_on(session: Session, service: str, key: tuple[str, str]) -> AlertActionRow | None:
     """The record of the backout this alert (fingerprint, startsAt) already caused, if any."""
     fingerprint, starts_at = key
-    query = select(AlertActionRow).where(
-        AlertActionRow.service == service,
-        AlertActionRow.fingerprint == fingerprint,
-        AlertActionRow.starts_at == starts_at,
-    )
-    return session.scalars(query).first()
+    found = {"b_service": service, "b_fingerprint": fingerprint, "b_starts_at": starts_at}
+    return session.scalars(_ACTED_ON, found).first()
 
 
 def claim_alert(
@@ -159,8 +165,8 @@ def claim_alert(
         "run_id": run_id,
         "acted_at": time.time(),
     }
-    claim = _insert_new(session)(_ACTIONS).values(values).on_conflict_do_nothing()
-    inserted = session.connection().execute(claim.returning(_ACTIONS.c.id)).first()
+    claim = _CLAIM[session.get_bind().dialect.name == "postgresql"]
+    inserted = session.connection().execute(claim, values).first()
     if inserted is not None:
         return AlertActionRow(id=inserted[0], **values)  # a copy of the row, not tracked
     winner = acted_on(session, service, key)
@@ -169,11 +175,15 @@ def claim_alert(
     return winner
 
 
-def _insert_new(session: Session) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert
-    return sqlite.insert
-
-
 _ACTIONS: Table = AlertActionRow.__table__  # type: ignore[assignment]
+_ACTED_ON = select(AlertActionRow).where(
+    AlertActionRow.service == bindparam("b_service"),
+    AlertActionRow.fingerprint == bindparam("b_fingerprint"),
+    AlertActionRow.starts_at == bindparam("b_starts_at"),
+)
+# the dialect's INSERT … ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike), by "is it
+# PostgreSQL"
+_CLAIM = {
+    postgres: dialect_insert(_ACTIONS).on_conflict_do_nothing().returning(_ACTIONS.c.id)
+    for postgres, dialect_insert in ((True, postgresql.insert), (False, sqlite.insert))
+}

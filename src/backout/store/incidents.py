@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from sqlalchemy import Table, insert, or_, select
+from sqlalchemy import Table, bindparam, insert, or_, select
 from sqlalchemy import update as update_rows
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
@@ -29,6 +29,21 @@ _MOVED = ("status", "impact", "internal", "updated_at", "resolved_at")  # what a
 # Statuspage's incident phases, in their usual order; the first three are "open"
 STATUSES = ("investigating", "identified", "monitoring", "resolved", "postmortem")
 OPEN = ("investigating", "identified", "monitoring")
+# built once (a trigger's verdict opens or moves an incident on the way to the backout's
+# first step): SQLAlchemy reuses their compiled forms without building them again
+_OPEN_ONE = (
+    select(_INCIDENTS)
+    .where(_INCIDENTS.c.service == bindparam("b_service"), _INCIDENTS.c.status.in_(OPEN))
+    .order_by(_INCIDENTS.c.id.desc())
+    .limit(1)
+)
+_ADD_INCIDENT = insert(_INCIDENTS).returning(_INCIDENTS.c.id)
+_ADD_UPDATE = insert(_UPDATES).returning(_UPDATES.c.id)
+_MOVE = (
+    update_rows(_INCIDENTS)
+    .where(_INCIDENTS.c.id == bindparam("b_id"))
+    .values({name: bindparam(f"b_{name}") for name in _MOVED})
+)
 NEWEST_RUNS_LOOKED_AT = 100  # per service, to find one that is not a rehearsal
 
 
@@ -38,13 +53,7 @@ def _detached(mapping: RowMapping) -> IncidentRow:
 
 def open_incident(session: Session, service: str) -> IncidentRow | None:
     """The service's open incident (the newest, should there ever be two)."""
-    query = (
-        select(_INCIDENTS)
-        .where(_INCIDENTS.c.service == service, _INCIDENTS.c.status.in_(OPEN))
-        .order_by(_INCIDENTS.c.id.desc())
-        .limit(1)
-    )
-    found = session.connection().execute(query).mappings().first()
+    found = session.connection().execute(_OPEN_ONE, {"b_service": service}).mappings().first()
     return None if found is None else _detached(found)
 
 
@@ -68,9 +77,7 @@ def set_fields(incident: IncidentRow | IncidentUpdateRow, **values: Any) -> None
 
 def add_incident(session: Session, row: IncidentRow) -> IncidentRow:
     values = {c.name: getattr(row, c.name) for c in _INCIDENTS.columns if c.name != "id"}
-    added = session.connection().execute(
-        insert(_INCIDENTS).values(values).returning(_INCIDENTS.c.id)
-    )
+    added = session.connection().execute(_ADD_INCIDENT, values)
     set_fields(row, id=added.scalar_one())
     return row
 
@@ -80,9 +87,8 @@ def add_update(session: Session, incident: IncidentRow, update: IncidentUpdateRo
     and visibility, as set with :func:`set_fields`)."""
     _carry(incident, update)
     _insert_update(session, incident, update)
-    moved = {name: getattr(incident, name) for name in _MOVED}
-    where = _INCIDENTS.c.id == incident.id
-    session.connection().execute(update_rows(_INCIDENTS).where(where).values(moved))
+    moved = {f"b_{name}": getattr(incident, name) for name in _MOVED}
+    session.connection().execute(_MOVE, {"b_id": incident.id, **moved})
 
 
 def open_with(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
@@ -106,7 +112,7 @@ def _carry(incident: IncidentRow, update: IncidentUpdateRow) -> None:
 def _insert_update(session: Session, incident: IncidentRow, update: IncidentUpdateRow) -> None:
     set_fields(update, incident_id=incident.id)
     values = {c.name: getattr(update, c.name) for c in _UPDATES.columns if c.name != "id"}
-    added = session.connection().execute(insert(_UPDATES).values(values).returning(_UPDATES.c.id))
+    added = session.connection().execute(_ADD_UPDATE, values)
     set_fields(update, id=added.scalar_one())
 
 

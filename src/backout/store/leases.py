@@ -24,7 +24,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -167,12 +167,19 @@ def fence_of(session: Session, service: str, owner: str) -> Fence:
     return Fence(service, row.run_id, owner, row.token)
 
 
+# built once: the fence is checked in every journal write's transaction
+_FENCE = (
+    select(LeaseRow.owner, LeaseRow.token)
+    .where(LeaseRow.service == bindparam("b_service"))
+    .with_for_update()
+)
+
+
 def check_fence(session: Session, fence: Fence) -> None:
     """In a journal write's transaction: refuse it unless the lease still carries this
     owner and token. The row stays locked until the write commits, so a claim made at the
     same moment waits for it (and then reads a journal that includes it)."""
-    query = select(LeaseRow.owner, LeaseRow.token).where(LeaseRow.service == fence.service)
-    found = session.execute(query.with_for_update()).first()
+    found = session.connection().execute(_FENCE, {"b_service": fence.service}).first()
     current = (str(found[0]), int(found[1])) if found is not None else None
     if current != (fence.owner, fence.token):
         raise _lost(fence.service, current, fence.owner, fence, fence.run_id)

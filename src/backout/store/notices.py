@@ -192,11 +192,14 @@ def _ring_all() -> None:
         bell.ring()
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, :key)")  # built once: every journal write sends one
+
+
 def notify(session: Session, channel: str, key: str) -> None:
     """In the transaction writing the row: once it commits, ring whoever waits for it
     (here at once; other processes through PostgreSQL's NOTIFY)."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :key)"), {"channel": channel, "key": key})
+        session.connection().execute(_NOTIFY, {"channel": channel, "key": key})
     event.listen(session, "after_commit", lambda _session: ring(channel, key), once=True)
 
 

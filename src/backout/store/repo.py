@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from backout.errors import Ambiguous, NotFound, StoreError
@@ -15,6 +15,25 @@ from backout.store.models import EventRow, RunRow, SnapshotRow
 
 _JOURNAL = cast(Table, EventRow.__table__)
 _RUNS = cast(Table, RunRow.__table__)
+
+# The journal's statements, built once: SQLAlchemy then reuses each one's compiled form and
+# cache key, where a statement built per call cost about 0.1 ms of Python before it ran.
+_ADD_EVENTS = insert(_JOURNAL)
+_PROJECT = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("b_run"))
+    .values(
+        status=bindparam("b_status"),
+        message=bindparam("b_message"),
+        finished_at=bindparam("b_finished"),
+    )
+)
+# ... only if the event before the batch is in the store (a journal never gets a gap)
+_PROJECT_AFTER = _PROJECT.where(
+    select(_JOURNAL.c.id)
+    .where(_JOURNAL.c.run_id == bindparam("b_run"), _JOURNAL.c.seq == bindparam("b_prev"))
+    .exists()
+)
 
 
 def get_run(session: Session, run_id: str) -> RunRow:
@@ -108,15 +127,16 @@ def append_events(
         for event in events
     ]
     conn = session.connection()
-    conn.execute(insert(_JOURNAL), rows[0] if len(rows) == 1 else rows)
-    projection = update(_RUNS).where(_RUNS.c.id == first.run_id)
-    if first.seq > 1:
-        previous = select(_JOURNAL.c.id).where(
-            _JOURNAL.c.run_id == first.run_id, _JOURNAL.c.seq == first.seq - 1
-        )
-        projection = projection.where(previous.exists())
+    conn.execute(_ADD_EVENTS, rows[0] if len(rows) == 1 else rows)
     done = conn.execute(
-        projection.values(status=status.value, message=message, finished_at=finished_at)
+        _PROJECT_AFTER if first.seq > 1 else _PROJECT,
+        {
+            "b_run": first.run_id,
+            "b_prev": first.seq - 1,
+            "b_status": status.value,
+            "b_message": message,
+            "b_finished": finished_at,
+        },
     )
     if done.rowcount != 1:
         raise StoreError(
