@@ -290,7 +290,9 @@ class Progress:
         self.console = console
         self.run_id: str | None = None
         self._status: Any = None
-        self._lines: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
+        self._lines: queue.SimpleQueue[tuple[str, str | None] | threading.Event | None] = (
+            queue.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
 
     def __call__(self, event: Event, view: RunView) -> None:
@@ -317,6 +319,13 @@ class Progress:
             self._thread.start()
         self._lines.put((text, spinner))
 
+    def flush(self) -> None:
+        """Wait (at most ``CLOSE_WAIT_S``) until the lines handed over so far are shown."""
+        if self._thread is not None:
+            shown = threading.Event()
+            self._lines.put(shown)
+            shown.wait(self.CLOSE_WAIT_S)
+
     def close(self) -> None:
         """Show the lines still queued and stop the spinner (once the run ended)."""
         if self._thread is not None:
@@ -327,6 +336,9 @@ class Progress:
 
     def _display(self) -> None:
         while (item := self._lines.get()) is not None:
+            if isinstance(item, threading.Event):  # a flush: all before it is shown
+                item.set()
+                continue
             text, spinner = item
             self._stop_spinner()
             self.console.print(text, soft_wrap=True)

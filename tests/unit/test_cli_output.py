@@ -6,6 +6,10 @@ missing snapshot."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -438,3 +442,45 @@ def test_dry_run_of_a_plan_without_baseline_needs_no_snapshot(
     result = invoke("--db", f"sqlite:///{in_tmp / 'none.db'}", "run", "--dry-run", "plan.yaml")
     assert result.exit_code == 0, result.output
     assert "problem" not in result.stdout
+
+
+def test_flush_returns_once_the_lines_handed_over_are_shown() -> None:
+    """A failpoint's kill flushes the display first (engine/failpoints.py ``before_kill``):
+    the crash tests' transcripts show every line up to the crash, every time."""
+    terminal = StuckTerminal()
+    progress = Progress(Console(file=terminal, width=300, no_color=True))  # type: ignore[arg-type]
+    view = new_view("r1", ["switch"], [])
+    fold(view, [Event("r1", 1, 0.0, EventKind.RUN_CREATED)])
+    progress(Event("r1", 2, 0.0, EventKind.RUN_STARTED), view)
+    progress(Event("r1", 3, 0.0, EventKind.STEP_STARTED, step=0, attempt=1), view)
+    flushing = threading.Thread(target=progress.flush)
+    flushing.start()
+    flushing.join(0.2)
+    assert flushing.is_alive(), "flush returned before the terminal took the lines"
+    terminal.unstick.set()
+    flushing.join(30)
+    assert not flushing.is_alive()
+    assert "▶ step 1 switch" in terminal.text  # shown before flush returned
+    progress.close()
+
+
+def test_a_failpoint_calls_what_was_registered_before_it_kills(tmp_path: Path) -> None:
+    mark = tmp_path / "flushed"
+    program = (
+        "from pathlib import Path\n"
+        "from backout.engine import failpoints\n"
+        f"failpoints.before_kill(lambda: Path({str(mark)!r}).write_text('yes'))\n"
+        "failpoints.hit('action_done', 3)\n"
+        "print('not killed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, "BACKOUT_FAILPOINTS": "action_done:3"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == -signal.SIGKILL
+    assert "not killed" not in done.stdout
+    assert mark.read_text() == "yes"

@@ -21,6 +21,7 @@ from backout.kernel.events import Event
 from backout.plans import load_plan
 from backout.stepshim import NEVER_STARTED
 from tests.e2e.procs import gone, wait_gone
+from tests.services import wait_until
 
 PLAN = """\
 plan: orphans
@@ -210,6 +211,7 @@ def test_a_sigterm_to_the_group_leaves_the_shim_watching(tmp_path: Path) -> None
         os.killpg(shim.pid, signal.SIGKILL)
         assert shim.wait(30) == -9
         assert wait_gone(program)
-        assert not proc.group_alive(shim.pid)
+        # the program's own children die with it, a moment apart: wait for the last
+        wait_until(lambda: not proc.group_alive(shim.pid), 30, "the group to be gone")
     finally:
         os.close(gate)

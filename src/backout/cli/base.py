@@ -165,6 +165,7 @@ def live_progress(
     lease released, and the command exits 143 (130 for Ctrl-C) saying how to resume.
     Meanwhile the run's notifications are delivered in the background (plan ``notify:``),
     and given a few seconds to go out when the run ends."""
+    from backout.engine import failpoints
     from backout.notify import Courier
 
     # A step's journal write waits for the disk with the GIL let go; the courier or the store
@@ -172,11 +173,15 @@ def live_progress(
     # (5 ms by default). A process that runs steps wants it back sooner.
     sys.setswitchinterval(ENGINE_SWITCH_INTERVAL_S)
     progress = Progress(err) if enabled else None
+    # a failpoint's kill (a crash test's) comes after the lines up to it are shown
+    forget = failpoints.before_kill(progress.flush) if progress else None
     courier = Courier(caller_of(ctx).store, caller_of(ctx).actor)
     try:
         with courier, on_signals(drain):
             yield progress
     finally:
+        if forget:
+            forget()
         if progress:
             progress.close()
         left = courier.leftover
