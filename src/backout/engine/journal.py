@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -39,8 +37,9 @@ UNSYNCED: frozenset[str] = frozenset(
 )
 
 
-class _Rehearsed(Exception):
-    """Rolls a rehearsal's transaction back (:meth:`Journal.rehearse`)."""
+def _synced(written: list[tuple[Event, RunView]]) -> bool:
+    """Whether these events' commit waits for the disk (all of them but ``UNSYNCED``)."""
+    return any(event.kind not in UNSYNCED for event, _ in written)
 
 
 class Journal:
@@ -108,9 +107,8 @@ class Journal:
         transaction on PostgreSQL). A watch calls it before it says it watches."""
         with self._lock:
             written = self._drafts([(kind, None, None, data) for kind, data in entries])
-            with contextlib.suppress(_Rehearsed), self._session(written) as session:
+            with self.store.rolled_back(synced=_synced(written)) as session:
                 self._write(session, written)
-                raise _Rehearsed
 
     def _drafts(
         self, entries: list[tuple[EventKind, int | None, int | None, Any]]
@@ -127,10 +125,6 @@ class Journal:
             apply(draft, event)
             written.append((event, draft))
         return written
-
-    def _session(self, written: list[tuple[Event, RunView]]) -> AbstractContextManager[Session]:
-        synced = any(event.kind not in UNSYNCED for event, _ in written)
-        return self.store.session(synced=synced)
 
     def _write(self, session: Session, written: list[tuple[Event, RunView]]) -> None:
         if self.fence is not None:
@@ -149,7 +143,7 @@ class Journal:
     def _append(self, entries: list[tuple[EventKind, int | None, int | None, Any]]) -> list[Event]:
         written = self._drafts(entries)
         try:
-            with self._session(written) as session:
+            with self.store.session(synced=_synced(written)) as session:
                 self._write(session, written)
         except IntegrityError as exc:
             raise StoreError(

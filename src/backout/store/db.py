@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -47,6 +48,10 @@ def _alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(files("backout.store") / "migrations"))
     return config
+
+
+class _RolledBack(Exception):
+    """Ends a :meth:`Store.rolled_back` transaction by rolling it back."""
 
 
 class Store:
@@ -205,6 +210,15 @@ class Store:
             raise
         except DBAPIError as exc:
             raise StoreError(f"store {self.safe_url}: {' '.join(str(exc.orig).split())}") from exc
+
+    @contextmanager
+    def rolled_back(self, *, synced: bool = True) -> Iterator[Session]:
+        """One write transaction that is always rolled back: its statements run (and are
+        compiled, once per process) and nothing of them is kept; a notice registered in it
+        is never sent. For rehearsing a path ahead of the moment it must be fast."""
+        with contextlib.suppress(_RolledBack), self.session(synced=synced) as session:
+            yield session
+            raise _RolledBack
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -165,7 +165,7 @@ def claim_alert(
         "run_id": run_id,
         "acted_at": time.time(),
     }
-    claim = _CLAIM[session.get_bind().dialect.name == "postgresql"]
+    claim = _CLAIM[session.get_bind().dialect.name]
     inserted = session.connection().execute(claim, values).first()
     if inserted is not None:
         return AlertActionRow(id=inserted[0], **values)  # a copy of the row, not tracked
@@ -181,9 +181,8 @@ _ACTED_ON = select(AlertActionRow).where(
     AlertActionRow.fingerprint == bindparam("b_fingerprint"),
     AlertActionRow.starts_at == bindparam("b_starts_at"),
 )
-# the dialect's INSERT … ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike), by "is it
-# PostgreSQL"
+# the dialect's INSERT … ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike), by name
 _CLAIM = {
-    postgres: dialect_insert(_ACTIONS).on_conflict_do_nothing().returning(_ACTIONS.c.id)
-    for postgres, dialect_insert in ((True, postgresql.insert), (False, sqlite.insert))
+    name: dialect_insert(_ACTIONS).on_conflict_do_nothing().returning(_ACTIONS.c.id)
+    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }

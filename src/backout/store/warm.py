@@ -11,7 +11,6 @@ nothing is kept, and no notice is sent (one is sent only when its transaction co
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 
 from sqlalchemy import Engine
@@ -38,13 +37,8 @@ def warm_alert_path(store: Store, run_id: str, since: float) -> None:
         incidents.open_incident(session, NO_SERVICE)
         audit.last_link(session)
     # the writes: an alert's entry, its taking and its claim, in a transaction rolled back
-    with contextlib.suppress(_RolledBack), store.session() as session:
+    with store.rolled_back() as session:
         inbox.put(session, NO_SERVICE, "warm-up", "", "backout", {}, run_id)
         inbox.take(session, NO_SERVICE, run_id, since)  # finds it: the UPDATE that takes it
         inbox.claim_alert(session, NO_SERVICE, ("", ""), "", run_id)
-        raise _RolledBack
     _WARM.add(engine)
-
-
-class _RolledBack(Exception):
-    """Ends the warm-up's write transaction by rolling it back."""
