@@ -73,7 +73,9 @@ def test_many_signals_on_one_target_share_one_scrape_each_interval() -> None:
         assert all(r.ok for r in readings), readings
         # target 0 is bad from the start: half its requests fail, in every subscriber's view
         assert all(r.value == pytest.approx(0.5, abs=0.05) for r in readings)
-        assert all(r.events is not None and r.trials for r in readings)
+        # with its counts (rounded: the test target's counters grow by fractions, and two
+        # scrapes a few ms apart on a loaded machine see less than one request between them)
+        assert all(r.events is not None and r.trials is not None for r in readings)
 
 
 def test_each_reading_says_when_it_was_due_on_the_intervals_grid() -> None:
