@@ -210,7 +210,7 @@ def orphaned_run(url: str, folder: Path, drain_step: str) -> str:
     killed = subprocess.run(
         [sys.executable, "-m", "backout", "run", str(plan)],
         cwd=folder,
-        env={**os.environ, "BACKOUT_DATABASE_URL": url, "BACKOUT_FAILPOINTS": "before_step:2"},
+        env={**os.environ, "BACKOUT_DATABASE_URL": url, "BACKOUT_FAILPOINTS": "step_finished:1"},
         capture_output=True,
         timeout=60,
     )

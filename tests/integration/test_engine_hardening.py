@@ -75,7 +75,7 @@ def test_a_stop_at_a_safe_point_is_journalled_and_leaves_the_step_to_resume(
 
     def stop_after_first(event, view) -> None:  # type: ignore[no-untyped-def]
         observed.append(event.kind)
-        if event.kind == "step_finished" and event.step == 0:
+        if event.kind == "step_process" and event.step == 0:  # the step is about to run
             STOP.request(15)
 
     try:

@@ -139,8 +139,9 @@ class Drill(Flow):
     def _drill_backout(self) -> bool:
         """The plan's steps, then its checks (a failed step stops the steps), then the
         steady state after. False when the run now waits for an operator."""
-        for unit in (u for u in self.units if u.role == "backout"):
-            result = self.runner.bring(unit)
+        units = [u for u in self.units if u.role == "backout"]
+        for n, unit in enumerate(units, 1):
+            result = self.runner.bring(unit, followed=n < len(units))
             if result == "attention":
                 return False
             if result == "failed":

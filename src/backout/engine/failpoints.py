@@ -33,6 +33,12 @@ def before_kill(call: Callable[[], None]) -> Callable[[], None]:
     return lambda: _BEFORE_KILL.remove(call)
 
 
+def armed(point: str, number: int | None = None) -> bool:
+    """Whether a test asked to die at this point (what it stands for must happen as named:
+    a step's end written on its own, not held for the next step's transaction)."""
+    return bool(_ARMED) and (point if number is None else f"{point}:{number}") in _ARMED
+
+
 def hit(point: str, number: int | None = None) -> None:
     if not _ARMED:
         return

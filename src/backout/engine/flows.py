@@ -123,8 +123,9 @@ class Flow:
         for s, stage in enumerate(stages):
             if s in self.view.checkpoints_passed:
                 continue
-            for unit in (u for u in self.units if u.role == "forward" and u.stage == s):
-                result = self.runner.bring(unit)
+            units = [u for u in self.units if u.role == "forward" and u.stage == s]
+            for n, unit in enumerate(units, 1):
+                result = self.runner.bring(unit, followed=n < len(units))
                 if result == "attention":
                     return ATTENTION
                 if result == "failed":
@@ -166,12 +167,13 @@ class Flow:
 
     def _reverse(self) -> bool:
         """Undo the touched stages, newest first; a unit that never ran is skipped."""
-        for unit in (u for u in self.units if u.role == "reverse"):
+        units = [u for u in self.units if u.role == "reverse"]
+        for n, unit in enumerate(units, 1):
             reason = self._why_not_reverse(unit)
             if reason:
                 self.runner.skip(unit, reason)
                 continue
-            if self.runner.bring(unit) == "attention":
+            if self.runner.bring(unit, followed=n < len(units)) == "attention":
                 return False
         return True
 
@@ -190,8 +192,9 @@ class Flow:
 
     # --- the end -------------------------------------------------------------------------
     def _backout(self) -> None:
-        for unit in (u for u in self.units if u.role == "backout"):
-            result = self.runner.bring(unit)
+        units = [u for u in self.units if u.role == "backout"]
+        for n, unit in enumerate(units, 1):
+            result = self.runner.bring(unit, followed=n < len(units))
             if result == "attention":
                 return
             if result == "failed":

@@ -65,6 +65,8 @@ class Journal:
         # a step's action thread journals its process group while the main thread waits;
         # a stop may journal from the main thread then: one writer at a time
         self._lock = threading.Lock()
+        # events held for the next append's transaction (:meth:`hold`): already in ``view``
+        self._held: list[tuple[Event, RunView]] = []
 
     @classmethod
     def open(
@@ -97,6 +99,27 @@ class Journal:
         with self._lock:
             self._append(list(entries))
 
+    def hold(
+        self, kind: EventKind, step: int | None = None, attempt: int | None = None, **data: Any
+    ) -> None:
+        """Take this event into the run's state now, and write it with the next append, in
+        that append's transaction: a step's end when the next step starts at once, so the
+        two cost one disk flush (docs/operations.md, "What is synced when"). Until then it
+        is not in the store, and a crash loses it as it would lose an event not yet
+        written. The caller makes sure an append (or :meth:`flush`) follows without a wait;
+        observers see it when it is written."""
+        with self._lock:
+            written = self._drafts([(kind, step, attempt, data)])
+            for event, _ in written:
+                apply(self.view, event)
+            self._held.extend(written)
+
+    def flush(self) -> None:
+        """Write the events :meth:`hold` keeps, if any, in a transaction of their own."""
+        with self._lock:
+            if self._held:
+                self._append([])
+
     def rehearse(self, *entries: tuple[EventKind, dict[str, Any]]) -> None:
         """Write these run-level events as :meth:`append_together` would — the fence, the
         rows, the run's projection, every hook (audit, status page, notifications …), the
@@ -106,6 +129,8 @@ class Journal:
         statement the first time a process runs it: about 15 ms of a first verdict's
         transaction on PostgreSQL). A watch calls it before it says it watches."""
         with self._lock:
+            if self._held:  # the rehearsal's drafts follow what the store has
+                self._append([])
             written = self._drafts([(kind, None, None, data) for kind, data in entries])
             with self.store.rolled_back(synced=_synced(written)) as session:
                 self._write(session, written)
@@ -140,8 +165,18 @@ class Journal:
         # live followers (the API's event streams) look at once, not at their next poll
         notices.notify(session, notices.JOURNAL, self.view.run_id)
 
+    def _observe(self, event: Event) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(event, self.view)
+            except Exception:
+                # Progress display must never stop a backout: the event is committed.
+                self.observer = None
+
     def _append(self, entries: list[tuple[EventKind, int | None, int | None, Any]]) -> list[Event]:
-        written = self._drafts(entries)
+        new = self._drafts(entries)  # a refused event leaves the held ones held
+        held, self._held = self._held, []
+        written = held + new
         try:
             with self.store.session(synced=_synced(written)) as session:
                 self._write(session, written)
@@ -151,12 +186,9 @@ class Journal:
                 run_id=self.view.run_id,
                 hint="two workers ran the same run; check `backout journal`",
             ) from exc
-        for event, _ in written:
+        for event, _ in held:  # in the run's state since they were held
+            self._observe(event)
+        for event, _ in new:
             apply(self.view, event)
-            if self.observer is not None:
-                try:
-                    self.observer(event, self.view)
-                except Exception:
-                    # Progress display must never stop a backout: the event is committed.
-                    self.observer = None
-        return [event for event, _ in written]
+            self._observe(event)
+        return [event for event, _ in new]

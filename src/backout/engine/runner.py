@@ -170,6 +170,9 @@ def _execute(ex: Execution) -> RunView:
         except StoreError as exc:
             raise _store_lost(exc, ex.row.id) from exc
         finally:
+            # a step's end held for the next step's transaction, if the run left before it
+            with contextlib.suppress(Exception):  # the error that ends the run comes first
+                journal.flush()
             for watcher in watchers:
                 watcher.close()
             drop_spare()  # no next step: a spare shim would only idle until it timed out

@@ -62,17 +62,21 @@ class StepRunner:
     faults: Injector = NO_FAULTS  # a rehearsal's, acting on the backout's steps and checks
 
     # --- units ---------------------------------------------------------------------------
-    def bring(self, unit: Unit) -> Result:
+    def bring(self, unit: Unit, *, followed: bool = False) -> Result:
         """Bring one unit to a final state: ``ok``, ``failed`` (and it must stop the run),
-        or ``attention`` (the run is now waiting for an operator)."""
+        or ``attention`` (the run is now waiting for an operator). ``followed``: the caller
+        brings the next unit at once if this one is ``ok``, so a step that succeeds may
+        have its end written with that unit's first event, in one transaction."""
         state = self.journal.view.steps[unit.index]
+        if state.status not in (StepStatus.PENDING, StepStatus.RUNNING):
+            self.journal.flush()  # finished before (a resume): nothing of it to write with
         if state.status is StepStatus.RUNNING and not self._interrupted(unit):
             return "attention"
         if state.status in (StepStatus.PENDING, StepStatus.RUNNING):
             STOP.check()  # a safe point: nothing of this unit runs yet
             self._guard_lease()
             failpoints.hit("before_step", unit.index + 1)
-            self._attempts(unit, first=state.attempts + 1)
+            self._attempts(unit, first=state.attempts + 1, followed=followed)
         final = self.journal.view.steps[unit.index].status
         return "failed" if final is StepStatus.FAILED and unit.step.on_failure == "stop" else "ok"
 
@@ -133,7 +137,7 @@ class StepRunner:
         self.journal.append(EventKind.RUN_NEEDS_ATTENTION, step=index, message=message)
         return False
 
-    def _attempts(self, unit: Unit, first: int) -> None:
+    def _attempts(self, unit: Unit, first: int, followed: bool = False) -> None:
         index, step = unit.index, unit.step
         call = self._prepare(unit)
         if isinstance(call, Outcome):  # nothing started: one event, so resume knows that
@@ -156,9 +160,11 @@ class StepRunner:
             failpoints.hit("action_done", index + 1)
             data = _data(outcome, time.monotonic() - started)
             if outcome.ok or attempt == last:
+                held = followed and outcome.ok and not failpoints.armed("step_finished", index + 1)
                 self._after(
                     start,
                     EventKind.STEP_FINISHED,
+                    held=held,
                     outcome="succeeded" if outcome.ok else "failed",
                     **data,
                 )
@@ -192,12 +198,15 @@ class StepRunner:
         start.written = True
         failpoints.hit("step_started", start.step + 1)
 
-    def _after(self, start: _Start, kind: EventKind, /, **data: Any) -> None:
+    def _after(self, start: _Start, kind: EventKind, /, held: bool = False, **data: Any) -> None:
         """Journal an event of the attempt (its process, its end), with the attempt's start
-        if that is not journalled yet: a process's start, or an end that started none."""
+        if that is not journalled yet: a process's start, or an end that started none.
+        ``held``: an end the next unit's first event writes (:meth:`Journal.hold`)."""
         event = (kind, start.step, start.attempt, data)
         with start.lock:
-            if start.written:
+            if start.written and held:
+                self.journal.hold(kind, start.step, start.attempt, **data)
+            elif start.written:
                 self.journal.append_steps(event)
             else:
                 self._start(start, event)
