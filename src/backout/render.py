@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import queue
@@ -335,16 +336,37 @@ class Progress:
         self._stop_spinner()
 
     def _display(self) -> None:
-        while (item := self._lines.get()) is not None:
-            if isinstance(item, threading.Event):  # a flush: all before it is shown
-                item.set()
-                continue
-            text, spinner = item
-            self._stop_spinner()
-            self.console.print(text, soft_wrap=True)
-            if spinner is not None:
-                self._status = self.console.status(spinner)
-                self._status.start()
+        # a spinner only where someone watches it: elsewhere it would only start and stop
+        # a refresh thread of rich's at every step
+        spin = self.console.is_terminal and not self.console.is_dumb_terminal
+        while True:
+            batch = [self._lines.get()]
+            with contextlib.suppress(queue.Empty):  # and all that came meanwhile, at once
+                while batch[-1] is not None:
+                    batch.append(self._lines.get_nowait())
+            lines: list[str] = []
+            spinner: str | None = None  # the last line's, if it has one
+            for item in batch:
+                if item is None:
+                    self._show(lines, None)
+                    return
+                if isinstance(item, threading.Event):  # a flush: all before it is shown
+                    self._show(lines, spinner if spin else None)
+                    lines, spinner = [], None
+                    item.set()
+                    continue
+                lines.append(item[0])
+                spinner = item[1]
+            self._show(lines, spinner if spin else None)
+
+    def _show(self, lines: list[str], spinner: str | None) -> None:
+        if not lines:
+            return
+        self._stop_spinner()
+        self.console.print("\n".join(lines), soft_wrap=True)
+        if spinner is not None:
+            self._status = self.console.status(spinner)
+            self._status.start()
 
     def _stop_spinner(self) -> None:
         if self._status is not None:

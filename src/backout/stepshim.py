@@ -92,38 +92,45 @@ def _read_exactly(gate: int, size: int) -> bytes:
     return data
 
 
-def _read_step(gate: int) -> tuple[float, list[str]]:
-    """The step sent with the go (a shim started ahead of it): set up its folder, output and
-    environment here; (seconds it may take, argv)."""
+Environment = dict[bytes, bytes]
+
+
+def _read_step(gate: int) -> tuple[float, list[bytes], Environment]:
+    """The step sent with the go (a shim started ahead of it): set up its folder and output
+    here; (seconds it may take, argv, environment)."""
     size = int(_read_exactly(gate, 10))
-    fields = [os.fsdecode(field) for field in _read_exactly(gate, size).split(b"\0")]
-    seconds, merge, folder, count = float(fields[0]), fields[1] == "1", fields[2], int(fields[3])
-    argv, environment = fields[4 : 4 + count], fields[4 + count :]
+    fields = _read_exactly(gate, size).split(b"\0")
+    seconds, merge, folder, count = float(fields[0]), fields[1] == b"1", fields[2], int(fields[3])
+    argv = fields[4 : 4 + count]
+    environment = dict(item.partition(b"=")[::2] for item in fields[4 + count :])
     if merge:
         os.dup2(1, 2)
     try:
         os.chdir(folder)
     except OSError as exc:
-        sys.stderr.write(f"backout: cannot start {argv[0]}: {exc}\n")
+        sys.stderr.write(f"backout: cannot start {os.fsdecode(argv[0])}: {exc}\n")
         os._exit(NOT_EXECUTABLE)
-    os.environ.clear()  # posix_spawnp looks the program up on this PATH, as with Popen's env
-    for item in environment:
-        key, _, value = item.partition("=")
-        os.environ[key] = value
-    return seconds, argv
+    # posix_spawnp looks the program up on this process's PATH: the step's, as with Popen's
+    # env (only PATH: rewriting the whole environment costs a few hundred microseconds)
+    if b"PATH" in environment:
+        os.environb[b"PATH"] = environment[b"PATH"]
+    else:
+        os.environb.pop(b"PATH", None)
+    return seconds, argv, environment
 
 
-def _spawn(argv: list[str]) -> int:
+def _spawn(argv: list[bytes] | list[str], environment: Environment | None = None) -> int:
+    program = os.fsdecode(argv[0])
     try:
-        return os.posix_spawnp(argv[0], argv, os.environ)
+        return os.posix_spawnp(argv[0], argv, os.environb if environment is None else environment)
     except FileNotFoundError:
-        sys.stderr.write(f"backout: command not found: {argv[0]}\n")
+        sys.stderr.write(f"backout: command not found: {program}\n")
         os._exit(NOT_FOUND)
     except PermissionError:
-        sys.stderr.write(f"backout: not executable: {argv[0]}\n")
+        sys.stderr.write(f"backout: not executable: {program}\n")
         os._exit(NOT_EXECUTABLE)
     except OSError as exc:
-        sys.stderr.write(f"backout: cannot start {argv[0]}: {exc}\n")
+        sys.stderr.write(f"backout: cannot start {program}: {exc}\n")
         os._exit(NOT_EXECUTABLE)
 
 
@@ -185,8 +192,8 @@ def _forked(gate: int, out: int, err: int, devnull: int, ready: int, idle: float
         if idle >= 0:
             _wait_claim(3, idle)
         _wait_go(3)
-        seconds, argv = _read_step(3)
-        _exit_like(_watch(3, _spawn(argv), time.monotonic() + seconds))
+        seconds, argv, environment = _read_step(3)
+        _exit_like(_watch(3, _spawn(argv, environment), time.monotonic() + seconds))
     finally:
         os._exit(NEVER_STARTED)
 
@@ -288,15 +295,17 @@ def main() -> None:
     gate = int(sys.argv[1])
     os.set_inheritable(gate, False)  # the program need not hold the executor's pipe
     signal.signal(signal.SIGTERM, _survive_term)  # a handler, unlike SIG_IGN, is not inherited
+    environment: Environment | None = None  # the executor's, inherited
+    argv: list[bytes] | list[str]
     if len(sys.argv) == 3:
         _wait_claim(gate, float(sys.argv[2]))
         _wait_go(gate)
-        seconds, argv = _read_step(gate)
+        seconds, argv, environment = _read_step(gate)
     else:
         _wait_go(gate)
         seconds, argv = float(sys.argv[2]), sys.argv[3:]
     deadline = time.monotonic() + seconds
-    status = _watch(gate, _spawn(argv), deadline)
+    status = _watch(gate, _spawn(argv, environment), deadline)
     _exit_like(status)
 
 

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from click.testing import CliRunner, Result
 from rich.console import Console
 
 from backout.cli import cli
-from backout.engine.view import fold, new_view
+from backout.engine.view import RunView, fold, new_view
 from backout.errors import ActionError, Issue
 from backout.kernel.events import Event, EventKind
 from backout.kernel.options import Context
@@ -232,6 +233,66 @@ def test_progress_never_holds_the_engine_and_keeps_its_lines_in_order() -> None:
         "succeeded step 1",
         "▶ step 2 restart",
     ]
+
+
+class CountedTerminal(StuckTerminal):
+    """A stuck stderr that counts the writes it was asked for."""
+
+    def __init__(self, tty: bool = False) -> None:
+        super().__init__()
+        self.writes = 0
+        self.tty = tty
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def two_steps() -> tuple[RunView, list[Event]]:
+    view = new_view("r1", ["switch", "restart"], [])
+    fold(view, [Event("r1", 1, 0.0, EventKind.RUN_CREATED)])
+    return view, [
+        Event("r1", 2, 0.0, EventKind.RUN_STARTED),
+        Event("r1", 3, 0.0, EventKind.STEP_STARTED, step=0, attempt=1),
+        Event("r1", 4, 0.0, EventKind.STEP_FINISHED, 0, 1, {"outcome": "succeeded"}),
+        Event("r1", 5, 0.0, EventKind.STEP_STARTED, step=1, attempt=1),
+    ]
+
+
+def test_lines_that_came_while_the_display_was_busy_are_shown_in_one_write() -> None:
+    terminal = CountedTerminal()
+    progress = Progress(Console(file=terminal, width=300, no_color=True))  # type: ignore[arg-type]
+    view, events = two_steps()
+    progress(events[0], view)
+    waited = time.monotonic() + 30
+    while terminal.writes == 0:  # the display took the first line and is stuck writing it
+        assert time.monotonic() < waited
+        time.sleep(0.01)
+    for event in events[1:]:
+        progress(event, view)
+    terminal.unstick.set()
+    progress.close()
+    assert terminal.writes == 2, terminal.text
+    assert "▶ step 2 restart" in terminal.text
+
+
+def test_a_spinner_only_on_a_terminal() -> None:
+    """Where nobody watches (a pipe, a file, CI) no spinner starts: it would start and stop
+    a refresh thread of rich's at every step."""
+    for tty in (False, True):
+        terminal = CountedTerminal(tty=tty)
+        terminal.unstick.set()
+        console = Console(file=terminal, width=300, no_color=True)  # type: ignore[arg-type]
+        progress = Progress(console)
+        view, events = two_steps()
+        progress(events[1], view)
+        progress.flush()
+        assert (progress._status is not None) is tty
+        progress.close()
+        assert progress._status is None
 
 
 # --- a resumed step's duration ----------------------------------------------------------
