@@ -4,14 +4,16 @@ PostgreSQL, next to a plain shell script doing the same commands, measured side 
     .venv/bin/python bench/engine_overhead.py [--steps 50] [--repeat 7] [--profile]
 
 Each round runs, in turn (interleaved, so load on a shared machine weighs on all alike):
-`backout run` of a 1-step and of a (1 + N)-step plan on each store, and `sh` running the
-same 1 and 1 + N commands. The steps are `true` (the program, not sh's builtin), and, for
-the engine alone, `wait: {delay: 0s}` (no process: two journal writes and the step's
-bookkeeping). The cost of one extra step is the median, over rounds, of (time of the long
-run - time of the short run) / N: start-up, opening the store and loading the plan cancel
-out. ``--profile`` also runs a (1 + N)-step plan of `true` in this process under cProfile
-and prints where the time goes (the step's own thread shows as the wait in
-``with_deadline``).
+`backout run --json` of a 1-step and of a (1 + N)-step plan on each store, and `sh`
+running the same 1 and 1 + N commands; the rows marked *shown* run `backout run` as a
+person does, with a progress line as each step starts and ends and, once the run is
+over, the summary table (a row a step): what that display adds a step. The steps are
+`true` (the program, not sh's builtin), and, for the engine alone, `wait: {delay: 0s}` (no
+process: its journal writes and the step's bookkeeping). The cost of one extra step is
+the median, over rounds, of (time of the long run - time of the short run) / N: start-up,
+opening the store and loading the plan cancel out. ``--profile`` also runs a (1 + N)-step
+plan of `true` in this process under cProfile and prints where the time goes (the step's
+own thread shows as the wait in ``with_deadline``).
 """
 
 from __future__ import annotations
@@ -123,12 +125,16 @@ def interleave(pairs: list[tuple[Pair, dict[str, str]]], cwd: Path, repeat: int)
             pair.once(cwd, env)
 
 
-def backout_pair(label: str, folder: Path, argv: list[str], extra: int) -> Pair:
-    """``argv`` empty: steps that start no process."""
+def backout_pair(
+    label: str, folder: Path, argv: list[str], extra: int, shown: bool = False
+) -> Pair:
+    """``argv`` empty: steps that start no process. ``shown``: as a person runs it, with
+    the progress lines and the summary table (a row a step, printed once the run is over);
+    else ``--json``, the engine's own work."""
     kind = "run" if argv else "wait"
     short = write_plan(folder, f"short-{kind}", argv, 1)
     long = write_plan(folder, f"long-{kind}", argv, 1 + extra)
-    run = [sys.executable, "-m", "backout", "run"]
+    run = [sys.executable, "-m", "backout", "run", *([] if shown else ["--json"])]
     return Pair(label, [*run, str(short)], [*run, str(long)], extra)
 
 
@@ -173,6 +179,10 @@ def main() -> None:
         pairs = [
             (backout_pair(f"{label}, {store}", folder, argv, args.steps), env)
             for label, argv in (("true", [TRUE]), ("no process", []))
+            for store, env in stores
+        ]
+        pairs += [  # the same, as a person sees it run: what the display adds
+            (backout_pair(f"true, {store}, shown", folder, [TRUE], args.steps, True), env)
             for store, env in stores
         ]
         pairs.append((shell_pair("sh, true", folder, [TRUE], args.steps), stores[0][1]))

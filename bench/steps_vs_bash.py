@@ -59,7 +59,8 @@ def main() -> None:
     with ExitStack() as stack:
         stores = store_envs(stack, args.postgres, args.compare)
         pairs = [
-            (backout_pair(f"backout, {store}", folder, COMMAND, args.steps), env)
+            # as a person runs it: progress lines, the summary table at the end
+            (backout_pair(f"backout, {store}", folder, COMMAND, args.steps, shown=True), env)
             for store, env in stores
         ]
         plain = {**os.environ}

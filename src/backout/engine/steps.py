@@ -361,6 +361,9 @@ class StepRunner:
 
     def _guard_lease(self) -> None:
         if self.heartbeat.lost.is_set():
+            # a step's end held for this step's start is written now, or its fence says
+            # who holds the lease (LeaseLost)
+            self.journal.flush()
             raise StoreError(
                 "this worker lost the service lease; another worker may have taken the run over",
                 run_id=self.run_id,
