@@ -1,7 +1,7 @@
 """What durability costs per step: the engine's cost of one more step, on SQLite and
 PostgreSQL, next to a plain shell script doing the same commands, measured side by side.
 
-    .venv/bin/python bench/engine_overhead.py [--steps 50] [--repeat 7] [--profile]
+    .venv/bin/python bench/engine_overhead.py [--steps 50] [--repeat 7] [--profile] [--ansible]
 
 Each round runs, in turn (interleaved, so load on a shared machine weighs on all alike):
 `backout run --json` of a 1-step and of a (1 + N)-step plan on each store, and `sh`
@@ -172,6 +172,12 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument("--profile", action="store_true", help="also cProfile a run")
     parser.add_argument("--compare", metavar="SRC", help=COMPARE_HELP)
+    parser.add_argument(
+        "--ansible",
+        action="store_true",
+        help="also ansible-playbook running the same commands as tasks (installed into an "
+        "environment of its own the first time)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="backout-bench-"))
     with ExitStack() as stack:
@@ -186,10 +192,16 @@ def main() -> None:
             for store, env in stores
         ]
         pairs.append((shell_pair("sh, true", folder, [TRUE], args.steps), stores[0][1]))
+        if args.ansible:
+            from ansible_bench import ansible_pair  # it imports this module's Pair
+
+            if (ansible := ansible_pair(folder, [TRUE], args.steps)) is not None:
+                tmp = {**os.environ, "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp")}
+                pairs.append((ansible, tmp))
         interleave(pairs, folder, args.repeat)
         if args.profile:
             profile(stores[0][1][DB], args.steps, 30)
-    shell = pairs[-1][0].per_step_s
+    shell = next(pair for pair, _ in pairs if pair.label == "sh, true").per_step_s
     print(
         f"cost of one extra step: 1-step vs {1 + args.steps}-step plans, "
         f"median of {args.repeat} interleaved rounds"

@@ -9,42 +9,22 @@ Each round runs, interleaved, a 1-step and a (1 + N)-step version of each; the t
 step is the median over rounds of (long - short) / N, so start-up cancels out. The ratio is
 backout's time per step over bash's: 1.00x would mean journalling a step (durably, before
 and after) and running it under its shim cost nothing next to the command itself.
-``--ansible`` needs ansible-core importable by this Python (it is skipped otherwise).
+``--ansible`` installs ansible-core into an environment of its own the first time
+(``~/.cache/backout-bench/ansible``; PyPI must be reachable then, else it is skipped).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
-from engine_overhead import COMPARE_HELP, Pair, backout_pair, interleave, shell_pair, store_envs
+from ansible_bench import ansible_pair
+from engine_overhead import COMPARE_HELP, backout_pair, interleave, shell_pair, store_envs
 
 COMMAND = ["sleep", "0.1"]
-
-
-def ansible_pair(folder: Path, extra: int) -> Pair | None:
-    if importlib.util.find_spec("ansible") is None:
-        print("ansible-core is not importable here: skipping ansible-playbook", file=sys.stderr)
-        return None
-    playbook = str(Path(sys.executable).with_name("ansible-playbook"))
-    books = []
-    for name, steps in (("short", 1), ("long", 1 + extra)):
-        tasks = "".join(
-            f"    - name: step {i}\n      ansible.builtin.command: {' '.join(COMMAND)}\n"
-            for i in range(steps)
-        )
-        book = folder / f"{name}-playbook.yaml"
-        book.write_text(
-            "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
-            f"  vars:\n    ansible_python_interpreter: {sys.executable}\n  tasks:\n{tasks}"
-        )
-        books.append([playbook, "-i", "localhost,", str(book)])
-    return Pair("ansible-playbook", books[0], books[1], extra)
 
 
 def main() -> None:
@@ -65,7 +45,7 @@ def main() -> None:
         ]
         plain = {**os.environ}
         pairs.append((shell_pair("bash", folder, COMMAND, args.steps, shell="bash"), plain))
-        if args.ansible and (pair := ansible_pair(folder, args.steps)) is not None:
+        if args.ansible and (pair := ansible_pair(folder, COMMAND, args.steps)) is not None:
             pairs.append((pair, {**plain, "ANSIBLE_LOCAL_TEMP": str(folder / "ansible-tmp")}))
         interleave(pairs, folder, args.repeat)
     bash = next(pair for pair, _ in pairs if pair.label == "bash").per_step_s
