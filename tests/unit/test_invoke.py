@@ -42,24 +42,35 @@ def test_consecutive_calls_share_one_thread_and_see_the_callers_context() -> Non
     assert (first, second) == ("first", "second")
 
 
+class Stuck:
+    """A call that returns only once released; it notes the thread it ran on."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __call__(self) -> str:
+        self.thread = threading.current_thread()
+        self.release.wait(30)
+        return "late"
+
+    def ends_its_thread(self) -> bool:
+        """Released: its thread, given up on, ends once the call returned."""
+        assert self.thread is not None
+        self.release.set()
+        self.thread.join(30)
+        return not self.thread.is_alive()
+
+
 def test_a_call_past_its_deadline_is_given_up_and_keeps_its_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(invoke, "GRACE_S", 0.0)
-    release = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def stuck() -> str:
-        threads.append(threading.current_thread())
-        release.wait(30)
-        return "late"
-
+    stuck = Stuck()
     assert with_deadline(stuck, 0.05, error) == "error: did not return within its timeout of 0.05s"
     # the next call does not wait behind the stuck one: it runs on another thread
-    assert with_deadline(lambda: threading.current_thread(), 5, error) is not threads[0]
-    release.set()
-    threads[0].join(30)
-    assert not threads[0].is_alive(), "a thread given up on ends once its call returns"
+    assert with_deadline(lambda: threading.current_thread(), 5, error) is not stuck.thread
+    assert stuck.ends_its_thread()
 
 
 def test_failures_come_back_as_results_and_the_thread_goes_on() -> None:
@@ -85,14 +96,7 @@ def test_a_stop_raised_by_the_call_comes_out_as_it_is() -> None:
 
 def test_a_stop_that_kills_abandons_a_slow_call(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(invoke, "ABANDON_S", 0.05)
-    release = threading.Event()
-    threads: list[threading.Thread] = []
-
-    def slow() -> str:
-        threads.append(threading.current_thread())
-        release.wait(30)
-        return "late"
-
+    slow = Stuck()
     STOP.request(15)
     STOP.killing.set()
     try:
@@ -101,9 +105,7 @@ def test_a_stop_that_kills_abandons_a_slow_call(monkeypatch: pytest.MonkeyPatch)
     finally:
         STOP.reset()
     assert caught.value.abandoned
-    release.set()
-    threads[0].join(30)
-    assert not threads[0].is_alive()
+    assert slow.ends_its_thread()
     assert with_deadline(lambda: "after", 5, error) == "after"
 
 

@@ -5,10 +5,12 @@ SQLAlchemy is imported by the functions that make or inspect engines: the settin
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -26,7 +28,6 @@ SQLITE_BUSY_TIMEOUT_S = 30
 PRIVATE_FOLDER = 0o700
 PRIVATE_FILE = 0o600
 _OWN_FOLDER = ".backout"  # the default store's folder: backout's own, so kept private too
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_COMPANIONS = ("", "-wal", "-shm", ".lock")
 NO_STORE_HINT = (
     "a writing command creates one (`backout snapshot PLAN`, `backout run PLAN`); "
@@ -135,17 +136,32 @@ def _check_sqlite_file(path: Path) -> None:
             f"store {path} is a folder, not a database file",
             hint=f"name the file in it, e.g. --db sqlite:///{path / 'backout.db'}",
         )
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(_SQLITE_MAGIC))
-    except OSError as exc:
-        raise StoreError(f"cannot open store {path}: {exc.strerror}") from exc
-    if head and head != _SQLITE_MAGIC:
+    if not os.access(path, os.R_OK):
+        raise StoreError(f"cannot open store {path}: {os.strerror(errno.EACCES)}")
+    if _not_a_database(path):
         raise UsageError(
             f"{path} is not a backout store: it is not a SQLite database",
             hint="check the --db / BACKOUT_DATABASE_URL path; the default store is "
             ".backout/backout.db",
         )
+
+
+def _not_a_database(path: Path) -> bool:
+    """Whether SQLite says the file is not a database, asked through SQLite itself.
+
+    Not by reading its first bytes: closing any descriptor of a file drops every POSIX lock
+    the process holds on it, and SQLite's connections in this process (another store open
+    on the file, the store watcher's) hold theirs there. Another process closing its last
+    connection would then take this one for gone and delete the write-ahead log this
+    process still writes to: its commits would be lost. SQLite keeps its own descriptors
+    of a file open while any of its connections in the process holds a lock."""
+    uri = "file:" + urllib.parse.quote(str(path.absolute())) + "?mode=ro"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)) as conn:
+            conn.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB
+    return False
 
 
 def _create_private(path: Path) -> None:
