@@ -164,7 +164,7 @@ class StepRunner:
                 self._after(
                     start,
                     EventKind.STEP_FINISHED,
-                    held=held,
+                    held,
                     outcome="succeeded" if outcome.ok else "failed",
                     **data,
                 )
@@ -174,6 +174,7 @@ class StepRunner:
             self._after(
                 start,
                 EventKind.STEP_RETRYING,
+                False,
                 delay_s=delay,
                 last_attempt=last,  # so the retry line can say "attempt 2 of 3"
                 **data,
@@ -198,7 +199,7 @@ class StepRunner:
         start.written = True
         failpoints.hit("step_started", start.step + 1)
 
-    def _after(self, start: _Start, kind: EventKind, /, held: bool = False, **data: Any) -> None:
+    def _after(self, start: _Start, kind: EventKind, held: bool, /, **data: Any) -> None:
         """Journal an event of the attempt (its process, its end), with the attempt's start
         if that is not journalled yet: a process's start, or an end that started none.
         ``held``: an end the next unit's first event writes (:meth:`Journal.hold`)."""
@@ -263,7 +264,7 @@ class StepRunner:
         return outcome or Outcome(False, f"{unit.step.kind} has no reverse")
 
     def _journal_group(self, start: _Start, group: Spawned) -> None:
-        self._after(start, EventKind.STEP_PROCESS, **group.to_json())
+        self._after(start, EventKind.STEP_PROCESS, False, **group.to_json())
 
     # --- verification --------------------------------------------------------------------
     def verify(self, finish: bool = True) -> bool:
