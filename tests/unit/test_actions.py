@@ -315,32 +315,48 @@ def test_symlink_creates_a_missing_link(releases: Path) -> None:
 # reads the link in a tight loop in another process (no GIL to hide a gap) until told to stop
 LINK_READER = """
 import json, os, sys
-link, stop = sys.argv[1], sys.argv[2]
+link, stop, progress = sys.argv[1], sys.argv[2], sys.argv[3]
 seen, misses, reads = set(), 0, 0
 print("ready", flush=True)
 while not os.path.exists(stop):
     reads += 1
     try:
-        seen.add(os.readlink(link))
+        target = os.readlink(link)
     except OSError:
         misses += 1
+        continue
+    if target not in seen:
+        seen.add(target)
+        with open(progress, "a") as told:
+            told.write(target + "\\n")
 print(json.dumps({"seen": sorted(seen), "misses": misses, "reads": reads}))
 """
 
 
 def test_symlink_switch_is_atomic_for_readers(releases: Path) -> None:
+    """Another process reading the link while it is switched back and forth never finds it
+    missing. The switching goes on (at least 300 times) until the reader has seen both
+    targets: on a busy machine it may get few turns."""
     link, stop = releases / "releases" / "current", releases / "stop"
+    progress = releases / "seen"
     reader = subprocess.Popen(
-        [PY, "-c", LINK_READER, str(link), str(stop)], stdout=subprocess.PIPE, text=True
+        [PY, "-c", LINK_READER, str(link), str(stop), str(progress)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert reader.stdout is not None
     assert reader.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 60
+    switches = 0
     try:
-        for i in range(300):
-            assert symlink(releases, link="releases/current", target=("v1", "v2")[i % 2]).ok
+        while switches < 300 or not (progress.exists() and len(progress.read_text().split()) == 2):
+            assert time.monotonic() < deadline, "the reader never saw both targets"
+            target = ("v1", "v2")[switches % 2]
+            assert symlink(releases, link="releases/current", target=target).ok
+            switches += 1
     finally:
         stop.touch()
-        report = json.loads(reader.communicate(timeout=10)[0])
+        report = json.loads(reader.communicate(timeout=30)[0])
     assert report["misses"] == 0, f"readers saw no link {report['misses']} times"
     assert report["seen"] == ["v1", "v2"]
     assert report["reads"] > 300
