@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backout.engine.flows import ATTENTION, Flow
+from backout.engine.layout import in_turn
 from backout.engine.steps import failed_checks
 from backout.kernel.durations import format_duration
 from backout.kernel.events import Event, EventKind
@@ -139,9 +140,8 @@ class Drill(Flow):
     def _drill_backout(self) -> bool:
         """The plan's steps, then its checks (a failed step stops the steps), then the
         steady state after. False when the run now waits for an operator."""
-        units = [u for u in self.units if u.role == "backout"]
-        for n, unit in enumerate(units, 1):
-            result = self.runner.bring(unit, followed=n < len(units))
+        for unit, followed in in_turn([u for u in self.units if u.role == "backout"]):
+            result = self.runner.bring(unit, followed=followed)
             if result == "attention":
                 return False
             if result == "failed":

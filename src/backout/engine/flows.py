@@ -17,7 +17,7 @@ from typing import Any
 
 from backout.actions import ACTIONS
 from backout.actions.base import Action
-from backout.engine.layout import Mode, Unit
+from backout.engine.layout import Mode, Unit, in_turn
 from backout.engine.steps import StepRunner
 from backout.engine.view import RunView
 from backout.errors import UsageError
@@ -124,8 +124,8 @@ class Flow:
             if s in self.view.checkpoints_passed:
                 continue
             units = [u for u in self.units if u.role == "forward" and u.stage == s]
-            for n, unit in enumerate(units, 1):
-                result = self.runner.bring(unit, followed=n < len(units))
+            for unit, followed in in_turn(units):
+                result = self.runner.bring(unit, followed=followed)
                 if result == "attention":
                     return ATTENTION
                 if result == "failed":
@@ -167,13 +167,12 @@ class Flow:
 
     def _reverse(self) -> bool:
         """Undo the touched stages, newest first; a unit that never ran is skipped."""
-        units = [u for u in self.units if u.role == "reverse"]
-        for n, unit in enumerate(units, 1):
+        for unit, followed in in_turn([u for u in self.units if u.role == "reverse"]):
             reason = self._why_not_reverse(unit)
             if reason:
                 self.runner.skip(unit, reason)
                 continue
-            if self.runner.bring(unit, followed=n < len(units)) == "attention":
+            if self.runner.bring(unit, followed=followed) == "attention":
                 return False
         return True
 
@@ -192,9 +191,8 @@ class Flow:
 
     # --- the end -------------------------------------------------------------------------
     def _backout(self) -> None:
-        units = [u for u in self.units if u.role == "backout"]
-        for n, unit in enumerate(units, 1):
-            result = self.runner.bring(unit, followed=n < len(units))
+        for unit, followed in in_turn([u for u in self.units if u.role == "backout"]):
+            result = self.runner.bring(unit, followed=followed)
             if result == "attention":
                 return
             if result == "failed":

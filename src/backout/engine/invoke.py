@@ -91,7 +91,6 @@ class _Worker:
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self._ended = False  # a call raised past its catch-all (SystemExit): no thread left
         self._calls: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="backout-action", daemon=True).start()
 
@@ -107,8 +106,6 @@ class _Worker:
         self._calls.put(call)
 
     def give_back(self) -> None:
-        if self._ended:
-            return
         with self._lock:
             self._idle.append(self)
 
@@ -118,10 +115,7 @@ class _Worker:
     def _serve(self) -> None:
         while (call := self._calls.get()) is not None:
             try:
-                call()
-            except BaseException:
-                self._ended = True
-                raise
+                call()  # with_deadline's: it catches everything the action raises
             finally:
                 self.done.set()
 

@@ -117,8 +117,7 @@ class Journal:
     def flush(self) -> None:
         """Write the events :meth:`hold` keeps, if any, in a transaction of their own."""
         with self._lock:
-            if self._held:
-                self._append([])
+            self._write_held()
 
     def rehearse(self, *entries: tuple[EventKind, dict[str, Any]]) -> None:
         """Write these run-level events as :meth:`append_together` would — the fence, the
@@ -129,8 +128,7 @@ class Journal:
         statement the first time a process runs it: about 15 ms of a first verdict's
         transaction on PostgreSQL). A watch calls it before it says it watches."""
         with self._lock:
-            if self._held:  # the rehearsal's drafts follow what the store has
-                self._append([])
+            self._write_held()  # the rehearsal's drafts follow what the store has
             written = self._drafts([(kind, None, None, data) for kind, data in entries])
             with self.store.rolled_back(synced=_synced(written)) as session:
                 self._write(session, written)
@@ -164,6 +162,10 @@ class Journal:
                 hook(session, event, state)
         # live followers (the API's event streams) look at once, not at their next poll
         notices.notify(session, notices.JOURNAL, self.view.run_id)
+
+    def _write_held(self) -> None:
+        if self._held:
+            self._append([])
 
     def _observe(self, event: Event) -> None:
         if self.observer is not None:

@@ -9,6 +9,7 @@ journal's step numbers mean the same thing before and after a crash. A rehearsal
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,3 +56,10 @@ def layout(plan: Plan, mode: Mode) -> list[Unit]:
     return units + [
         Unit(len(units) + i, step.name, step, "backout") for i, step in enumerate(plan.steps)
     ]
+
+
+def in_turn(units: Sequence[Unit]) -> Iterator[tuple[Unit, bool]]:
+    """Each unit, with whether another comes right after it: a step that succeeds then has
+    its end written with that unit's first event (``StepRunner.bring``'s ``followed``)."""
+    for n, unit in enumerate(units, 1):
+        yield unit, n < len(units)
